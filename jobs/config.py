@@ -1,0 +1,194 @@
+"""Profiles: one pydantic model validates a YAML profile, read once at a job's entry point.
+
+A profile is a YAML file under ``conf/``. ``load_conf`` reads it, applies ``--set key=value`` overrides
+and validates the result. Every error names the file and the dotted key, so a user can fix the profile
+without reading a stack trace.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfError(ValueError):
+    """A profile could not be read or validated; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos far more often than intent: refuse them.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SparkConf(_Strict):
+    """How the SparkSession is built when no session is active (spark-submit / Databricks reuse theirs)."""
+
+    master: str = "local[*]"
+    app_name: str = "corpuslake"
+    shuffle_partitions: int = Field(8, ge=1)
+    ui: bool = False
+    log_level: str = "WARN"
+    conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
+    delta_packages: str | None = Field(
+        None, description="Maven coordinates added to spark.jars.packages when engine is delta-spark"
+    )
+
+
+class StorageConf(_Strict):
+    """Where the lakehouse lives and which Delta engine writes it."""
+
+    engine: Literal["auto", "embedded", "delta-spark"] = "auto"
+    warehouse: str
+    storage_options: dict[str, str] = Field(default_factory=dict, description="delta-rs object-store options")
+
+
+class FieldMap(_Strict):
+    """Which input field holds what; every other field goes into the ``meta`` JSON column."""
+
+    text: str = "text"
+    url: str | None = "url"
+    id: str | None = "id"
+
+
+class InputConf(_Strict):
+    """One raw input: a path or glob in a known format."""
+
+    name: str = Field(min_length=1, description="source name stored in bronze.documents.source")
+    path: str = Field(min_length=1)
+    format: Literal["auto", "jsonl", "parquet", "warc"] = "auto"
+    fields: FieldMap = Field(default_factory=FieldMap)
+
+
+class IngestConf(_Strict):
+    """Ingest limits and inputs."""
+
+    inputs: list[InputConf] = Field(min_length=1)
+    max_doc_bytes: int = Field(1_000_000, ge=1)
+    max_line_bytes: int | None = Field(
+        None, ge=1, description="longest raw record read into memory; default 4 x max_doc_bytes + 64 KiB"
+    )
+    split_bytes: int = Field(128 * 1024 * 1024, ge=1024, description="plain JSONL files are split at this size")
+    snippet_chars: int = Field(200, ge=0)
+    batch_rows: int = Field(2048, ge=1)
+
+    @property
+    def line_limit(self) -> int:
+        return self.max_line_bytes or 4 * self.max_doc_bytes + 65536
+
+
+class SampleConf(_Strict):
+    """The bundled sample corpus generator (demo and tests)."""
+
+    out: str = "data/sample"
+    docs: int = Field(5000, ge=1)
+    seed: int = 0
+
+
+class GpuConf(_Strict):
+    """GPU settings for scoring stages on a cluster."""
+
+    enabled: bool = False
+    per_task: float = Field(1.0, gt=0)
+    dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
+
+
+class Conf(_Strict):
+    """A whole profile."""
+
+    profile: str = "local"
+    spark: SparkConf = Field(default_factory=SparkConf)
+    storage: StorageConf
+    ingest: IngestConf
+    sample: SampleConf = Field(default_factory=SampleConf)
+    gpu: GpuConf = Field(default_factory=GpuConf)
+    source_file: str | None = Field(None, exclude=True, description="the YAML file this came from")
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfError(f"--set {item!r}: expected key=value, e.g. --set ingest.max_doc_bytes=200000")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def _apply_override(data: dict, parts: list[str], value: Any, item: str) -> None:
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfError(f"--set {item}: {'.'.join(parts[: i + 1])} is not an index of the list")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfError(f"--set {item}: {'.'.join(parts[:i])} is a value, not a section")
+
+
+def _key_of(loc: tuple) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def load_conf(path: str | Path, overrides: list[str] | None = None) -> Conf:
+    """Read, override and validate a profile.
+
+    Args:
+        path: the YAML profile, e.g. ``conf/local.yaml``.
+        overrides: ``key=value`` strings (dotted keys, list indexes as numbers, values parsed as YAML).
+
+    Returns:
+        The validated ``Conf``.
+
+    Raises:
+        ConfError: the file is missing or unreadable, a key is unknown, a value has the wrong type or a
+            required key is missing. The message names the file and every offending key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfError(f"{path}: profile not found (pass --conf with an existing YAML file, e.g. conf/local.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    for item in overrides or []:
+        parts, value = _parse_override(item)
+        _apply_override(data, parts, value, item)
+    try:
+        conf = Conf.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = _key_of(err["loc"]) or "(top level)"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"{path}: {key}: {msg}")
+        raise ConfError("\n".join(lines)) from None
+    conf.source_file = str(path)
+    return conf

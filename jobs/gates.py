@@ -1,0 +1,211 @@
+"""Expectation gates: stage → validate the staged data with the table's Great Expectations suite → commit.
+
+A stage publishes its outputs with ``publish``: every output is staged first, every suite runs on the
+staged files, and only if all pass are the tables committed. A failed suite commits nothing, removes the
+staged files, records the validation in ``audit.expectations`` and raises ``GateFailed`` whose message is
+a readable summary (expectation, column, unexpected count, a few examples).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame
+
+from jobs.delta import CommitResult, Lakehouse, StagedWrite
+from schemas.base import TableSpec
+
+log = logging.getLogger(__name__)
+
+_CONTEXT = None
+
+
+class GateFailed(RuntimeError):
+    """One or more suites failed; nothing was published."""
+
+    def __init__(self, results: list[SuiteResult]):
+        self.results = results
+        super().__init__("\n".join(line for r in results if not r.success for line in r.summary_lines()))
+
+
+@dataclass
+class SuiteResult:
+    """The outcome of one suite on one table's staged data."""
+
+    table: str
+    suite: str
+    success: bool
+    observed_rows: int | None
+    expectations: list[dict] = field(default_factory=list)
+
+    @property
+    def evaluated(self) -> int:
+        return len(self.expectations)
+
+    @property
+    def unsuccessful(self) -> int:
+        return sum(1 for e in self.expectations if not e["success"])
+
+    def summary_lines(self, examples: int = 3) -> list[str]:
+        head = "passed" if self.success else "FAILED"
+        lines = [
+            f"gate {head}: {self.table} (suite {self.suite}): {self.unsuccessful} of {self.evaluated} "
+            f"expectations failed on {self.observed_rows} staged rows"
+        ]
+        for e in self.expectations:
+            if e["success"]:
+                continue
+            parts = [f"  x {e['expectation']}"]
+            if e.get("column"):
+                parts.append(f"column={e['column']}")
+            if e.get("unexpected_count") is not None:
+                parts.append(f"unexpected={e['unexpected_count']}")
+            if e.get("observed_value") is not None:
+                parts.append(f"observed={e['observed_value']}")
+            if e.get("expected"):
+                parts.append(f"expected={e['expected']}")
+            if e.get("examples"):
+                parts.append(f"examples={e['examples'][:examples]!r}")
+            if e.get("error"):
+                parts.append(f"error={e['error']}")
+            lines.append("  ".join(parts))
+        return lines
+
+
+def _context():
+    global _CONTEXT
+    if _CONTEXT is None:
+        # No network here or on many clusters: GE must not try to phone home.
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        ctx.data_sources.add_spark(name="corpuslake")
+        _CONTEXT = ctx
+    return _CONTEXT
+
+
+def _batch(df: DataFrame, table: str):
+    ds = _context().data_sources.get("corpuslake")
+    try:
+        asset = ds.get_asset(table)
+    except LookupError:
+        asset = ds.add_dataframe_asset(name=table)
+    try:
+        bd = asset.get_batch_definition("whole")
+    except (KeyError, LookupError):
+        bd = asset.add_batch_definition_whole_dataframe("whole")
+    return bd.get_batch(batch_parameters={"dataframe": df})
+
+
+def _jsonable(v: Any) -> Any:
+    try:
+        json.dumps(v)
+        return v
+    except TypeError:
+        return str(v)
+
+
+_KWARG_KEYS = ("value", "value_set", "min_value", "max_value", "regex")
+
+
+def validate(df: DataFrame, spec: TableSpec, params: Mapping[str, Any] | None = None) -> SuiteResult:
+    """Run the table's suite on ``df`` (Spark datasource, no GE project folder).
+
+    Args:
+        df: the staged data.
+        spec: the table whose suite applies.
+        params: run parameters the suite uses (run id, expected counts, limits).
+    """
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name=spec.suite_name, expectations=spec.expectations(params))
+    res = _batch(df, spec.name).validate(
+        suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}
+    )
+    rows = None
+    out = []
+    for r in res.results:
+        cfg = r.expectation_config
+        result = r.result or {}
+        rows = result.get("element_count", rows)
+        if cfg.type == "expect_table_row_count_to_equal":
+            rows = result.get("observed_value", rows)
+        err = (r.exception_info or {}).get("exception_message") if r.exception_info else None
+        out.append(
+            {
+                "expectation": cfg.type,
+                "column": cfg.kwargs.get("column"),
+                "success": bool(r.success),
+                "unexpected_count": result.get("unexpected_count"),
+                "observed_value": _jsonable(result.get("observed_value")),
+                "expected": {k: _jsonable(cfg.kwargs[k]) for k in _KWARG_KEYS if cfg.kwargs.get(k) is not None},
+                "examples": [_jsonable(x) for x in result.get("partial_unexpected_list") or []],
+                "error": err,
+            }
+        )
+    return SuiteResult(spec.name, spec.suite_name, bool(res.success), rows, out)
+
+
+@dataclass
+class Output:
+    """One table a stage publishes."""
+
+    spec: TableSpec
+    df: DataFrame
+    mode: str = "append"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def publish(lakehouse: Lakehouse, run, outputs: list[Output]) -> dict[str, CommitResult]:
+    """Stage every output, validate each staged table, and commit all of them only if every suite passes.
+
+    Args:
+        lakehouse: where the tables live.
+        run: the ``jobs.audit.Run`` publishing (run id, stage, run sequence number).
+        outputs: the tables to publish, committed in this order.
+
+    Returns:
+        Table name → commit result.
+
+    Raises:
+        GateFailed: a suite failed; staged files are removed, nothing is committed, audit rows are written.
+    """
+    from jobs import audit
+
+    staged: list[tuple[Output, StagedWrite]] = []
+    try:
+        for out in outputs:
+            staged.append((out, lakehouse.stage(out.df, out.spec, out.mode, run.run_id)))
+        results = [validate(s.dataframe(), o.spec, o.params) for o, s in staged]
+    except BaseException:
+        for _, s in staged:
+            lakehouse.abort(s)
+        raise
+    if not all(r.success for r in results):
+        for _, s in staged:
+            lakehouse.abort(s)
+        audit.record_expectations(lakehouse, run, results, {})
+        raise GateFailed(results)
+    commits: dict[str, CommitResult] = {}
+    try:
+        for out, s in staged:
+            commits[out.spec.name] = lakehouse.commit(
+                s, app_id=f"corpuslake.{run.stage}", txn_version=run.seq, stage=run.stage
+            )
+    except BaseException:
+        for _, s in staged:
+            lakehouse.abort(s)
+        raise
+    audit.record_expectations(lakehouse, run, results, {k: c.version for k, c in commits.items()})
+    run.tables_written.update({k: c.version for k, c in commits.items()})
+    for r in results:
+        log.info("\n".join(r.summary_lines()))
+    return commits

@@ -1,0 +1,131 @@
+"""What every job shares: argument parsing, the run wrapper, exit codes and one-line errors.
+
+Exit codes: 0 ok, 1 other error, 2 bad usage or conf, 3 gate failed or upstream gate not passed.
+A user never sees a stack trace: unexpected errors print one line and the path of a log with the details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from jobs import audit
+from jobs.config import Conf, ConfError, load_conf
+from jobs.delta import CommitConflict, Lakehouse, SchemaMismatch, open_lakehouse
+from jobs.gates import GateFailed
+from jobs.session import get_spark
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
+
+log = logging.getLogger("corpuslake")
+
+
+class InputError(RuntimeError):
+    """Bad input a user can fix (a path, a format); printed as one line."""
+
+
+class UsageError(ValueError):
+    """Bad input that is the profile's or the command line's fault (exit 2)."""
+
+
+@dataclass
+class JobContext:
+    """What a stage body gets: the session, the lakehouse, the validated conf and its run."""
+
+    spark: SparkSession
+    lakehouse: Lakehouse
+    conf: Conf
+    run: audit.Run
+
+
+def job_parser(stage: str, description: str) -> argparse.ArgumentParser:
+    """The arguments every job takes (the same under spark-submit, the CLI and a wheel task)."""
+    p = argparse.ArgumentParser(prog=f"corpuslake-{stage}", description=description)
+    p.add_argument("--conf", default=os.environ.get("CORPUSLAKE_CONF", "conf/local.yaml"), help="YAML profile")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile key, e.g. --set ingest.max_doc_bytes=200000 (repeatable)")
+    p.add_argument("--run-id", default=None, help="reuse a run id to retry a run idempotently")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress and print tracebacks")
+    return p
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    for noisy in ("py4j", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _error_log(exc: BaseException) -> str:
+    fd, path = tempfile.mkstemp(prefix="corpuslake-error-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        fh.write("".join(traceback.format_exception(exc)))
+    return path
+
+
+def run_job(
+    stage: str,
+    args: argparse.Namespace,
+    body: Callable[[JobContext], str],
+    reads: list | tuple = (),
+    conf: Conf | None = None,
+    out=None,
+) -> int:
+    """Run one stage: load conf → session → lakehouse → audit start → upstream check → body → audit end.
+
+    Args:
+        stage: the stage name (audit rows, Delta app id ``corpuslake.<stage>``).
+        args: parsed ``job_parser`` arguments.
+        body: the stage; returns the summary to print.
+        reads: table specs the stage reads (their latest gates must have passed).
+        conf: an already loaded conf (the CLI loads it once for several stages).
+        out: where summaries go (default stdout).
+
+    Returns:
+        The process exit code.
+    """
+    out = out or sys.stdout
+    _setup_logging(getattr(args, "verbose", False))
+    try:
+        conf = conf or load_conf(args.conf, args.overrides)
+    except ConfError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    lakehouse = run = None
+    try:
+        spark = get_spark(conf.spark, conf.storage.engine)
+        lakehouse = open_lakehouse(spark, conf.storage.warehouse, conf.storage.engine, conf.storage.storage_options)
+        run = audit.start_run(lakehouse, stage, args.run_id, conf.profile)
+        run.tables_read.update(audit.check_upstream(lakehouse, list(reads)))
+        summary = body(JobContext(spark, lakehouse, conf, run))
+        audit.finish_run(lakehouse, run, "succeeded", summary)
+        print(summary, file=out)
+        return EXIT_OK
+    except (ConfError, UsageError) as exc:
+        code, status, msg = EXIT_USAGE, "failed", f"error: {exc}"
+    except GateFailed as exc:
+        code, status, msg = EXIT_GATE, "gate_failed", f"{stage}: gate failed, nothing was published\n{exc}"
+    except audit.UpstreamNotPassed as exc:
+        code, status, msg = EXIT_GATE, "refused", f"{stage}: refusing to start: {exc}"
+    except (InputError, SchemaMismatch, CommitConflict) as exc:
+        code, status, msg = EXIT_ERROR, "failed", f"{stage}: {exc}"
+    except Exception as exc:  # anything else: one line for the user, the traceback in a file
+        path = _error_log(exc)
+        code, status = EXIT_ERROR, "failed"
+        msg = f"{stage}: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (details: {path})"
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+    print(msg, file=sys.stderr)
+    if lakehouse is not None and run is not None:
+        try:
+            audit.finish_run(lakehouse, run, status, msg)
+        except Exception as exc:  # the audit write itself failed; the run's own error matters more
+            print(f"(could not record the run in audit.runs: {exc})", file=sys.stderr)
+    return code

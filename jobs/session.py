@@ -1,0 +1,71 @@
+"""The one SparkSession factory every job and notebook uses."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from jobs.config import SparkConf
+
+log = logging.getLogger(__name__)
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def delta_classes_loadable(spark: SparkSession) -> bool:
+    """Whether Delta Lake's Spark classes are on this session's classpath and its extension is active."""
+    try:
+        jvm = spark.sparkContext._jvm  # classic sessions only; Spark Connect has no JVM handle
+        jvm.java.lang.Class.forName("io.delta.tables.DeltaTable", False, jvm.Thread.currentThread().getContextClassLoader())
+    except Exception:
+        return False
+    return DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "")
+
+
+def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
+    """Reuse the active session (spark-submit, Databricks, a notebook) or build a local one.
+
+    Args:
+        conf: the profile's ``spark`` section.
+        engine: the storage engine asked for; ``delta-spark`` adds Delta's extension, catalog and, when
+            ``conf.delta_packages`` is set, its Maven coordinates.
+
+    Returns:
+        A session with Arrow enabled, microsecond Parquet timestamps and UTC session time.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    # Executors must run the same interpreter as the driver (the venv), or they miss our packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master(conf.master)
+        .appName(conf.app_name)
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", str(conf.ui).lower())
+        .config("spark.ui.showConsoleProgress", str(conf.ui).lower())
+        # Staged Parquet folders hold data files only: no _SUCCESS markers to skip when committing.
+        .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+        .config("spark.hadoop.parquet.summary.metadata.level", "NONE")
+    )
+    if engine == "delta-spark":
+        builder = builder.config("spark.sql.extensions", DELTA_EXTENSION).config(
+            "spark.sql.catalog.spark_catalog", DELTA_CATALOG
+        )
+        if conf.delta_packages:
+            builder = builder.config("spark.jars.packages", conf.delta_packages)
+    for key, value in conf.conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(conf.log_level)
+    return spark

@@ -1,0 +1,83 @@
+"""A read-only Spark Python data source over a Delta snapshot, so SQL can name embedded-engine tables.
+
+Spark's temporary views cannot have two-part names, and a Parquet catalog table would read files the Delta
+log has removed. ``CREATE TABLE bronze.documents USING corpuslake_delta OPTIONS (...)`` instead resolves the
+table's latest snapshot through delta-rs each time a query is planned, and reads exactly its files.
+Jobs themselves read through ``Lakehouse.read`` (Spark's native Parquet reader); this source serves SQL users.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pyspark.sql import SparkSession
+from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+from pyspark.sql.types import StructType
+
+
+class _FilePartition(InputPartition):
+    def __init__(self, uri: str, partition_values: dict):
+        super().__init__(uri)
+        self.uri = uri
+        self.partition_values = partition_values
+
+
+class _SnapshotReader(DataSourceReader):
+    def __init__(self, options: dict, schema: StructType):
+        self.table_uri = options["table_uri"]
+        self.partition_by = [c for c in options.get("partition_by", "").split(",") if c]
+        self.version = int(options["version"]) if options.get("version") else None
+        self.schema = schema
+
+    def partitions(self):
+        import pyarrow as pa
+        from deltalake import DeltaTable
+
+        dt = DeltaTable(self.table_uri, version=self.version)
+        actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+        uris = dt.file_uris()
+        parts = [
+            _FilePartition(uri, {c: a.get(f"partition.{c}") for c in self.partition_by})
+            for uri, a in zip(uris, actions)
+        ]
+        # Spark needs at least one partition; an empty one yields no rows.
+        return parts or [_FilePartition("", {})]
+
+    def read(self, partition: _FilePartition):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        if not partition.uri:
+            return
+        target = to_arrow_schema(self.schema)
+        data_cols = [f.name for f in target if f.name not in self.partition_by]
+        pf = pq.ParquetFile(partition.uri)
+        for batch in pf.iter_batches(batch_size=4096, columns=data_cols):
+            cols = []
+            for f in target:
+                if f.name in self.partition_by:
+                    value = partition.partition_values.get(f.name)
+                    cols.append(pa.array([value] * batch.num_rows, pa.string()).cast(f.type))
+                else:
+                    cols.append(batch.column(batch.schema.get_field_index(f.name)).cast(f.type))
+            yield pa.RecordBatch.from_arrays(cols, schema=target)
+
+
+class CorpuslakeDeltaSource(DataSource):
+    """``USING corpuslake_delta OPTIONS (table_uri '…', spec_schema '<StructType JSON>', partition_by 'a,b')``."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "corpuslake_delta"
+
+    def schema(self) -> StructType:
+        return StructType.fromJson(json.loads(self.options["spec_schema"]))
+
+    def reader(self, schema: StructType) -> DataSourceReader:
+        return _SnapshotReader(dict(self.options), schema)
+
+
+def register_source(spark: SparkSession) -> None:
+    """Register the source with this session (idempotent)."""
+    spark.dataSource.register(CorpuslakeDeltaSource)

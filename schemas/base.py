@@ -1,0 +1,66 @@
+"""What a table is: name, Spark schema, partitioning and the expectation suite that gates it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql.types import DataType, StructField, StructType
+
+# A suite is built per run because some expectations depend on the run (its id, the reconciled counts).
+SuiteBuilder = Callable[[Mapping[str, Any]], list]
+
+
+def col(name: str, dtype: DataType, nullable: bool, description: str) -> StructField:
+    """A schema field with its description kept in the field metadata (shown by DESCRIBE and the docs)."""
+    return StructField(name, dtype, nullable, metadata={"description": description})
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table contract.
+
+    Args:
+        name: ``layer.table``, e.g. ``bronze.documents``; also its SQL name and its folder under the warehouse.
+        schema: the Spark schema every write must match (names and types; nullability is checked by the suite).
+        description: one line for humans and the Delta table metadata.
+        partition_by: partition columns, in order.
+        suite: builds the table's Great Expectations expectations from run parameters.
+    """
+
+    name: str
+    schema: StructType
+    description: str
+    partition_by: tuple[str, ...] = ()
+    suite: SuiteBuilder | None = field(default=None, compare=False)
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def short(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    @property
+    def suite_name(self) -> str:
+        return f"{self.name}.suite"
+
+    @property
+    def data_schema(self) -> StructType:
+        """The columns stored inside the Parquet files (partition columns live in the Delta log)."""
+        return StructType([f for f in self.schema.fields if f.name not in self.partition_by])
+
+    def expectations(self, params: Mapping[str, Any] | None = None) -> list:
+        """The table's expectations for one run: not-null for every non-nullable column, then the suite's own."""
+        import great_expectations as gx
+
+        exps = [
+            gx.expectations.ExpectColumnValuesToNotBeNull(column=f.name)
+            for f in self.schema.fields
+            if not f.nullable
+        ]
+        if self.suite is not None:
+            exps.extend(self.suite(params or {}))
+        return exps

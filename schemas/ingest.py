@@ -1,0 +1,41 @@
+"""Intermediate shapes of the ingest stage (not tables): input splits and parsed reader rows."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import LongType, StringType, StructType
+
+from schemas.base import col
+
+SPLIT_SCHEMA = StructType(
+    [
+        col("source", StringType(), False, "input name"),
+        col("uri", StringType(), False, "file path or URI"),
+        col("fmt", StringType(), False, "jsonl | parquet | warc"),
+        col("start", LongType(), False, "first byte of the split"),
+        col("end", LongType(), True, "byte after the split; null = to the end of the file"),
+        col("text_field", StringType(), False, "input field holding the text"),
+        col("url_field", StringType(), True, "input field holding the URL"),
+        col("id_field", StringType(), True, "input field holding the source id"),
+    ]
+)
+
+PARSED_SCHEMA = StructType(
+    [
+        col("kind", StringType(), False, "doc | reject | file (per-split summary)"),
+        col("source", StringType(), False, "input name"),
+        col("source_file", StringType(), False, "file path or URI"),
+        col("record_number", LongType(), True, "1-based record ordinal in the file, when known"),
+        col("byte_offset", LongType(), True, "record start in the (decompressed) file"),
+        col("doc_id", StringType(), True, "document id (docs)"),
+        col("source_id", StringType(), True, "record id in the source (docs)"),
+        col("url", StringType(), True, "URL (docs)"),
+        col("domain", StringType(), True, "registered domain (docs)"),
+        col("text", StringType(), True, "text (docs)"),
+        col("n_bytes", LongType(), True, "UTF-8 bytes of text (docs)"),
+        col("meta", StringType(), True, "JSON of unmapped fields (docs)"),
+        col("reason", StringType(), True, "reject reason (rejects)"),
+        col("detail", StringType(), True, "reject detail (rejects)"),
+        col("snippet", StringType(), True, "truncated raw record (rejects)"),
+        col("n_records", LongType(), True, "records the split produced (file rows)"),
+    ]
+)

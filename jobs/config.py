@@ -128,7 +128,17 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+# Maps whose keys themselves contain dots (spark.sql.shuffle.partitions): the rest of the key is one name.
+_FREEFORM_MAPS = {("spark", "conf"), ("storage", "storage_options")}
+
+
 def _apply_override(data: dict, parts: list[str], value: Any, item: str) -> None:
+    for n in range(len(parts) - 1):
+        if tuple(parts[: n + 1]) in _FREEFORM_MAPS:
+            parts = [*parts[: n + 1], ".".join(parts[n + 1 :])]
+            if not isinstance(value, str):
+                value = str(value).lower() if isinstance(value, bool) else str(value)
+            break
     node: Any = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1

@@ -460,19 +460,14 @@ class EmbeddedLakehouse(Lakehouse):
 
     def register_sql(self, specs) -> None:
         """Make ``layer.table`` queryable from Spark SQL (a catalog table over a Delta-snapshot source)."""
-        from jobs.sql_source import register_source
+        from jobs.sql_source import register_table
 
-        register_source(self.spark)
         for spec in specs:
             self.create_if_missing(spec)
+            source = register_table(self.spark, spec.name, self.path(spec), spec.schema, spec.partition_by)
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.layer}`")
             self.spark.sql(f"DROP TABLE IF EXISTS `{spec.layer}`.`{spec.short}`")
-            opts = {"table_uri": self.path(spec), "spec_schema": spec.schema.json(),
-                    "partition_by": ",".join(spec.partition_by)}
-            opt_sql = ", ".join(f"{k} '{_sql_str(v)}'" for k, v in opts.items())
-            self.spark.sql(
-                f"CREATE TABLE `{spec.layer}`.`{spec.short}` USING corpuslake_delta OPTIONS ({opt_sql})"
-            )
+            self.spark.sql(f"CREATE TABLE `{spec.layer}`.`{spec.short}` USING {source}")
 
 
 def _sql_str(v: str) -> str:

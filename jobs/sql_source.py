@@ -1,7 +1,7 @@
 """A read-only Spark Python data source over a Delta snapshot, so SQL can name embedded-engine tables.
 
 Spark's temporary views cannot have two-part names, and a Parquet catalog table would read files the Delta
-log has removed. ``CREATE TABLE bronze.documents USING corpuslake_delta OPTIONS (...)`` instead resolves the
+log has removed. ``CREATE TABLE bronze.documents USING corpuslake_bronze_documents`` instead resolves the
 table's latest snapshot through delta-rs each time a query is planned, and reads exactly its files.
 Jobs themselves read through ``Lakehouse.read`` (Spark's native Parquet reader); this source serves SQL users.
 """
@@ -23,17 +23,16 @@ class _FilePartition(InputPartition):
 
 
 class _SnapshotReader(DataSourceReader):
-    def __init__(self, options: dict, schema: StructType):
-        self.table_uri = options["table_uri"]
-        self.partition_by = [c for c in options.get("partition_by", "").split(",") if c]
-        self.version = int(options["version"]) if options.get("version") else None
+    def __init__(self, table_uri: str, partition_by: list[str], schema: StructType):
+        self.table_uri = table_uri
+        self.partition_by = partition_by
         self.schema = schema
 
     def partitions(self):
         import pyarrow as pa
         from deltalake import DeltaTable
 
-        dt = DeltaTable(self.table_uri, version=self.version)
+        dt = DeltaTable(self.table_uri)
         actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
         uris = dt.file_uris()
         parts = [
@@ -64,20 +63,38 @@ class _SnapshotReader(DataSourceReader):
             yield pa.RecordBatch.from_arrays(cols, schema=target)
 
 
-class CorpuslakeDeltaSource(DataSource):
-    """``USING corpuslake_delta OPTIONS (table_uri '…', spec_schema '<StructType JSON>', partition_by 'a,b')``."""
+class _SnapshotSource(DataSource):
+    """Base of the per-table sources; subclasses carry the table's location, schema and partitioning."""
+
+    source_name = ""
+    table_uri = ""
+    schema_json = ""
+    partition_by: tuple[str, ...] = ()
 
     @classmethod
     def name(cls) -> str:
-        return "corpuslake_delta"
+        return cls.source_name
 
     def schema(self) -> StructType:
-        return StructType.fromJson(json.loads(self.options["spec_schema"]))
+        return StructType.fromJson(json.loads(self.schema_json))
 
     def reader(self, schema: StructType) -> DataSourceReader:
-        return _SnapshotReader(dict(self.options), schema)
+        return _SnapshotReader(self.table_uri, list(self.partition_by), schema)
 
 
-def register_source(spark: SparkSession) -> None:
-    """Register the source with this session (idempotent)."""
-    spark.dataSource.register(CorpuslakeDeltaSource)
+def register_table(spark: SparkSession, sql_name: str, table_uri: str, schema: StructType,
+                   partition_by: tuple[str, ...]) -> str:
+    """Register a source for one table and return its name for ``CREATE TABLE … USING <name>``.
+
+    Spark does not hand a catalog table's OPTIONS to a Python source's reader, so each table gets its own
+    source class with the location baked in (pickled by value to the workers).
+    """
+    source_name = "corpuslake_" + sql_name.replace(".", "_")
+    cls = type(
+        source_name,
+        (_SnapshotSource,),
+        {"source_name": source_name, "table_uri": table_uri, "schema_json": schema.json(),
+         "partition_by": tuple(partition_by), "__module__": "__main__"},
+    )
+    spark.dataSource.register(cls)
+    return source_name

@@ -1,0 +1,201 @@
+"""The ``corpuslake`` command: run stages, the demo, and look at tables.
+
+    corpuslake demo    [--conf conf/local.yaml] [--set k=v …]   sample corpus → ingest → summary
+    corpuslake stage   NAME [--conf …] [--set k=v …] [--run-id ID]
+    corpuslake sample  [--out DIR] [--docs N] [--seed S]
+    corpuslake tables  [--conf …]                                name, version, rows, last gate
+    corpuslake history TABLE [--conf …]
+    corpuslake sql     "select …" [--conf …]
+
+Exit codes: 0 ok, 1 other error, 2 bad usage or conf, 3 gate failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from jobs import ingest, runtime
+from jobs.config import ConfError, load_conf
+from jobs.runtime import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+
+# Stage name → (body, tables it reads). Later stages register here in pipeline order.
+STAGES: dict[str, tuple[Callable, tuple]] = {
+    ingest.STAGE: (ingest.ingest, ()),
+}
+
+
+def _all_specs():
+    from schemas import audit, bronze
+
+    return (*bronze.TABLES, *audit.TABLES)
+
+
+def _spec(name: str):
+    for spec in _all_specs():
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in _all_specs())
+    raise runtime.UsageError(f"unknown table {name!r}; known tables: {known}")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--conf", default=os.environ.get("CORPUSLAKE_CONF", "conf/local.yaml"), help="YAML profile")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile key (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress and print tracebacks")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corpuslake", description="Curate LLM pretraining data on Spark + Delta.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    d = sub.add_parser("demo", help="generate the sample corpus (if missing) and run the pipeline on it")
+    _common(d)
+    s = sub.add_parser("stage", help="run one stage")
+    s.add_argument("name", choices=sorted(STAGES), help="stage name")
+    s.add_argument("--run-id", default=None, help="reuse a run id to retry a run idempotently")
+    _common(s)
+    g = sub.add_parser("sample", help="write the bundled sample corpus")
+    g.add_argument("--out", default="data/sample")
+    g.add_argument("--docs", type=int, default=5000)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--max-doc-bytes", type=int, default=200_000)
+    t = sub.add_parser("tables", help="list tables: version, rows, last gate")
+    _common(t)
+    h = sub.add_parser("history", help="a table's Delta history")
+    h.add_argument("table")
+    _common(h)
+    q = sub.add_parser("sql", help="run a SQL query over the tables and print the result")
+    q.add_argument("query")
+    q.add_argument("--limit", type=int, default=50)
+    _common(q)
+    return p
+
+
+def _ensure_sample(conf) -> str | None:
+    from jobs import sample_corpus
+
+    truth = os.path.join(conf.sample.out, "truth.json")
+    want = {"n_docs": conf.sample.docs, "seed": conf.sample.seed, "max_doc_bytes": conf.ingest.max_doc_bytes}
+    if os.path.exists(truth):
+        with open(truth, encoding="utf-8") as fh:
+            params = json.load(fh).get("params", {})
+        if all(params.get(k) == v for k, v in want.items()):
+            return None
+    sample_corpus.generate(conf.sample.out, n_docs=conf.sample.docs, seed=conf.sample.seed,
+                           max_doc_bytes=conf.ingest.max_doc_bytes)
+    return f"wrote the sample corpus to {conf.sample.out} ({conf.sample.docs} documents, seed {conf.sample.seed})"
+
+
+def _with_lakehouse(args, fn) -> int:
+    from jobs.delta import open_lakehouse
+    from jobs.session import get_spark
+
+    try:
+        conf = load_conf(args.conf, args.overrides)
+    except ConfError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        spark = get_spark(conf.spark, conf.storage.engine)
+        lh = open_lakehouse(spark, conf.storage.warehouse, conf.storage.engine, conf.storage.storage_options)
+        fn(conf, spark, lh)
+        return EXIT_OK
+    except runtime.UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _tables(conf, spark, lh) -> None:
+    from pyspark.sql import functions as F
+
+    from schemas import audit as audit_schemas
+
+    gates = {
+        r["table_name"]: r["last"]
+        for r in lh.read(audit_schemas.EXPECTATIONS)
+        .groupBy("table_name")
+        .agg(F.max_by(F.struct("success", "run_id"), "validated_at").alias("last"))
+        .collect()
+    }
+    print(f"{'table':<22}{'version':>8}{'rows':>10}  {'last gate':<10} path")
+    for spec in _all_specs():
+        v = lh.version(spec)
+        rows = lh.read(spec).count() if v is not None else 0
+        g = gates.get(spec.name)
+        gate = "-" if g is None else ("passed" if g["success"] else "FAILED")
+        print(f"{spec.name:<22}{'-' if v is None else v:>8}{rows:>10}  {gate:<10} {lh.path(spec)}")
+
+
+def _history(name: str):
+    def show(conf, spark, lh) -> None:
+        spec = _spec(name)
+        for h in lh.history(spec):
+            print(f"v{h.get('version')}  {h.get('operation')}  run={h.get('run_id') or h.get('userMetadata') or '-'}"
+                  f"  ts={h.get('timestamp')}")
+
+    return show
+
+
+def _sql(query: str, limit: int):
+    def show(conf, spark, lh) -> None:
+        lh.register_sql(_all_specs())
+        spark.sql(query).show(limit, truncate=60)
+
+    return show
+
+
+def demo(args) -> int:
+    """Generate the sample if needed, ingest it, and show where everything is."""
+    try:
+        conf = load_conf(args.conf, args.overrides)
+    except ConfError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    note = _ensure_sample(conf)
+    if note:
+        print(note)
+    for name, (body, reads) in STAGES.items():
+        code = runtime.run_job(name, argparse.Namespace(run_id=None, verbose=args.verbose), body, reads, conf=conf)
+        if code != EXIT_OK:
+            return code
+
+    def where(conf, spark, lh) -> None:
+        lh.register_sql(_all_specs())
+        print("\nbronze.documents by source (spark.sql):")
+        spark.sql(
+            "select source, count(*) as docs, count(distinct domain) as domains, sum(n_bytes) as bytes "
+            "from bronze.documents group by source order by source"
+        ).show(truncate=False)
+        print(f"tables are under {lh.warehouse} ({lh.engine} Delta engine); try:")
+        print('  corpuslake tables   |   corpuslake sql "select reason, count(*) from bronze.rejects group by reason"')
+
+    return _with_lakehouse(args, where)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return demo(args)
+    if args.command == "stage":
+        body, reads = STAGES[args.name]
+        return runtime.run_job(args.name, args, body, reads)
+    if args.command == "sample":
+        from jobs import sample_corpus
+
+        return sample_corpus.main(["--out", args.out, "--docs", str(args.docs), "--seed", str(args.seed)])
+    if args.command == "tables":
+        return _with_lakehouse(args, _tables)
+    if args.command == "history":
+        return _with_lakehouse(args, _history(args.table))
+    return _with_lakehouse(args, _sql(args.query, args.limit))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Profiles: validation errors name the file and the key; --set overrides; the CLI exits 2 on bad conf."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from jobs.config import ConfError, load_conf
+
+ROOT_CONF = "conf/local.yaml"
+
+
+def _write(tmp_path, data) -> str:
+    p = tmp_path / "p.yaml"
+    p.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
+    return str(p)
+
+
+def _base() -> dict:
+    return {"storage": {"warehouse": "/tmp/wh"}, "ingest": {"inputs": [{"name": "s", "path": "x/*.jsonl"}]}}
+
+
+def test_bundled_profiles_validate():
+    local = load_conf("conf/local.yaml")
+    assert (local.storage.engine, local.storage.warehouse, local.spark.master) == ("auto", "./lakehouse", "local[*]")
+    assert local.ingest.inputs[0].path == "data/sample/raw/*"
+    cluster = load_conf("conf/cluster.example.yaml")
+    assert cluster.storage.engine == "delta-spark"
+    assert cluster.storage.warehouse.startswith("s3a://")
+    assert cluster.gpu.enabled is True
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    data = _base()
+    data["ingest"]["max_doc_byte"] = 5
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfError) as exc:
+        load_conf(path)
+    assert str(exc.value) == f"{path}: ingest.max_doc_byte: unknown key"
+
+
+def test_wrong_type_names_file_and_key(tmp_path):
+    data = _base()
+    data["ingest"]["inputs"][0]["format"] = "csv"
+    data["spark"] = {"shuffle_partitions": "many"}
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfError) as exc:
+        load_conf(path)
+    lines = str(exc.value).splitlines()
+    assert lines[0].startswith(f"{path}: spark.shuffle_partitions: Input should be a valid integer")
+    assert lines[1].startswith(f"{path}: ingest.inputs[0].format: Input should be 'auto', 'jsonl', 'parquet' or 'warc'")
+    assert len(lines) == 2
+
+
+def test_missing_required_key(tmp_path):
+    data = _base()
+    del data["storage"]["warehouse"]
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfError, match=rf"^{path}: storage.warehouse: Field required$"):
+        load_conf(path)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfError, match="nope.yaml: profile not found"):
+        load_conf(tmp_path / "nope.yaml")
+    with pytest.raises(ConfError, match="not valid YAML"):
+        load_conf(_write(tmp_path, "storage: [unclosed"))
+    with pytest.raises(ConfError, match="top level must be a mapping"):
+        load_conf(_write(tmp_path, "- a\n- b\n"))
+
+
+def test_set_overrides(tmp_path):
+    path = _write(tmp_path, _base())
+    conf = load_conf(path, ["ingest.max_doc_bytes=1234", "spark.master=local[2]", "ingest.inputs.0.path=y/*",
+                            "spark.conf.spark.sql.ansi.enabled=true"])
+    assert conf.ingest.max_doc_bytes == 1234
+    assert conf.spark.master == "local[2]"
+    assert conf.ingest.inputs[0].path == "y/*"
+    # Keys of free-form maps keep their dots: spark.conf takes spark.* settings as strings.
+    assert conf.spark.conf == {"spark.sql.ansi.enabled": "true"}
+
+
+def test_set_errors(tmp_path):
+    path = _write(tmp_path, _base())
+    with pytest.raises(ConfError, match="expected key=value"):
+        load_conf(path, ["ingest.max_doc_bytes"])
+    with pytest.raises(ConfError, match=f"{path}: ingest.nope: unknown key"):
+        load_conf(path, ["ingest.nope=1"])
+    with pytest.raises(ConfError, match="ingest.inputs.4 is not an index"):
+        load_conf(path, ["ingest.inputs.4.path=z"])
+    with pytest.raises(ConfError, match="ingest.max_doc_bytes: Input should be a valid integer"):
+        load_conf(path, ["ingest.max_doc_bytes=lots"])
+
+
+def test_job_exits_2_on_bad_conf(tmp_path, capsys):
+    from jobs import cli, ingest
+
+    assert ingest.main(["--conf", str(tmp_path / "missing.yaml")]) == 2
+    assert "profile not found" in capsys.readouterr().err
+    assert cli.main(["stage", "ingest", "--conf", ROOT_CONF, "--set", "ingest.bogus=1"]) == 2
+    assert "ingest.bogus: unknown key" in capsys.readouterr().err

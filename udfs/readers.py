@@ -154,19 +154,22 @@ def _open(uri: str, seekable: bool = False):
         fs, path = pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://", 1))
     else:
         fs, path = pafs.LocalFileSystem(), uri
-    raw = fs.open_input_file(path) if seekable else fs.open_input_stream(path)
+    # compression=None: pyarrow would otherwise decompress by extension, and we decide that ourselves.
+    raw = fs.open_input_file(path) if seekable else fs.open_input_stream(path, compression=None)
     return raw
 
 
 def _decompressed(uri: str):
     raw = _open(uri)
     kind = compression(uri)
+    # Small buffers on purpose: a truncated stream fails on the read that hits the damage, and every record
+    # in the buffers before it is still delivered.
     if kind == "gzip":
-        return io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 20)
+        return gzip.GzipFile(fileobj=raw)
     if kind == "zstd":
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), 1 << 20)
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), 1 << 16)
     return io.BufferedReader(raw, 1 << 20)
 
 
@@ -293,7 +296,7 @@ def _read_warc(split: Split, out: _Out) -> Iterator[dict]:
         if rec.rec_type not in ("conversion", "response"):
             continue
         rec_no += 1
-        offset = it.get_record_offset()
+        offset = None  # known only after the body is read: warcio's get_record_offset reads to the record's end
         h = rec.rec_headers
         ctype = h.get_header("Content-Type")
         if rec.rec_type == "response":
@@ -303,6 +306,7 @@ def _read_warc(split: Split, out: _Out) -> Iterator[dict]:
             ctype = rec.http_headers.get_header("Content-Type") or "text/html"
         try:
             body = rec.content_stream().read(limit + 1)
+            offset = it.get_record_offset()
         except Exception as exc:
             yield out.reject("unreadable_file", f"record body unreadable: {exc}", None, rec_no, offset)
             return

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from jobs import ingest, runtime
 from jobs.config import ConfError, load_conf
@@ -82,7 +83,7 @@ def _ensure_sample(conf) -> str | None:
     want = {"n_docs": conf.sample.docs, "seed": conf.sample.seed, "max_doc_bytes": conf.ingest.max_doc_bytes}
     if os.path.exists(truth):
         with open(truth, encoding="utf-8") as fh:
-            params = json.load(fh).get("params", {})
+            params = json.load(fh)
         if all(params.get(k) == v for k, v in want.items()):
             return None
     sample_corpus.generate(conf.sample.out, n_docs=conf.sample.docs, seed=conf.sample.seed,
@@ -137,8 +138,11 @@ def _history(name: str):
     def show(conf, spark, lh) -> None:
         spec = _spec(name)
         for h in lh.history(spec):
-            print(f"v{h.get('version')}  {h.get('operation')}  run={h.get('run_id') or h.get('userMetadata') or '-'}"
-                  f"  ts={h.get('timestamp')}")
+            ts = h.get("timestamp")
+            if isinstance(ts, int):  # delta-rs gives epoch milliseconds
+                ts = datetime.fromtimestamp(ts / 1000, timezone.utc).isoformat(timespec="seconds")
+            run = h.get("run_id") or h.get("userMetadata") or "-"
+            print(f"v{h.get('version')}  {ts}  {h.get('operation')}  run={run}")
 
     return show
 
@@ -168,10 +172,11 @@ def demo(args) -> int:
 
     def where(conf, spark, lh) -> None:
         lh.register_sql(_all_specs())
-        print("\nbronze.documents by source (spark.sql):")
+        print("\nbronze.documents by input file (spark.sql):")
         spark.sql(
-            "select source, count(*) as docs, count(distinct domain) as domains, sum(n_bytes) as bytes "
-            "from bronze.documents group by source order by source"
+            "select regexp_extract(source_file, '[^/]+$', 0) as file, count(*) as docs, "
+            "count(distinct domain) as domains, sum(n_bytes) as bytes "
+            "from bronze.documents group by 1 order by 1"
         ).show(truncate=False)
         print(f"tables are under {lh.warehouse} ({lh.engine} Delta engine); try:")
         print('  corpuslake tables   |   corpuslake sql "select reason, count(*) from bronze.rejects group by reason"')
@@ -189,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sample":
         from jobs import sample_corpus
 
-        return sample_corpus.main(["--out", args.out, "--docs", str(args.docs), "--seed", str(args.seed)])
+        return sample_corpus.main(["--out", args.out, "--docs", str(args.docs), "--seed", str(args.seed),
+                                   "--max-doc-bytes", str(args.max_doc_bytes)])
     if args.command == "tables":
         return _with_lakehouse(args, _tables)
     if args.command == "history":

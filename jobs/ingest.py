@@ -110,6 +110,20 @@ def read_raw(spark: SparkSession, splits: list[Split], opts: ReaderOptions) -> D
     return split_df.mapInArrow(lambda it: read_splits_arrow(it, opts), PARSED_SCHEMA)
 
 
+def number_records(parsed: DataFrame) -> DataFrame:
+    """Make JSONL line numbers per file: add to each row the lines of the file's earlier splits."""
+    before = Window.partitionBy("source_file").orderBy("split_start").rowsBetween(Window.unboundedPreceding, -1)
+    bases = (
+        parsed.filter(F.col("kind") == "file")
+        .select("source_file", "split_start", F.coalesce(F.sum("n_lines").over(before), F.lit(0)).alias("_base"))
+    )
+    return (
+        parsed.join(F.broadcast(bases), ["source_file", "split_start"], "left")
+        .withColumn("record_number", F.col("record_number") + F.coalesce("_base", F.lit(0)))
+        .drop("_base")
+    )
+
+
 def dedup_documents(
     existing: DataFrame, run_id: str, snippet_chars: int
 ) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
@@ -205,7 +219,7 @@ def ingest(ctx: JobContext) -> str:
         return _fmt_summary(run, 0, len(files), 0, 0, Counter(), {}, lakehouse)
 
     opts = ReaderOptions(conf.max_doc_bytes, conf.line_limit, conf.snippet_chars, conf.batch_rows)
-    parsed = read_raw(spark, plan_splits(todo, conf.split_bytes), opts).persist()
+    parsed = read_raw(spark, plan_splits(todo, conf.split_bytes), opts).transform(number_records).persist()
     try:
         n_read = parsed.filter(F.col("kind") == "file").agg(F.sum("n_records")).first()[0] or 0
         existing = lakehouse.read(bronze.DOCUMENTS)

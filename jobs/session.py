@@ -64,6 +64,10 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
         )
         if conf.delta_packages:
             builder = builder.config("spark.jars.packages", conf.delta_packages)
+    if conf.master.startswith("local") and "spark.driver.extraJavaOptions" not in conf.conf:
+        # Our quiet log4j2 profile instead of Spark's chatty default (local runs only).
+        props = os.path.join(os.path.dirname(__file__), "log4j2.properties")
+        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{props}")
     for key, value in conf.conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

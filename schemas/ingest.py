@@ -24,7 +24,8 @@ PARSED_SCHEMA = StructType(
         col("kind", StringType(), False, "doc | reject | file (per-split summary)"),
         col("source", StringType(), False, "input name"),
         col("source_file", StringType(), False, "file path or URI"),
-        col("record_number", LongType(), True, "1-based record ordinal in the file, when known"),
+        col("record_number", LongType(), True, "1-based record ordinal in the split (the driver makes it per file)"),
+        col("split_start", LongType(), False, "first byte of the split the row came from"),
         col("byte_offset", LongType(), True, "record start in the (decompressed) file"),
         col("doc_id", StringType(), True, "document id (docs)"),
         col("source_id", StringType(), True, "record id in the source (docs)"),
@@ -37,5 +38,6 @@ PARSED_SCHEMA = StructType(
         col("detail", StringType(), True, "reject detail (rejects)"),
         col("snippet", StringType(), True, "truncated raw record (rejects)"),
         col("n_records", LongType(), True, "records the split produced (file rows)"),
+        col("n_lines", LongType(), True, "JSONL lines that start in the split, blank ones too (file rows)"),
     ]
 )

@@ -78,14 +78,15 @@ class _Out:
         self.split = split
         self.opts = opts
         self.n = 0
+        self.lines = None
 
     def _base(self, record_number, byte_offset) -> dict:
         self.n += 1
         return {
             "kind": None, "source": self.split.source, "source_file": self.split.uri,
-            "record_number": record_number, "byte_offset": byte_offset, "doc_id": None, "source_id": None,
+            "split_start": self.split.start, "record_number": record_number, "byte_offset": byte_offset, "doc_id": None, "source_id": None,
             "url": None, "domain": None, "text": None, "n_bytes": None, "meta": None, "reason": None,
-            "detail": None, "snippet": None, "n_records": None,
+            "detail": None, "snippet": None, "n_records": None, "n_lines": None,
         }
 
     def snippet(self, raw) -> str | None:
@@ -143,7 +144,7 @@ class _Out:
         n = self.n
         row = self._base(None, self.split.start)
         self.n = n  # the summary row is not a record
-        row.update(kind="file", n_records=n)
+        row.update(kind="file", n_records=n, n_lines=self.lines)
         return row
 
 
@@ -184,13 +185,14 @@ def _read_jsonl(split: Split, out: _Out) -> Iterator[dict]:
             pos = split.start - 1 + len(fh.readline())  # the line that straddles start belongs to the split before
         else:
             fh.seek(0)
-        numbered = split.start == 0
     else:
-        fh, pos, numbered = _decompressed(split.uri), 0, True
+        fh, pos = _decompressed(split.uri), 0
+    # Line numbers count from the split's start; the driver adds the lines of the splits before it.
     line_no = 0
     end = split.end
     with fh:
         while end is None or pos < end:
+            out.lines = line_no
             offset = pos
             try:
                 line = fh.readline(limit + 1)
@@ -202,7 +204,8 @@ def _read_jsonl(split: Split, out: _Out) -> Iterator[dict]:
                 return
             pos += len(line)
             line_no += 1
-            rec_no = line_no if numbered else None
+            out.lines = line_no
+            rec_no = line_no
             if len(line) > limit and not line.endswith(b"\n"):
                 head = line[:256]
                 while line and not line.endswith(b"\n"):  # drain the rest without keeping it

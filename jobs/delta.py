@@ -326,7 +326,17 @@ class EmbeddedLakehouse(Lakehouse):
     def _dt(self, spec: TableSpec, version: int | None = None):
         from deltalake import DeltaTable
 
-        return DeltaTable(self.path(spec), version=version, storage_options=self.storage_options)
+        if version is not None:
+            return DeltaTable(self.path(spec), version=version, storage_options=self.storage_options)
+        # One open table per path, refreshed by reading only the commits since: replaying the whole log on
+        # every call made commit cost grow with the table's history.
+        cache = self.__dict__.setdefault("_open_tables", {})
+        dt = cache.get(spec.name)
+        if dt is None:
+            dt = cache[spec.name] = DeltaTable(self.path(spec), storage_options=self.storage_options)
+        else:
+            dt.update_incremental()
+        return dt
 
     def exists(self, spec: TableSpec) -> bool:
         from deltalake import DeltaTable
@@ -346,6 +356,8 @@ class EmbeddedLakehouse(Lakehouse):
                 mode="ignore",
                 name=spec.name,
                 description=spec.description,
+                # Frequent checkpoints keep log replay (every open and every commit) short as tables grow.
+                configuration={"delta.checkpointInterval": "10"},
                 storage_options=self.storage_options,
             )
         except Exception as exc:  # another writer created it between the check and the create
@@ -456,7 +468,8 @@ class EmbeddedLakehouse(Lakehouse):
             partition_by=list(spec.partition_by) or None,
             commit_properties=props,
         )
-        return CommitResult(spec.name, self._dt(spec).version(), files=len(staged.files), rows=staged.rows)
+        dt.update_incremental()
+        return CommitResult(spec.name, dt.version(), files=len(staged.files), rows=staged.rows)
 
     def register_sql(self, specs) -> None:
         """Make ``layer.table`` queryable from Spark SQL (a catalog table over a Delta-snapshot source)."""

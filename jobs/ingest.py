@@ -102,12 +102,42 @@ def plan_splits(files: list[InputFile], split_bytes: int) -> list[Split]:
     return splits
 
 
-def read_raw(spark: SparkSession, splits: list[Split], opts: ReaderOptions) -> DataFrame:
-    """Parsed rows (docs, rejects and one ``file`` row per split), read on executors, a split per task."""
-    rows = [asdict(s) for s in splits]
-    rdd = spark.sparkContext.parallelize(rows, max(1, len(rows)))
-    split_df = spark.createDataFrame(rdd.map(lambda d: tuple(d[f.name] for f in SPLIT_SCHEMA.fields)), SPLIT_SCHEMA)
-    return split_df.mapInArrow(lambda it: read_splits_arrow(it, opts), PARSED_SCHEMA)
+def pack_splits(splits: list[Split], sizes: dict[str, int], n_tasks: int) -> list[list[Split]]:
+    """Group splits into ``n_tasks`` tasks of similar byte size (largest first, each to the lightest task).
+
+    Per-task overhead in Spark's Python workers is far above the cost of a small file, so many small files
+    share a task; a compressed file is still read whole by exactly one task.
+    """
+    def weight(s: Split) -> int:
+        return (s.end if s.end is not None else sizes.get(s.uri, 0)) - s.start
+
+    tasks: list[list[Split]] = [[] for _ in range(max(1, min(n_tasks, len(splits))))]
+    loads = [0] * len(tasks)
+    for s in sorted(splits, key=weight, reverse=True):
+        i = loads.index(min(loads))
+        tasks[i].append(s)
+        loads[i] += weight(s)
+    return [t for t in tasks if t]
+
+
+def read_raw(spark: SparkSession, splits: list[Split], opts: ReaderOptions, task_bytes: int,
+             sizes: dict[str, int] | None = None) -> DataFrame:
+    """Parsed rows (docs, rejects and one ``file`` row per split), read on executors.
+
+    Args:
+        spark: the session.
+        splits: what to read.
+        opts: reader limits.
+        task_bytes: bytes of input one task should get at most (about); at least two tasks per core.
+        sizes: file sizes by uri, for balancing (splits without one count as empty).
+    """
+    sizes = sizes or {}
+    total = sum((s.end if s.end is not None else sizes.get(s.uri, 0)) - s.start for s in splits)
+    n_tasks = max(2 * spark.sparkContext.defaultParallelism, -(-total // task_bytes))
+    groups = [[tuple(asdict(s)[f.name] for f in SPLIT_SCHEMA.fields) for s in g]
+              for g in pack_splits(splits, sizes, n_tasks)]
+    rdd = spark.sparkContext.parallelize(groups, len(groups)).flatMap(lambda g: g)
+    return spark.createDataFrame(rdd, SPLIT_SCHEMA).mapInArrow(lambda it: read_splits_arrow(it, opts), PARSED_SCHEMA)
 
 
 def number_records(parsed: DataFrame) -> DataFrame:
@@ -219,7 +249,9 @@ def ingest(ctx: JobContext) -> str:
         return _fmt_summary(run, 0, len(files), 0, 0, Counter(), {}, lakehouse)
 
     opts = ReaderOptions(conf.max_doc_bytes, conf.line_limit, conf.snippet_chars, conf.batch_rows)
-    parsed = read_raw(spark, plan_splits(todo, conf.split_bytes), opts).transform(number_records).persist()
+    sizes = {f.uri: f.size for f in todo}
+    splits = plan_splits(todo, conf.split_bytes)
+    parsed = read_raw(spark, splits, opts, conf.split_bytes, sizes).transform(number_records).persist()
     try:
         n_read = parsed.filter(F.col("kind") == "file").agg(F.sum("n_records")).first()[0] or 0
         existing = lakehouse.read(bronze.DOCUMENTS)

@@ -162,7 +162,7 @@ def test_bad_inputs_exit_2_naming_the_key(tmp_path, capsys):
 def test_large_plain_file_is_split_and_loses_nothing(spark, tmp_path):
     raw = tmp_path / "big.jsonl"
     with open(raw, "w") as fh:
-        for i in range(3000):
+        for i in range(800):
             fh.write(json.dumps({"id": str(i), "text": f"row {i} " + "word " * (i % 17)}) + "\n")
     files = ingest.list_inputs(
         __import__("jobs.config", fromlist=["IngestConf"]).IngestConf(inputs=[{"name": "t", "path": str(raw)}])
@@ -171,8 +171,10 @@ def test_large_plain_file_is_split_and_loses_nothing(spark, tmp_path):
     assert len(splits) == -(-os.path.getsize(raw) // 8192)
     from udfs.readers import ReaderOptions
 
-    parsed = ingest.read_raw(spark, splits, ReaderOptions(1000, 5000))
+    parsed = ingest.read_raw(spark, splits, ReaderOptions(1000, 5000), task_bytes=8192,
+                             sizes={str(raw): os.path.getsize(raw)})
+    assert parsed.rdd.getNumPartitions() == len(splits)
     docs = parsed.filter("kind = 'doc'")
-    assert docs.count() == 3000
-    assert docs.select("source_id").distinct().count() == 3000
-    assert parsed.filter("kind = 'file'").agg(F.sum("n_records")).first()[0] == 3000
+    assert docs.count() == 800
+    assert docs.select("source_id").distinct().count() == 800
+    assert parsed.filter("kind = 'file'").agg(F.sum("n_records")).first()[0] == 800

@@ -4,7 +4,7 @@
 
 Prints, all measured in this run:
   * ingest docs/s and MB/s (raw bytes on disk and text bytes), and the same for a plain
-    ``spark.read.json(...).write.parquet(...)`` of the JSONL inputs (no rejects, no dedup, no gate) as baseline;
+    ``spark.read.json(...).write.parquet(...)`` of the JSONL inputs (no rejects, dedup or gate) as baseline;
   * for a table grown to ``--files`` Parquet files by repeated appends: Spark's write time per append, the
     delta-rs commit time per append, and their ratio at several table sizes (should stay a small fraction).
 """
@@ -49,11 +49,15 @@ def bench_ingest(spark, out: Path, scale: int) -> None:
     wh = out / "wh-ingest"
     shutil.rmtree(wh, ignore_errors=True)
     conf = out / "bench.yaml"
-    conf.write_text(yaml.safe_dump({
-        "spark": {"master": spark.sparkContext.master},
-        "storage": {"engine": "embedded", "warehouse": str(wh)},
-        "ingest": {"inputs": inputs, "max_doc_bytes": 200_000},
-    }))
+    conf.write_text(
+        yaml.safe_dump(
+            {
+                "spark": {"master": spark.sparkContext.master},
+                "storage": {"engine": "embedded", "warehouse": str(wh)},
+                "ingest": {"inputs": inputs, "max_doc_bytes": 200_000},
+            }
+        )
+    )
     args = argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
     t0 = time.perf_counter()
     code = run_job(ingest.STAGE, args, ingest.ingest, out=open(os.devnull, "w"))
@@ -64,7 +68,7 @@ def bench_ingest(spark, out: Path, scale: int) -> None:
     n_docs = docs.count()
     text_mb = docs.agg({"n_bytes": "sum"}).first()[0] / 1e6
 
-    # Baseline: what a plain Spark job does with the JSONL files alone (zstd needs native Hadoop libs: skipped).
+    # Baseline: a plain Spark job over the JSONL files alone (zstd needs native Hadoop libs: skipped).
     jsonl = [f for f in files if f.endswith(".jsonl") or f.endswith(".jsonl.gz")]
     base_out = out / "baseline"
     shutil.rmtree(base_out, ignore_errors=True)
@@ -75,11 +79,19 @@ def bench_ingest(spark, out: Path, scale: int) -> None:
     base_docs = spark.read.parquet(str(base_out)).count()
     base_mb = sum(os.path.getsize(f) for f in jsonl) / 1e6
 
-    print(f"ingest, sample corpus x{scale}: {len(files)} files, {raw_mb:.1f} MB on disk, {n_docs:,} docs accepted")
-    print(f"  corpuslake ingest      {elapsed:7.1f} s  {n_docs / elapsed:9.0f} docs/s  {raw_mb / elapsed:6.2f} MB/s raw"
-          f"  {text_mb / elapsed:6.2f} MB/s text  (includes rejects, dedup, 2 gates, audit)")
-    print(f"  baseline read.json     {base_elapsed:7.1f} s  {base_docs / base_elapsed:9.0f} docs/s  "
-          f"{base_mb / base_elapsed:6.2f} MB/s raw  (JSONL subset, no rejects/dedup/gate)")
+    print(
+        f"ingest, sample corpus x{scale}: {len(files)} files, {raw_mb:.1f} MB on disk, "
+        f"{n_docs:,} docs accepted"
+    )
+    print(
+        f"  corpuslake ingest      {elapsed:7.1f} s  {n_docs / elapsed:9.0f} docs/s  "
+        f"{raw_mb / elapsed:6.2f} MB/s raw"
+        f"  {text_mb / elapsed:6.2f} MB/s text  (includes rejects, dedup, 2 gates, audit)"
+    )
+    print(
+        f"  baseline read.json     {base_elapsed:7.1f} s  {base_docs / base_elapsed:9.0f} docs/s  "
+        f"{base_mb / base_elapsed:6.2f} MB/s raw  (JSONL subset, no rejects/dedup/gate)"
+    )
     print(f"  ratio docs/s corpuslake / baseline: {(n_docs / elapsed) / (base_docs / base_elapsed):.2f}")
 
 
@@ -90,20 +102,27 @@ def bench_commits(spark, out: Path, target_files: int, files_per_write: int = 10
     from jobs.delta import EmbeddedLakehouse
     from schemas.base import TableSpec, col
 
-    spec = TableSpec("bench.commits", StructType([col("id", LongType(), False, "id"),
-                                                  col("text", StringType(), True, "text")]), "bench table")
+    spec = TableSpec(
+        "bench.commits",
+        StructType([col("id", LongType(), False, "id"), col("text", StringType(), True, "text")]),
+        "bench table",
+    )
     wh = out / "wh-commits"
     shutil.rmtree(wh, ignore_errors=True)
     lh = EmbeddedLakehouse(spark, str(wh))
-    df = spark.range(0, 20_000, numPartitions=files_per_write).select(
-        "id", F.sha2(F.col("id").cast("string"), 256).alias("text")
-    ).cache()
+    df = (
+        spark.range(0, 20_000, numPartitions=files_per_write)
+        .select("id", F.sha2(F.col("id").cast("string"), 256).alias("text"))
+        .cache()
+    )
     df.count()
     lh.create_if_missing(spec)
     writes = target_files // files_per_write
     marks = sorted({max(1, writes // 10), writes // 4, writes // 2, writes})
     window: list[tuple[float, float]] = []
-    print(f"\nembedded commit overhead, appends of {files_per_write} files until the table has {target_files}:")
+    print(
+        f"\nembedded commit overhead, appends of {files_per_write} files until the table has {target_files}:"
+    )
     print(f"  {'files':>6} {'spark write s':>14} {'commit s':>9} {'commit/write':>13}")
     for i in range(1, writes + 1):
         t0 = time.perf_counter()

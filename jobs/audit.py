@@ -68,7 +68,7 @@ def _run_row(run: Run, status: str, ended: bool, message: str | None) -> dict:
 
 
 def start_run(lakehouse: Lakehouse, stage: str, run_id: str | None = None, profile: str | None = None) -> Run:
-    """Record a run as started. A run id seen before keeps its sequence number, so its commits are idempotent."""
+    """Record a run as started. A run id seen before keeps its sequence number: its commits are idempotent."""
     ensure_tables(lakehouse)
     run_id = run_id or new_run_id(stage)
     prior = (

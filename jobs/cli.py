@@ -44,14 +44,24 @@ def _spec(name: str):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--conf", default=os.environ.get("CORPUSLAKE_CONF", "conf/local.yaml"), help="YAML profile")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a profile key (repeatable)")
+    p.add_argument(
+        "--conf", default=os.environ.get("CORPUSLAKE_CONF", "conf/local.yaml"), help="YAML profile"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile key (repeatable)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log progress and print tracebacks")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="corpuslake", description="Curate LLM pretraining data on Spark + Delta.")
+    p = argparse.ArgumentParser(
+        prog="corpuslake", description="Curate LLM pretraining data on Spark + Delta."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     d = sub.add_parser("demo", help="generate the sample corpus (if missing) and run the pipeline on it")
     _common(d)
@@ -86,9 +96,13 @@ def _ensure_sample(conf) -> str | None:
             params = json.load(fh)
         if all(params.get(k) == v for k, v in want.items()):
             return None
-    sample_corpus.generate(conf.sample.out, n_docs=conf.sample.docs, seed=conf.sample.seed,
-                           max_doc_bytes=conf.ingest.max_doc_bytes)
-    return f"wrote the sample corpus to {conf.sample.out} ({conf.sample.docs} documents, seed {conf.sample.seed})"
+    sample_corpus.generate(
+        conf.sample.out,
+        n_docs=conf.sample.docs,
+        seed=conf.sample.seed,
+        max_doc_bytes=conf.ingest.max_doc_bytes,
+    )
+    return f"wrote the sample corpus to {conf.sample.out} ({conf.sample.docs} docs, seed {conf.sample.seed})"
 
 
 def _with_lakehouse(args, fn) -> int:
@@ -166,7 +180,9 @@ def demo(args) -> int:
     if note:
         print(note)
     for name, (body, reads) in STAGES.items():
-        code = runtime.run_job(name, argparse.Namespace(run_id=None, verbose=args.verbose), body, reads, conf=conf)
+        code = runtime.run_job(
+            name, argparse.Namespace(run_id=None, verbose=args.verbose), body, reads, conf=conf
+        )
         if code != EXIT_OK:
             return code
 
@@ -179,7 +195,9 @@ def demo(args) -> int:
             "from bronze.documents group by 1 order by 1"
         ).show(truncate=False)
         print(f"tables are under {lh.warehouse} ({lh.engine} Delta engine); try:")
-        print('  corpuslake tables   |   corpuslake sql "select reason, count(*) from bronze.rejects group by reason"')
+        print(
+            '  corpuslake tables  |  corpuslake sql "select reason, count(*) from bronze.rejects group by 1"'
+        )
 
     return _with_lakehouse(args, where)
 
@@ -194,8 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sample":
         from jobs import sample_corpus
 
-        return sample_corpus.main(["--out", args.out, "--docs", str(args.docs), "--seed", str(args.seed),
-                                   "--max-doc-bytes", str(args.max_doc_bytes)])
+        return sample_corpus.main(
+            [
+                "--out",
+                args.out,
+                "--docs",
+                str(args.docs),
+                "--seed",
+                str(args.seed),
+                "--max-doc-bytes",
+                str(args.max_doc_bytes),
+            ]
+        )
     if args.command == "tables":
         return _with_lakehouse(args, _tables)
     if args.command == "history":

@@ -70,7 +70,9 @@ class IngestConf(_Strict):
     max_line_bytes: int | None = Field(
         None, ge=1, description="longest raw record read into memory; default 4 x max_doc_bytes + 64 KiB"
     )
-    split_bytes: int = Field(128 * 1024 * 1024, ge=1024, description="plain JSONL files are split at this size")
+    split_bytes: int = Field(
+        128 * 1024 * 1024, ge=1024, description="plain JSONL files are split at this size"
+    )
     snippet_chars: int = Field(200, ge=0)
     batch_rows: int = Field(2048, ge=1)
 
@@ -181,7 +183,9 @@ def load_conf(path: str | Path, overrides: list[str] | None = None) -> Conf:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfError(f"{path}: profile not found (pass --conf with an existing YAML file, e.g. conf/local.yaml)")
+        raise ConfError(
+            f"{path}: profile not found (pass --conf with an existing YAML file, e.g. conf/local.yaml)"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -169,7 +169,9 @@ class Lakehouse:
         return sorted(
             (i.path, i.size)
             for i in infos
-            if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith(".")
+            if i.type == pafs.FileType.File
+            and i.base_name.endswith(".parquet")
+            and not i.base_name.startswith(".")
         )
 
     def _remove_tree(self, folder: str) -> None:
@@ -362,7 +364,9 @@ class EmbeddedLakehouse(Lakehouse):
             )
         except Exception as exc:  # another writer created it between the check and the create
             if not self.exists(spec):
-                raise RuntimeError(f"{spec.name}: could not create table at {self.path(spec)}: {exc}") from exc
+                raise RuntimeError(
+                    f"{spec.name}: could not create table at {self.path(spec)}: {exc}"
+                ) from exc
 
     def version(self, spec: TableSpec) -> int | None:
         return self._dt(spec).version() if self.exists(spec) else None
@@ -412,7 +416,10 @@ class EmbeddedLakehouse(Lakehouse):
             # file name), which Spark's _metadata.file_path and the log's path encode the same way.
             depth = len(spec.partition_by) + 1
             rows = [
-                ("/".join(f["path"].split("/")[-depth:]), *[f["partition_values"][c] for c in spec.partition_by])
+                (
+                    "/".join(f["path"].split("/")[-depth:]),
+                    *[f["partition_values"][c] for c in spec.partition_by],
+                )
                 for f in files
             ]
             part_schema = StructType(
@@ -442,7 +449,12 @@ class EmbeddedLakehouse(Lakehouse):
         now = int(time.time() * 1000)
         actions: list = [
             AddAction(
-                f["path"], f["size"], f["partition_values"], now, True, json.dumps({"numRecords": f["num_records"]})
+                f["path"],
+                f["size"],
+                f["partition_values"],
+                now,
+                True,
+                json.dumps({"numRecords": f["num_records"]}),
             )
             for f in staged.files
         ]
@@ -458,7 +470,9 @@ class EmbeddedLakehouse(Lakehouse):
         info.update(metadata)
         props = CommitProperties(
             custom_metadata=info,
-            app_transactions=[Transaction(app_id, txn_version)] if app_id and txn_version is not None else None,
+            app_transactions=[Transaction(app_id, txn_version)]
+            if app_id and txn_version is not None
+            else None,
         )
         dt = self._dt(spec)
         dt.create_write_transaction(
@@ -518,7 +532,9 @@ class DeltaSparkLakehouse(Lakehouse):
         from deltalake import DeltaTable
 
         try:
-            return DeltaTable(self.path(spec), storage_options=self.storage_options).transaction_version(app_id)
+            return DeltaTable(self.path(spec), storage_options=self.storage_options).transaction_version(
+                app_id
+            )
         except Exception:
             return None
 
@@ -539,7 +555,9 @@ class DeltaSparkLakehouse(Lakehouse):
     def _stage(self, df: DataFrame, spec: TableSpec, mode: str, run_id: str) -> StagedWrite:
         # Delta-spark has no public "commit these files" call: stage as Parquet, validate, then copy in with
         # format("delta") at commit. The copy costs one more write; it keeps gates identical on both engines.
-        folder = _join(self._staging_root(), spec.layer, spec.short, f"{safe_name(run_id)}-{uuid.uuid4().hex[:8]}")
+        folder = _join(
+            self._staging_root(), spec.layer, spec.short, f"{safe_name(run_id)}-{uuid.uuid4().hex[:8]}"
+        )
         staged = StagedWrite(self, spec, mode, run_id, folder)
         try:
             self._spark_write(df, spec, folder)

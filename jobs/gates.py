@@ -150,7 +150,9 @@ def validate(df: DataFrame, spec: TableSpec, params: Mapping[str, Any] | None = 
                 "success": bool(r.success),
                 "unexpected_count": result.get("unexpected_count"),
                 "observed_value": _jsonable(result.get("observed_value")),
-                "expected": {k: _jsonable(cfg.kwargs[k]) for k in _KWARG_KEYS if cfg.kwargs.get(k) is not None},
+                "expected": {
+                    k: _jsonable(cfg.kwargs[k]) for k in _KWARG_KEYS if cfg.kwargs.get(k) is not None
+                },
                 "examples": [_jsonable(x) for x in result.get("partial_unexpected_list") or []],
                 "error": err,
             }

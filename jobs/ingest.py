@@ -96,7 +96,9 @@ def plan_splits(files: list[InputFile], split_bytes: int) -> list[Split]:
         if f.fmt == "jsonl" and compression(f.uri) is None and f.size > split_bytes:
             for start in range(0, f.size, split_bytes):
                 end = min(start + split_bytes, f.size)
-                splits.append(Split(f.source, f.uri, f.fmt, start, end if end < f.size else None, text, url, id_))
+                splits.append(
+                    Split(f.source, f.uri, f.fmt, start, end if end < f.size else None, text, url, id_)
+                )
         else:
             splits.append(Split(f.source, f.uri, f.fmt, 0, None, text, url, id_))
     return splits
@@ -108,6 +110,7 @@ def pack_splits(splits: list[Split], sizes: dict[str, int], n_tasks: int) -> lis
     Per-task overhead in Spark's Python workers is far above the cost of a small file, so many small files
     share a task; a compressed file is still read whole by exactly one task.
     """
+
     def weight(s: Split) -> int:
         return (s.end if s.end is not None else sizes.get(s.uri, 0)) - s.start
 
@@ -120,8 +123,13 @@ def pack_splits(splits: list[Split], sizes: dict[str, int], n_tasks: int) -> lis
     return [t for t in tasks if t]
 
 
-def read_raw(spark: SparkSession, splits: list[Split], opts: ReaderOptions, task_bytes: int,
-             sizes: dict[str, int] | None = None) -> DataFrame:
+def read_raw(
+    spark: SparkSession,
+    splits: list[Split],
+    opts: ReaderOptions,
+    task_bytes: int,
+    sizes: dict[str, int] | None = None,
+) -> DataFrame:
     """Parsed rows (docs, rejects and one ``file`` row per split), read on executors.
 
     Args:
@@ -134,18 +142,23 @@ def read_raw(spark: SparkSession, splits: list[Split], opts: ReaderOptions, task
     sizes = sizes or {}
     total = sum((s.end if s.end is not None else sizes.get(s.uri, 0)) - s.start for s in splits)
     n_tasks = max(2 * spark.sparkContext.defaultParallelism, -(-total // task_bytes))
-    groups = [[tuple(asdict(s)[f.name] for f in SPLIT_SCHEMA.fields) for s in g]
-              for g in pack_splits(splits, sizes, n_tasks)]
+    groups = [
+        [tuple(asdict(s)[f.name] for f in SPLIT_SCHEMA.fields) for s in g]
+        for g in pack_splits(splits, sizes, n_tasks)
+    ]
     rdd = spark.sparkContext.parallelize(groups, len(groups)).flatMap(lambda g: g)
-    return spark.createDataFrame(rdd, SPLIT_SCHEMA).mapInArrow(lambda it: read_splits_arrow(it, opts), PARSED_SCHEMA)
+    return spark.createDataFrame(rdd, SPLIT_SCHEMA).mapInArrow(
+        lambda it: read_splits_arrow(it, opts), PARSED_SCHEMA
+    )
 
 
 def number_records(parsed: DataFrame) -> DataFrame:
     """Make JSONL line numbers per file: add to each row the lines of the file's earlier splits."""
-    before = Window.partitionBy("source_file").orderBy("split_start").rowsBetween(Window.unboundedPreceding, -1)
-    bases = (
-        parsed.filter(F.col("kind") == "file")
-        .select("source_file", "split_start", F.coalesce(F.sum("n_lines").over(before), F.lit(0)).alias("_base"))
+    before = (
+        Window.partitionBy("source_file").orderBy("split_start").rowsBetween(Window.unboundedPreceding, -1)
+    )
+    bases = parsed.filter(F.col("kind") == "file").select(
+        "source_file", "split_start", F.coalesce(F.sum("n_lines").over(before), F.lit(0)).alias("_base")
     )
     return (
         parsed.join(F.broadcast(bases), ["source_file", "split_start"], "left")
@@ -171,7 +184,8 @@ def dedup_documents(
     def transform(docs: DataFrame) -> tuple[DataFrame, DataFrame]:
         order = Window.partitionBy("doc_id").orderBy("source_file", "byte_offset", "record_number")
         ranked = docs.withColumn("_rank", F.row_number().over(order)).withColumn(
-            "_first", F.first(F.concat_ws(":", "source_file", F.coalesce("record_number", "byte_offset"))).over(order)
+            "_first",
+            F.first(F.concat_ws(":", "source_file", F.coalesce("record_number", "byte_offset"))).over(order),
         )
         prior = (
             existing.filter(F.col("ingest_run_id") != run_id)
@@ -183,9 +197,12 @@ def dedup_documents(
         dup = marked.filter((F.col("_rank") > 1) | F.col("_prior_run").isNotNull()).select(
             *[c for c in docs.columns if c not in ("reason", "detail", "snippet")],
             F.lit("duplicate_doc_id").alias("reason"),
-            F.when(F.col("_prior_run").isNotNull(),
-                   F.concat(F.lit("doc_id already in bronze.documents from run "), F.col("_prior_run")))
-            .otherwise(F.concat(F.lit("doc_id first seen at "), F.col("_first"))).alias("detail"),
+            F.when(
+                F.col("_prior_run").isNotNull(),
+                F.concat(F.lit("doc_id already in bronze.documents from run "), F.col("_prior_run")),
+            )
+            .otherwise(F.concat(F.lit("doc_id first seen at "), F.col("_first")))
+            .alias("detail"),
             F.substring("text", 1, snippet_chars).alias("snippet"),
         )
         return keep.drop("_rank", "_first", "_prior_run"), dup
@@ -198,7 +215,14 @@ def to_documents(run_id: str, started_at: datetime) -> Callable[[DataFrame], Dat
 
     def transform(df: DataFrame) -> DataFrame:
         return df.select(
-            "doc_id", "url", "domain", "source", "source_file", "source_id", "text", "n_bytes",
+            "doc_id",
+            "url",
+            "domain",
+            "source",
+            "source_file",
+            "source_id",
+            "text",
+            "n_bytes",
             F.coalesce("meta", F.lit("{}")).alias("meta"),
             F.lit(run_id).alias("ingest_run_id"),
             F.lit(started_at).cast("timestamp").alias("ingested_at"),
@@ -212,7 +236,14 @@ def to_rejects(run_id: str, started_at: datetime) -> Callable[[DataFrame], DataF
 
     def transform(df: DataFrame) -> DataFrame:
         return df.select(
-            "source", "source_file", "record_number", "byte_offset", "reason", "detail", "snippet", "doc_id",
+            "source",
+            "source_file",
+            "record_number",
+            "byte_offset",
+            "reason",
+            "detail",
+            "snippet",
+            "doc_id",
             F.lit(run_id).alias("ingest_run_id"),
             F.lit(started_at).cast("timestamp").alias("ingested_at"),
         )
@@ -220,8 +251,9 @@ def to_rejects(run_id: str, started_at: datetime) -> Callable[[DataFrame], DataF
     return transform
 
 
-def _fmt_summary(run, files_read: int, skipped: int, n_read: int, n_docs: int, by_reason: Counter,
-                 commits: dict, lakehouse) -> str:
+def _fmt_summary(
+    run, files_read: int, skipped: int, n_read: int, n_docs: int, by_reason: Counter, commits: dict, lakehouse
+) -> str:
     lines = [
         f"ingest run {run.run_id}",
         f"  files read: {files_read} (skipped {skipped} already ingested)",
@@ -256,25 +288,42 @@ def ingest(ctx: JobContext) -> str:
         n_read = parsed.filter(F.col("kind") == "file").agg(F.sum("n_records")).first()[0] or 0
         existing = lakehouse.read(bronze.DOCUMENTS)
         run.tables_read[bronze.DOCUMENTS.name] = lakehouse.version(bronze.DOCUMENTS) or 0
-        keep, dups = dedup_documents(existing, run.run_id, conf.snippet_chars)(parsed.filter(F.col("kind") == "doc"))
+        keep, dups = dedup_documents(existing, run.run_id, conf.snippet_chars)(
+            parsed.filter(F.col("kind") == "doc")
+        )
         rejects = parsed.filter(F.col("kind") == "reject").unionByName(dups)
         docs_out = keep.transform(to_documents(run.run_id, run.started_at))
         rejects_out = rejects.transform(to_rejects(run.run_id, run.started_at))
-        by_reason = Counter({r["reason"]: r["n"] for r in rejects_out.groupBy("reason").agg(F.count("*").alias("n")).collect()})
+        by_reason = Counter(
+            {
+                r["reason"]: r["n"]
+                for r in rejects_out.groupBy("reason").agg(F.count("*").alias("n")).collect()
+            }
+        )
         n_rej = sum(by_reason.values())
         commits = publish(
             lakehouse,
             run,
             [
-                Output(bronze.DOCUMENTS, docs_out, "append",
-                       {"run_id": run.run_id, "max_doc_bytes": conf.max_doc_bytes, "expected_rows": n_read - n_rej}),
+                Output(
+                    bronze.DOCUMENTS,
+                    docs_out,
+                    "append",
+                    {
+                        "run_id": run.run_id,
+                        "max_doc_bytes": conf.max_doc_bytes,
+                        "expected_rows": n_read - n_rej,
+                    },
+                ),
                 Output(bronze.REJECTS, rejects_out, "append", {"expected_rows": n_rej}),
             ],
         )
     finally:
         parsed.unpersist()
     run.rows_in, run.rows_out = n_read, n_read
-    return _fmt_summary(run, len(todo), len(files) - len(todo), n_read, n_read - n_rej, by_reason, commits, lakehouse)
+    return _fmt_summary(
+        run, len(todo), len(files) - len(todo), n_read, n_read - n_rej, by_reason, commits, lakehouse
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

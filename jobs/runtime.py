@@ -49,9 +49,17 @@ class JobContext:
 def job_parser(stage: str, description: str) -> argparse.ArgumentParser:
     """The arguments every job takes (the same under spark-submit, the CLI and a wheel task)."""
     p = argparse.ArgumentParser(prog=f"corpuslake-{stage}", description=description)
-    p.add_argument("--conf", default=os.environ.get("CORPUSLAKE_CONF", "conf/local.yaml"), help="YAML profile")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a profile key, e.g. --set ingest.max_doc_bytes=200000 (repeatable)")
+    p.add_argument(
+        "--conf", default=os.environ.get("CORPUSLAKE_CONF", "conf/local.yaml"), help="YAML profile"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile key, e.g. --set ingest.max_doc_bytes=200000 (repeatable)",
+    )
     p.add_argument("--run-id", default=None, help="reuse a run id to retry a run idempotently")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress and print tracebacks")
     return p
@@ -101,7 +109,9 @@ def run_job(
     lakehouse = run = None
     try:
         spark = get_spark(conf.spark, conf.storage.engine)
-        lakehouse = open_lakehouse(spark, conf.storage.warehouse, conf.storage.engine, conf.storage.storage_options)
+        lakehouse = open_lakehouse(
+            spark, conf.storage.warehouse, conf.storage.engine, conf.storage.storage_options
+        )
         run = audit.start_run(lakehouse, stage, args.run_id, conf.profile)
         run.tables_read.update(audit.check_upstream(lakehouse, list(reads)))
         summary = body(JobContext(spark, lakehouse, conf, run))
@@ -119,7 +129,8 @@ def run_job(
     except Exception as exc:  # anything else: one line for the user, the traceback in a file
         path = _error_log(exc)
         code, status = EXIT_ERROR, "failed"
-        msg = f"{stage}: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (details: {path})"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        msg = f"{stage}: failed: {type(exc).__name__}: {first} (details: {path})"
         if getattr(args, "verbose", False):
             traceback.print_exc()
     print(msg, file=sys.stderr)

@@ -325,26 +325,88 @@ _LAST_NAMES = (
     "Doyle Kaur Wright"
 ).split()
 _PLACES = (
-    "Leeds", "Melbourne", "Toronto", "Austin", "Dublin", "Auckland", "Cape Town", "Manchester",
-    "Brisbane", "Denver", "Glasgow", "Perth", "Seattle", "Bristol", "Adelaide", "Portland", "Wellington",
-    "Cardiff", "Boston", "Ottawa", "Edinburgh", "Hobart", "Chicago", "Vancouver", "Nottingham",
-    "the Midlands", "northern Queensland", "rural Ohio", "the Scottish Highlands", "the Bay Area",
+    "Leeds",
+    "Melbourne",
+    "Toronto",
+    "Austin",
+    "Dublin",
+    "Auckland",
+    "Cape Town",
+    "Manchester",
+    "Brisbane",
+    "Denver",
+    "Glasgow",
+    "Perth",
+    "Seattle",
+    "Bristol",
+    "Adelaide",
+    "Portland",
+    "Wellington",
+    "Cardiff",
+    "Boston",
+    "Ottawa",
+    "Edinburgh",
+    "Hobart",
+    "Chicago",
+    "Vancouver",
+    "Nottingham",
+    "the Midlands",
+    "northern Queensland",
+    "rural Ohio",
+    "the Scottish Highlands",
+    "the Bay Area",
 )
-_MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+_MONTHS = ("January February March April May June July August September October November December").split()
 _ADVERBS = (
-    "surprisingly", "remarkably", "increasingly", "clearly", "largely", "quietly", "steadily",
-    "genuinely", "noticeably", "perhaps", "broadly", "fairly",
+    "surprisingly",
+    "remarkably",
+    "increasingly",
+    "clearly",
+    "largely",
+    "quietly",
+    "steadily",
+    "genuinely",
+    "noticeably",
+    "perhaps",
+    "broadly",
+    "fairly",
 )
 _CONNECTORS = (
-    "However,", "Meanwhile,", "In practice,", "At the same time,", "For example,", "Still,",
-    "In contrast,", "As a result,", "Interestingly,", "Of course,", "In recent years,", "Even so,",
+    "However,",
+    "Meanwhile,",
+    "In practice,",
+    "At the same time,",
+    "For example,",
+    "Still,",
+    "In contrast,",
+    "As a result,",
+    "Interestingly,",
+    "Of course,",
+    "In recent years,",
+    "Even so,",
 )
 # Words used by the near-duplicate editor when it swaps a word.
 _EN_SWAP_WORDS = (
-    "new", "local", "recent", "major", "small", "large", "early", "later", "several", "important",
-    "modern", "popular", "quiet", "careful", "famous", "useful", "strange", "common", "rare", "final",
+    "new",
+    "local",
+    "recent",
+    "major",
+    "small",
+    "large",
+    "early",
+    "later",
+    "several",
+    "important",
+    "modern",
+    "popular",
+    "quiet",
+    "careful",
+    "famous",
+    "useful",
+    "strange",
+    "common",
+    "rare",
+    "final",
 )
 
 _EN_TEMPLATES = (
@@ -368,7 +430,7 @@ _EN_TEMPLATES = (
     "This is why the {n} should be {adv} checked before [every|each] {n2}.",
     "The result was a {a} {n} that {v} the {n2} without much [effort|fuss|trouble].",
     "Over the next {num} months, the {n} will be tested by {rs} from {p} and {p2}.",
-    "As {name} put it, \"the {n} is only as {a} as the {n2} [behind|around|beside] it.\"",
+    'As {name} put it, "the {n} is only as {a} as the {n2} [behind|around|beside] it."',
     "Few people realise how {a} the {n} can be when [it is paired|it is combined|used together] with a {a2} "
     "{n2}.",
     "In the end, the {n} {v} the {n2}, and the {rs} were {adv} [pleased|relieved|satisfied].",
@@ -432,41 +494,103 @@ _EN_TITLES = (
 _LANGS = {
     "de": {
         "subj": (
-            "die Stadtverwaltung", "der Bürgermeister", "die Landesregierung", "das Unternehmen",
-            "eine Sprecherin der Firma", "der Verein", "die Schule", "das Museum", "ein Experte aus München",
-            "die Polizei", "der Trainer", "die Bäckerei im Zentrum", "der Gemeinderat", "die Universität",
-            "ein Sprecher des Ministeriums", "die Feuerwehr",
+            "die Stadtverwaltung",
+            "der Bürgermeister",
+            "die Landesregierung",
+            "das Unternehmen",
+            "eine Sprecherin der Firma",
+            "der Verein",
+            "die Schule",
+            "das Museum",
+            "ein Experte aus München",
+            "die Polizei",
+            "der Trainer",
+            "die Bäckerei im Zentrum",
+            "der Gemeinderat",
+            "die Universität",
+            "ein Sprecher des Ministeriums",
+            "die Feuerwehr",
         ),
         "obj": (
-            "einen neuen Plan", "das Projekt", "die Ergebnisse der Studie", "mehr Geld für die Schulen",
-            "eine neue Strategie", "den Bericht", "die Preise für Lebensmittel",
-                "ein neues Angebot für Familien",
-            "die Pläne für den Bahnhof", "einen Vorschlag zur Verkehrsberuhigung", "die neuen Öffnungszeiten",
-            "ein Programm für junge Leute", "die Zahlen für das erste Quartal",
+            "einen neuen Plan",
+            "das Projekt",
+            "die Ergebnisse der Studie",
+            "mehr Geld für die Schulen",
+            "eine neue Strategie",
+            "den Bericht",
+            "die Preise für Lebensmittel",
+            "ein neues Angebot für Familien",
+            "die Pläne für den Bahnhof",
+            "einen Vorschlag zur Verkehrsberuhigung",
+            "die neuen Öffnungszeiten",
+            "ein Programm für junge Leute",
+            "die Zahlen für das erste Quartal",
             "eine Ausstellung über die Geschichte der Stadt",
         ),
         "time": (
-            "im vergangenen Jahr", "am Montag", "seit dem Frühjahr", "in diesem Sommer",
-            "nach langen Verhandlungen", "vor wenigen Wochen", "am Wochenende", "im Herbst",
-            "in der vergangenen Woche", "Anfang des Monats",
+            "im vergangenen Jahr",
+            "am Montag",
+            "seit dem Frühjahr",
+            "in diesem Sommer",
+            "nach langen Verhandlungen",
+            "vor wenigen Wochen",
+            "am Wochenende",
+            "im Herbst",
+            "in der vergangenen Woche",
+            "Anfang des Monats",
         ),
         "place": (
-            "in Berlin", "in der Innenstadt", "auf dem Land", "in Hamburg", "im Süden des Landes",
-            "in der Region", "in Köln", "in Leipzig", "am Stadtrand", "in Österreich",
+            "in Berlin",
+            "in der Innenstadt",
+            "auf dem Land",
+            "in Hamburg",
+            "im Süden des Landes",
+            "in der Region",
+            "in Köln",
+            "in Leipzig",
+            "am Stadtrand",
+            "in Österreich",
         ),
         "part": (
-            "vorgestellt", "angekündigt", "kritisiert", "veröffentlicht", "geplant", "unterstützt",
-            "abgelehnt", "verbessert", "überprüft", "eröffnet", "verteidigt", "beschlossen",
+            "vorgestellt",
+            "angekündigt",
+            "kritisiert",
+            "veröffentlicht",
+            "geplant",
+            "unterstützt",
+            "abgelehnt",
+            "verbessert",
+            "überprüft",
+            "eröffnet",
+            "verteidigt",
+            "beschlossen",
         ),
         "inf": ("vorstellen", "prüfen", "umsetzen", "verbessern", "finanzieren", "erweitern", "ändern"),
         "adj": (
-            "wichtig", "schwierig", "teuer", "notwendig", "sehr beliebt", "nicht einfach",
-            "überraschend erfolgreich", "umstritten", "sinnvoll",
+            "wichtig",
+            "schwierig",
+            "teuer",
+            "notwendig",
+            "sehr beliebt",
+            "nicht einfach",
+            "überraschend erfolgreich",
+            "umstritten",
+            "sinnvoll",
         ),
         "adjw": ("heiß", "trocken", "regnerisch", "kalt", "windig"),
         "city": ("Berlin", "Hamburg", "München", "Köln", "Leipzig", "Dresden", "Wien", "Graz", "Zürich"),
-        "first": ("Anna", "Lukas", "Sabine", "Jonas", "Katrin", "Felix", "Monika", "Stefan", "Lena",
-                  "Tobias"),
+        "first": (
+            "Anna",
+            "Lukas",
+            "Sabine",
+            "Jonas",
+            "Katrin",
+            "Felix",
+            "Monika",
+            "Stefan",
+            "Lena",
+            "Tobias",
+        ),
         "last": ("Schmidt", "Müller", "Weber", "Wagner", "Becker", "Hoffmann", "Schulz", "Keller", "Huber"),
         "templates": (
             "{subj} hat {time} {obj} {part}.",
@@ -494,43 +618,95 @@ _LANGS = {
             "Ob die Maßnahmen {place} wirklich etwas bringen, wird sich erst im Laufe der Zeit zeigen.",
         ),
         "titles": (
-            "Neues aus {city}", "Was die Menschen {place} bewegt", "Kommentar: Warum das Thema {adj} ist",
+            "Neues aus {city}",
+            "Was die Menschen {place} bewegt",
+            "Kommentar: Warum das Thema {adj} ist",
             "Bericht aus der Region {city}",
         ),
     },
     "fr": {
         "subj": (
-            "la mairie", "le gouvernement", "l'entreprise", "le maire de la ville",
-            "une porte-parole du ministère", "le club", "l'école du quartier", "le musée",
-                "un expert de Lyon",
-            "la police", "l'entraîneur", "la boulangerie du centre", "le conseil municipal", "l'université",
-            "un représentant des habitants", "la région",
+            "la mairie",
+            "le gouvernement",
+            "l'entreprise",
+            "le maire de la ville",
+            "une porte-parole du ministère",
+            "le club",
+            "l'école du quartier",
+            "le musée",
+            "un expert de Lyon",
+            "la police",
+            "l'entraîneur",
+            "la boulangerie du centre",
+            "le conseil municipal",
+            "l'université",
+            "un représentant des habitants",
+            "la région",
         ),
         "obj": (
-            "un nouveau projet", "les résultats de l'étude", "plus d'argent pour les écoles",
-            "une nouvelle stratégie", "le rapport annuel", "les prix des produits alimentaires",
-            "une nouvelle offre pour les familles", "les plans de la nouvelle gare",
-            "une proposition pour réduire la circulation", "les nouveaux horaires d'ouverture",
-            "un programme pour les jeunes", "les chiffres du premier trimestre",
+            "un nouveau projet",
+            "les résultats de l'étude",
+            "plus d'argent pour les écoles",
+            "une nouvelle stratégie",
+            "le rapport annuel",
+            "les prix des produits alimentaires",
+            "une nouvelle offre pour les familles",
+            "les plans de la nouvelle gare",
+            "une proposition pour réduire la circulation",
+            "les nouveaux horaires d'ouverture",
+            "un programme pour les jeunes",
+            "les chiffres du premier trimestre",
             "une exposition sur l'histoire de la ville",
         ),
         "time": (
-            "l'année dernière", "lundi dernier", "depuis le printemps", "cet été",
-            "après de longues négociations", "il y a quelques semaines", "ce week-end", "à l'automne",
-            "la semaine dernière", "au début du mois",
+            "l'année dernière",
+            "lundi dernier",
+            "depuis le printemps",
+            "cet été",
+            "après de longues négociations",
+            "il y a quelques semaines",
+            "ce week-end",
+            "à l'automne",
+            "la semaine dernière",
+            "au début du mois",
         ),
         "place": (
-            "à Paris", "dans le centre-ville", "à la campagne", "à Lyon", "dans le sud du pays",
-            "dans la région", "à Marseille", "à Bordeaux", "en banlieue", "à Montréal",
+            "à Paris",
+            "dans le centre-ville",
+            "à la campagne",
+            "à Lyon",
+            "dans le sud du pays",
+            "dans la région",
+            "à Marseille",
+            "à Bordeaux",
+            "en banlieue",
+            "à Montréal",
         ),
         "part": (
-            "présenté", "annoncé", "critiqué", "publié", "prévu", "soutenu", "refusé", "amélioré",
-            "vérifié", "ouvert", "défendu", "adopté",
+            "présenté",
+            "annoncé",
+            "critiqué",
+            "publié",
+            "prévu",
+            "soutenu",
+            "refusé",
+            "amélioré",
+            "vérifié",
+            "ouvert",
+            "défendu",
+            "adopté",
         ),
         "inf": ("présenter", "vérifier", "mettre en place", "améliorer", "financer", "élargir", "modifier"),
         "adj": (
-            "difficile", "nécessaire", "utile", "raisonnable", "possible", "très populaire",
-            "indispensable", "inévitable", "discutable",
+            "difficile",
+            "nécessaire",
+            "utile",
+            "raisonnable",
+            "possible",
+            "très populaire",
+            "indispensable",
+            "inévitable",
+            "discutable",
         ),
         "adjw": ("chaud", "sec", "pluvieux", "froid", "humide"),
         "city": ("Paris", "Lyon", "Marseille", "Bordeaux", "Lille", "Nantes", "Montréal", "Québec", "Genève"),
@@ -562,43 +738,95 @@ _LANGS = {
             "Il est encore trop tôt pour dire si ces mesures vont vraiment changer les choses {place}.",
         ),
         "titles": (
-            "Les nouvelles de {city}", "Ce qui préoccupe les habitants {place}",
-            "Éditorial : pourquoi ce sujet est {adj}", "Reportage dans la région de {city}",
+            "Les nouvelles de {city}",
+            "Ce qui préoccupe les habitants {place}",
+            "Éditorial : pourquoi ce sujet est {adj}",
+            "Reportage dans la région de {city}",
         ),
     },
     "es": {
         "subj": (
-            "el ayuntamiento", "el gobierno", "la empresa", "el alcalde de la ciudad",
-            "una portavoz del ministerio", "el club", "la escuela del barrio", "el museo",
-            "un experto de Sevilla", "la policía", "el entrenador", "la panadería del centro",
-            "el consejo municipal", "la universidad", "un representante de los vecinos",
-                "la comunidad autónoma",
+            "el ayuntamiento",
+            "el gobierno",
+            "la empresa",
+            "el alcalde de la ciudad",
+            "una portavoz del ministerio",
+            "el club",
+            "la escuela del barrio",
+            "el museo",
+            "un experto de Sevilla",
+            "la policía",
+            "el entrenador",
+            "la panadería del centro",
+            "el consejo municipal",
+            "la universidad",
+            "un representante de los vecinos",
+            "la comunidad autónoma",
         ),
         "obj": (
-            "un nuevo proyecto", "los resultados del estudio", "más dinero para las escuelas",
-            "una nueva estrategia", "el informe anual", "los precios de los alimentos",
-            "una nueva oferta para las familias", "los planes de la nueva estación",
-            "una propuesta para reducir el tráfico", "los nuevos horarios de apertura",
-            "un programa para los jóvenes", "las cifras del primer trimestre",
+            "un nuevo proyecto",
+            "los resultados del estudio",
+            "más dinero para las escuelas",
+            "una nueva estrategia",
+            "el informe anual",
+            "los precios de los alimentos",
+            "una nueva oferta para las familias",
+            "los planes de la nueva estación",
+            "una propuesta para reducir el tráfico",
+            "los nuevos horarios de apertura",
+            "un programa para los jóvenes",
+            "las cifras del primer trimestre",
             "una exposición sobre la historia de la ciudad",
         ),
         "time": (
-            "el año pasado", "el lunes", "desde la primavera", "este verano",
-                "después de largas negociaciones",
-            "hace unas semanas", "el fin de semana", "en otoño", "la semana pasada", "a principios de mes",
+            "el año pasado",
+            "el lunes",
+            "desde la primavera",
+            "este verano",
+            "después de largas negociaciones",
+            "hace unas semanas",
+            "el fin de semana",
+            "en otoño",
+            "la semana pasada",
+            "a principios de mes",
         ),
         "place": (
-            "en Madrid", "en el centro de la ciudad", "en el campo", "en Valencia", "en el sur del país",
-            "en la región", "en Sevilla", "en Bilbao", "en las afueras", "en Buenos Aires",
+            "en Madrid",
+            "en el centro de la ciudad",
+            "en el campo",
+            "en Valencia",
+            "en el sur del país",
+            "en la región",
+            "en Sevilla",
+            "en Bilbao",
+            "en las afueras",
+            "en Buenos Aires",
         ),
         "part": (
-            "presentado", "anunciado", "criticado", "publicado", "planeado", "apoyado", "rechazado",
-            "mejorado", "revisado", "abierto", "defendido", "aprobado",
+            "presentado",
+            "anunciado",
+            "criticado",
+            "publicado",
+            "planeado",
+            "apoyado",
+            "rechazado",
+            "mejorado",
+            "revisado",
+            "abierto",
+            "defendido",
+            "aprobado",
         ),
         "inf": ("presentar", "revisar", "poner en marcha", "mejorar", "financiar", "ampliar", "cambiar"),
         "adj": (
-            "importante", "difícil", "útil", "razonable", "posible", "muy popular", "imprescindible",
-            "discutible", "inevitable",
+            "importante",
+            "difícil",
+            "útil",
+            "razonable",
+            "posible",
+            "muy popular",
+            "imprescindible",
+            "discutible",
+            "inevitable",
         ),
         "adjw": ("caluroso", "seco", "lluvioso", "frío", "húmedo"),
         "city": ("Madrid", "Sevilla", "Valencia", "Bilbao", "Granada", "Málaga", "México", "Buenos Aires"),
@@ -628,8 +856,9 @@ _LANGS = {
             "Todavía es pronto para saber si estas medidas van a cambiar realmente las cosas {place}.",
         ),
         "titles": (
-            "Noticias de {city}", "Lo que preocupa a los vecinos {place}",
-                "Opinión: por qué este tema es {adj}",
+            "Noticias de {city}",
+            "Lo que preocupa a los vecinos {place}",
+            "Opinión: por qué este tema es {adj}",
             "Crónica desde {city}",
         ),
     },
@@ -718,8 +947,13 @@ _DOMAINS = (
     _d("cuisine-maison.fr", "recettes.cuisine-maison.fr", "cooking", "non_english", "fr"),
     _d("vie-quebec.qc.ca", "www.vie-quebec.qc.ca", "travel", "non_english", "fr"),
     _d("noticias-del-sur.es", "www.noticias-del-sur.es", "history", "non_english", "es"),
-    _d("tecnologia-hoy.com.mx", "foro.tecnologia-hoy.com.mx www.tecnologia-hoy.com.mx", "programming",
-       "non_english", "es"),
+    _d(
+        "tecnologia-hoy.com.mx",
+        "foro.tecnologia-hoy.com.mx www.tecnologia-hoy.com.mx",
+        "programming",
+        "non_english",
+        "es",
+    ),
     _d("cocina-facil.com.ar", "www.cocina-facil.com.ar", "cooking", "non_english", "es"),
 )
 
@@ -747,7 +981,7 @@ def _compile(template: str) -> _Parts:
     pos = 0
     for m in _SLOT_RE.finditer(template):
         slot = m.group(1).rstrip("0123456789") if m.group(1) else tuple(m.group(2).split("|"))
-        parts.append((template[pos:m.start()], slot))
+        parts.append((template[pos : m.start()], slot))
         pos = m.end()
     parts.append((template[pos:], ""))
     return tuple(parts)
@@ -805,8 +1039,15 @@ def _make_topic_vocab(topic: str) -> _Vocab:
     nouns, adjs, verbs, roles = (_split_list(x) for x in _TOPICS_RAW[topic])
     return _Vocab(
         {
-            "n": nouns, "a": adjs, "v": verbs, "r": roles, "rs": tuple(_plural(r) for r in roles),
-            "p": _PLACES, "m": tuple(_MONTHS), "adv": _ADVERBS, "conn": _CONNECTORS,
+            "n": nouns,
+            "a": adjs,
+            "v": verbs,
+            "r": roles,
+            "rs": tuple(_plural(r) for r in roles),
+            "p": _PLACES,
+            "m": tuple(_MONTHS),
+            "adv": _ADVERBS,
+            "conn": _CONNECTORS,
         },
         tuple(_FIRST_NAMES),
         tuple(_LAST_NAMES),
@@ -882,7 +1123,7 @@ def _paragraphs(rng: random.Random, lang: str, topic: str, target_words: int, lo
         if i >= len(sents):
             sents += _sentences(rng, lang, topic, 10)
         k = rng.randint(lo, hi)
-        para = " ".join(sents[i:i + k])
+        para = " ".join(sents[i : i + k])
         i += k
         if not para:
             continue
@@ -898,8 +1139,10 @@ def _prose(rng: random.Random, topic: str) -> tuple[str, str]:
     blocks = [title]
     if rng.random() < 0.6:
         d = rng.randint(1, 28)
-        blocks.append(f"By {rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}, "
-                      f"{d} {rng.choice(_MONTHS)} {rng.randint(2015, 2024)}")
+        blocks.append(
+            f"By {rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}, "
+            f"{d} {rng.choice(_MONTHS)} {rng.randint(2015, 2024)}"
+        )
     blocks += _paragraphs(rng, "en", topic, target, 3, 6)
     return title, "\n\n".join(blocks)
 
@@ -911,36 +1154,53 @@ def _non_english(rng: random.Random, lang: str) -> tuple[str, str]:
 
 
 _FORUM_TITLES = (
-    "Problem with my {n} after the update", "Best {a} {n} for a beginner?",
-    "Anyone else seeing this with the {n}?", "{n} vs {n2} - which one?", "Help!! {n} not working",
+    "Problem with my {n} after the update",
+    "Best {a} {n} for a beginner?",
+    "Anyone else seeing this with the {n}?",
+    "{n} vs {n2} - which one?",
+    "Help!! {n} not working",
     "Quick question about the {n}",
 )
-_FORUM_LINES = tuple(_compile(t) for t in (
-    "has anyone else had trouble with the {n}? mine stopped working after {num} days",
-    "lol same here, the {n} is basically useless until they fix it",
-    "did you try resetting the {n} first? that fixed it for me",
-    "thx, that worked!! cheers",
-    "imo the {a} {n} is overrated tbh",
-    "+1 for the {n}, been using it for {num} years no issues",
-    "edit: nvm, turns out the {n2} was the problem all along",
-    "I'm in {p} and we've had the same problem since {m}.",
-    "Not sure why people hate on the {n}, works fine for me.",
-    "Can you post a photo of the {n}? hard to tell from the description",
-    "this ^^^",
-    "Have a look at the sticky thread about the {n}, it covers most of this.",
-    "my {r} said it's normal for the {n} to do that, but idk",
-    "Any update on this? still waiting for a reply...",
-    "Ugh, spent the whole weekend on the {n} and got nowhere :(",
-    "Quick question: does the {a} {n} work with the {n2} or do I need an adapter?",
-    "Thanks everyone for the replies, really appreciate it :)",
-    "yeah the {n2} is way better than the {n}, not even close",
-    "Welcome to the forum! Please read the rules before posting.",
-    "Same issue. Following.",
-    "tried that, didn't help. going to ask a {r} on {m} {num}",
-    "honestly just buy a {a} {n} and save yourself the headache",
-))
+_FORUM_LINES = tuple(
+    _compile(t)
+    for t in (
+        "has anyone else had trouble with the {n}? mine stopped working after {num} days",
+        "lol same here, the {n} is basically useless until they fix it",
+        "did you try resetting the {n} first? that fixed it for me",
+        "thx, that worked!! cheers",
+        "imo the {a} {n} is overrated tbh",
+        "+1 for the {n}, been using it for {num} years no issues",
+        "edit: nvm, turns out the {n2} was the problem all along",
+        "I'm in {p} and we've had the same problem since {m}.",
+        "Not sure why people hate on the {n}, works fine for me.",
+        "Can you post a photo of the {n}? hard to tell from the description",
+        "this ^^^",
+        "Have a look at the sticky thread about the {n}, it covers most of this.",
+        "my {r} said it's normal for the {n} to do that, but idk",
+        "Any update on this? still waiting for a reply...",
+        "Ugh, spent the whole weekend on the {n} and got nowhere :(",
+        "Quick question: does the {a} {n} work with the {n2} or do I need an adapter?",
+        "Thanks everyone for the replies, really appreciate it :)",
+        "yeah the {n2} is way better than the {n}, not even close",
+        "Welcome to the forum! Please read the rules before posting.",
+        "Same issue. Following.",
+        "tried that, didn't help. going to ask a {r} on {m} {num}",
+        "honestly just buy a {a} {n} and save yourself the headache",
+    )
+)
 _FORUM_USER_PARTS = (
-    "tux", "green", "night", "pixel", "old", "river", "mad", "quiet", "captain", "lazy", "turbo", "happy",
+    "tux",
+    "green",
+    "night",
+    "pixel",
+    "old",
+    "river",
+    "mad",
+    "quiet",
+    "captain",
+    "lazy",
+    "turbo",
+    "happy",
 )
 _FORUM_USER_TAILS = ("fan", "thumb", "owl", "wolf", "dad", "mum", "geek", "rider", "cook", "nerd", "fox")
 
@@ -963,8 +1223,9 @@ def _forum(rng: random.Random, topic: str) -> tuple[str, str]:
         if style == 0:
             lines.append(f"{user} wrote:")
         elif style == 1:
-            lines.append(f"Posted by {user} on {rng.randint(1, 28)} {rng.choice(_MONTHS)} "
-                         f"{rng.randint(2012, 2024)}")
+            lines.append(
+                f"Posted by {user} on {rng.randint(1, 28)} {rng.choice(_MONTHS)} {rng.randint(2012, 2024)}"
+            )
         else:
             lines.append(f"#{i + 1} {user}")
         if prev_first and rng.random() < 0.3:
@@ -997,7 +1258,7 @@ _PY_SNIPPETS = (
     "    return total / max(len(values), 1)\n\n\nprint(@F@([1, 2, 3]))\n",
     'from collections import Counter\n\n\ndef top_@K@(rows, n=@N@):\n    counts = Counter(row["@K@"] '
     "for row in rows)\n    return counts.most_common(n)\n",
-    "import re\n\n@U@_RE = re.compile(r\"^@K@-(\\d+)$\")\n\n\ndef @F@(name):\n    m = @U@_RE.match(name)\n"
+    'import re\n\n@U@_RE = re.compile(r"^@K@-(\\d+)$")\n\n\ndef @F@(name):\n    m = @U@_RE.match(name)\n'
     "    return int(m.group(1)) if m else None\n",
 )
 _JS_SNIPPETS = (
@@ -1011,21 +1272,27 @@ _JS_SNIPPETS = (
     "const @X@ = new Map();\nfunction remember(key, value) {\n  if (@X@.size > @N@) {\n"
     "    @X@.delete(@X@.keys().next().value);\n  }\n  @X@.set(key, value);\n}\n",
 )
-_CODE_INTRO = tuple(_compile(t) for t in (
-    "Here is a small {lang} snippet that I use to handle the {n} data in my projects.",
-    "A {r} asked how to clean up a list of {n} records without a third-party library, so here it is.",
-    "This is the {lang} version of the helper we discussed in the last post about the {n}.",
-    "The code below reads the records and keeps only the ones we actually need for the {n} report.",
-    "If you have ever struggled with the {a} {n}, this short {lang} example might save you some time.",
-))
-_CODE_OUTRO = tuple(_compile(t) for t in (
-    "Note that this version does not handle errors, so wrap it in a try block if the input is untrusted.",
-    "It runs in linear time, which is fine for a few thousand records.",
-    "Feel free to adapt it; the logic is the same in most languages.",
-    "I tested it with {lang} on a {a} {n} data set and it finished in under a second.",
-    "Let me know in the comments if you find a bug or a cleaner way to write it.",
-    "The important part is the loop: everything else is just setup.",
-))
+_CODE_INTRO = tuple(
+    _compile(t)
+    for t in (
+        "Here is a small {lang} snippet that I use to handle the {n} data in my projects.",
+        "A {r} asked how to clean up a list of {n} records without a third-party library, so here it is.",
+        "This is the {lang} version of the helper we discussed in the last post about the {n}.",
+        "The code below reads the records and keeps only the ones we actually need for the {n} report.",
+        "If you have ever struggled with the {a} {n}, this short {lang} example might save you some time.",
+    )
+)
+_CODE_OUTRO = tuple(
+    _compile(t)
+    for t in (
+        "Note that this version does not handle errors, so wrap it in a try block if the input is untrusted.",
+        "It runs in linear time, which is fine for a few thousand records.",
+        "Feel free to adapt it; the logic is the same in most languages.",
+        "I tested it with {lang} on a {a} {n} data set and it finished in under a second.",
+        "Let me know in the comments if you find a bug or a cleaner way to write it.",
+        "The important part is the loop: everything else is just setup.",
+    )
+)
 _CODE_VERBS = ("get", "load", "parse", "filter", "count", "compute", "update", "clean", "collect")
 
 
@@ -1037,11 +1304,13 @@ def _code(rng: random.Random, topic: str) -> tuple[str, str]:
     vocab = _TOPIC_VOCAB[topic]
     lang = "Python" if rng.random() < 0.6 else "JavaScript"
     noun = vocab.pick("n", rng)
-    title = rng.choice((
-        f"How to {rng.choice(_CODE_VERBS)} {noun} records in {lang}",
-        f"Quick tip: a tiny {lang} helper for {noun} data",
-        f"{lang} snippet of the week: {noun}",
-    ))
+    title = rng.choice(
+        (
+            f"How to {rng.choice(_CODE_VERBS)} {noun} records in {lang}",
+            f"Quick tip: a tiny {lang} helper for {noun} data",
+            f"{lang} snippet of the week: {noun}",
+        )
+    )
     blocks = [title]
     for _ in range(rng.randint(1, 3)):
         fill = _compile_lang(rng.choice(_CODE_INTRO), lang)
@@ -1094,120 +1363,195 @@ def _math_problem(rng: random.Random) -> tuple[str, str]:
     if kind == 0:
         x, a, b = rng.randint(-9, 15), rng.randint(2, 9), rng.randint(-30, 30)
         c = a * x + b
-        return (f"Solve ${a}x {_sgn(b)} = {c}$ for $x$.",
-                f"Move the constant term to the right-hand side: ${a}x = {c} {_sgn(-b)} = {c - b}$. "
-                f"Dividing both sides by {a} gives $x = \\frac{{{c - b}}}{{{a}}} = {x}$. "
-                f"Check: ${a} \\cdot ({x}) {_sgn(b)} = {c}$, so the answer is $x = {x}$.")
+        return (
+            f"Solve ${a}x {_sgn(b)} = {c}$ for $x$.",
+            f"Move the constant term to the right-hand side: ${a}x = {c} {_sgn(-b)} = {c - b}$. "
+            f"Dividing both sides by {a} gives $x = \\frac{{{c - b}}}{{{a}}} = {x}$. "
+            f"Check: ${a} \\cdot ({x}) {_sgn(b)} = {c}$, so the answer is $x = {x}$.",
+        )
     if kind == 1:
         r1, r2 = rng.sample([v for v in range(-9, 10) if v], 2)
         s, p = r1 + r2, r1 * r2
-        return (f"Find the roots of $x^2 {_sgn(-s)}x {_sgn(p)} = 0$.",
-                f"We need two numbers whose product is {p} and whose sum is {s}: these are {r1} and {r2}. "
-                f"Hence $(x {_sgn(-r1)})(x {_sgn(-r2)}) = 0$ and the roots are $x_1 = {r1}$ and $x_2 = "
-                f"{r2}$. The discriminant is $\\Delta = b^2 - 4ac = {s * s - 4 * p}$, which is positive, so "
-                f"both roots are real.")
+        return (
+            f"Find the roots of $x^2 {_sgn(-s)}x {_sgn(p)} = 0$.",
+            f"We need two numbers whose product is {p} and whose sum is {s}: these are {r1} and {r2}. "
+            f"Hence $(x {_sgn(-r1)})(x {_sgn(-r2)}) = 0$ and the roots are $x_1 = {r1}$ and $x_2 = "
+            f"{r2}$. The discriminant is $\\Delta = b^2 - 4ac = {s * s - 4 * p}$, which is positive, so "
+            f"both roots are real.",
+        )
     if kind == 2:
         r = rng.randint(2, 25)
-        return (f"Find the area of a circle with radius {r} cm.",
-                f"The area is $A = \\pi r^2 = \\pi \\cdot {r}^2 = {r * r}\\pi \\approx "
-                f"{math.pi * r * r:.2f}$ square centimetres.")
+        return (
+            f"Find the area of a circle with radius {r} cm.",
+            f"The area is $A = \\pi r^2 = \\pi \\cdot {r}^2 = {r * r}\\pi \\approx "
+            f"{math.pi * r * r:.2f}$ square centimetres.",
+        )
     if kind == 3:
         price, q = rng.randint(20, 500), rng.randint(5, 40)
         inc = price * q / 100
-        return (f"A jacket costs {price} dollars and its price rises by {q}%. What is the new price?",
-                f"The increase is ${q}\\% \\times {price} = {inc:.2f}$ dollars, so the new price is "
-                f"${price} + {inc:.2f} = {price + inc:.2f}$ dollars.")
+        return (
+            f"A jacket costs {price} dollars and its price rises by {q}%. What is the new price?",
+            f"The increase is ${q}\\% \\times {price} = {inc:.2f}$ dollars, so the new price is "
+            f"${price} + {inc:.2f} = {price + inc:.2f}$ dollars.",
+        )
     if kind == 4:
         t = rng.choice((1.5, 2, 2.5, 3, 4))
         d = rng.randint(12, 90) * 2
-        return (f"A cyclist covers {d} km in {t} hours. Find the average speed.",
-                f"Average speed is distance over time: $v = \\frac{{d}}{{t}} = \\frac{{{d}}}{{{t}}} "
-                f"\\approx {d / t:.1f}$ km/h.")
+        return (
+            f"A cyclist covers {d} km in {t} hours. Find the average speed.",
+            f"Average speed is distance over time: $v = \\frac{{d}}{{t}} = \\frac{{{d}}}{{{t}}} "
+            f"\\approx {d / t:.1f}$ km/h.",
+        )
     if kind == 5:
         a1, dd, n = rng.randint(1, 20), rng.randint(2, 9), rng.randint(8, 40)
         an = a1 + (n - 1) * dd
-        return (f"Find the sum of the first {n} terms of the arithmetic sequence {a1}, {a1 + dd}, "
-                f"{a1 + 2 * dd}, and so on.",
-                f"The common difference is $d = {dd}$, so the last term is $a_{{{n}}} = a_1 + (n-1)d = "
-                f"{a1} + {n - 1} \\cdot {dd} = {an}$. Then $S_{{{n}}} = \\frac{{n(a_1 + a_n)}}{{2}} = "
-                f"\\frac{{{n}({a1} + {an})}}{{2}} = {n * (a1 + an) // 2}$.")
+        return (
+            f"Find the sum of the first {n} terms of the arithmetic sequence {a1}, {a1 + dd}, "
+            f"{a1 + 2 * dd}, and so on.",
+            f"The common difference is $d = {dd}$, so the last term is $a_{{{n}}} = a_1 + (n-1)d = "
+            f"{a1} + {n - 1} \\cdot {dd} = {an}$. Then $S_{{{n}}} = \\frac{{n(a_1 + a_n)}}{{2}} = "
+            f"\\frac{{{n}({a1} + {an})}}{{2}} = {n * (a1 + an) // 2}$.",
+        )
     if kind == 6:
         a, b, c, x0 = rng.randint(1, 6), rng.randint(-9, 9), rng.randint(-9, 9), rng.randint(-3, 4)
         val = 3 * a * x0 * x0 + 2 * b * x0 + c
-        return (f"Differentiate $f(x) = {a}x^3 {_sgn(b)}x^2 {_sgn(c)}x$ and evaluate $f'(x)$ at $x = {x0}$.",
-                f"Using the power rule, $f'(x) = {3 * a}x^2 {_sgn(2 * b)}x {_sgn(c)}$. "
-                f"Substituting $x = {x0}$ gives $f'({x0}) = {val}$.")
+        return (
+            f"Differentiate $f(x) = {a}x^3 {_sgn(b)}x^2 {_sgn(c)}x$ and evaluate $f'(x)$ at $x = {x0}$.",
+            f"Using the power rule, $f'(x) = {3 * a}x^2 {_sgn(2 * b)}x {_sgn(c)}$. "
+            f"Substituting $x = {x0}$ gives $f'({x0}) = {val}$.",
+        )
     if kind == 7:
         a, b, c = rng.choice(((3, 4, 5), (5, 12, 13), (8, 15, 17), (7, 24, 25)))
         k = rng.randint(1, 6)
         a, b, c = a * k, b * k, c * k
-        return (f"A right triangle has legs of length {a} and {b}. How long is the hypotenuse?",
-                f"By Pythagoras, $c = \\sqrt{{a^2 + b^2}} = \\sqrt{{{a * a} + {b * b}}} = "
-                f"\\sqrt{{{c * c}}} = {c}$.")
+        return (
+            f"A right triangle has legs of length {a} and {b}. How long is the hypotenuse?",
+            f"By Pythagoras, $c = \\sqrt{{a^2 + b^2}} = \\sqrt{{{a * a} + {b * b}}} = "
+            f"\\sqrt{{{c * c}}} = {c}$.",
+        )
     red, blue = rng.randint(2, 20), rng.randint(2, 20)
     g = math.gcd(red, red + blue)
-    return (f"A bag contains {red} red and {blue} blue marbles. One marble is drawn at random. "
-            f"What is the probability that it is red?",
-            f"$P(\\text{{red}}) = \\frac{{{red}}}{{{red} + {blue}}} = "
-            f"\\frac{{{red // g}}}{{{(red + blue) // g}}} "
-            f"\\approx {red / (red + blue):.3f}$.")
+    return (
+        f"A bag contains {red} red and {blue} blue marbles. One marble is drawn at random. "
+        f"What is the probability that it is red?",
+        f"$P(\\text{{red}}) = \\frac{{{red}}}{{{red} + {blue}}} = "
+        f"\\frac{{{red // g}}}{{{(red + blue) // g}}} "
+        f"\\approx {red / (red + blue):.3f}$.",
+    )
 
 
 def _math(rng: random.Random, topic: str) -> tuple[str, str]:
-    subject = rng.choice(("linear equations", "quadratics", "geometry", "probability", "calculus basics",
-                          "sequences and series", "percentages", "mixed revision"))
-    title = rng.choice(("Worked examples: {s}", "Practice problems with full solutions ({s})",
-                        "Exam revision: {s}", "Step-by-step solutions for {s}")).format(s=subject)
+    subject = rng.choice(
+        (
+            "linear equations",
+            "quadratics",
+            "geometry",
+            "probability",
+            "calculus basics",
+            "sequences and series",
+            "percentages",
+            "mixed revision",
+        )
+    )
+    title = rng.choice(
+        (
+            "Worked examples: {s}",
+            "Practice problems with full solutions ({s})",
+            "Exam revision: {s}",
+            "Step-by-step solutions for {s}",
+        )
+    ).format(s=subject)
     k = rng.randint(2, 6)
-    blocks = [title, rng.choice((
-        f"Below are {k} practice problems with worked solutions. Try each one yourself before reading the "
-        f"answer.",
-        f"Here are {k} exercises on {subject} from this week's tutoring session, solved step by step.",
-        f"These {k} problems come up again and again in exams, so it pays to know the method by heart.",
-    ))]
+    blocks = [
+        title,
+        rng.choice(
+            (
+                f"Below are {k} practice problems with worked solutions. Try each one yourself before reading the "
+                f"answer.",
+                f"Here are {k} exercises on {subject} from this week's tutoring session, solved step by step.",
+                f"These {k} problems come up again and again in exams, so it pays to know the method by heart.",
+            )
+        ),
+    ]
     for i in range(1, k + 1):
         st, sol = _math_problem(rng)
         blocks.append(f"Problem {i}. {st}")
         blocks.append(f"Solution. {sol}")
-    blocks.append(rng.choice((
-        "If you spot a mistake, let us know in the comments.",
-        "Next week we will look at harder variations of these questions.",
-        "Remember to always check your answer by substituting it back into the original problem.",
-    )))
+    blocks.append(
+        rng.choice(
+            (
+                "If you spot a mistake, let us know in the comments.",
+                "Next week we will look at harder variations of these questions.",
+                "Remember to always check your answer by substituting it back into the original problem.",
+            )
+        )
+    )
     return title, "\n\n".join(blocks)
 
 
-_BOILER_LINES = tuple(_compile(t) for t in (
-    "We use cookies to improve your experience on our website. By continuing to browse, you agree to our "
-    "use of cookies.",
-    "Accept all cookies", "Reject non-essential cookies", "Manage cookie preferences",
-    "JavaScript must be enabled in your browser to use this site.",
-    "Please enable JavaScript to view the comments.",
-    "Your browser is out of date. Please update it for the best experience.",
-    "Skip to main content", "Menu", "Search", "Log in", "Sign up", "My account", "Basket ({k})",
-    "Home | About | Contact | Blog | Shop", "Home > {n} > {n2}",
-    "Privacy Policy", "Terms of Use", "Cookie Policy", "Accessibility statement", "Sitemap",
-    "© {y} {site}. All rights reserved.",
-    "Subscribe to our newsletter", "Enter your email address", "Follow us on social media",
-    "Share this page", "Print this page", "Back to top", "Loading...", "Page {k} of {k2}",
-    "« Previous | Next »",
-    "Advertisement", "Related articles", "{k} comments", "Leave a comment",
-    "Contact us: info@{domain}", "Call us on 0{k}{k2} {k3}{k}{k2}",
-    "This site is protected by reCAPTCHA and the Privacy Policy and Terms of Service apply.",
-    "We and our {k} partners store and access information on your device.",
-    "Our privacy policy was last updated in {m} {y}.",
-    "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
-    "Sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.",
-    "Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo "
-    "consequat.",
-    "Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur.",
-    "Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt mollit anim id est "
-    "laborum.",
-    "Categories: {n} · {n2} · {n3}", "Tags: {n}, {n2}, {a}",
-    "Opening hours: Mon–Fri 9:00–17:00", "Free delivery on orders over £{k}",
-    "Download our app", "Sign in with Google", "Forgot your password?",
-    "Terms and conditions apply.", "All prices include VAT.", "Registered office: {k} High Street, {p}",
-))
+_BOILER_LINES = tuple(
+    _compile(t)
+    for t in (
+        "We use cookies to improve your experience on our website. By continuing to browse, you agree to our "
+        "use of cookies.",
+        "Accept all cookies",
+        "Reject non-essential cookies",
+        "Manage cookie preferences",
+        "JavaScript must be enabled in your browser to use this site.",
+        "Please enable JavaScript to view the comments.",
+        "Your browser is out of date. Please update it for the best experience.",
+        "Skip to main content",
+        "Menu",
+        "Search",
+        "Log in",
+        "Sign up",
+        "My account",
+        "Basket ({k})",
+        "Home | About | Contact | Blog | Shop",
+        "Home > {n} > {n2}",
+        "Privacy Policy",
+        "Terms of Use",
+        "Cookie Policy",
+        "Accessibility statement",
+        "Sitemap",
+        "© {y} {site}. All rights reserved.",
+        "Subscribe to our newsletter",
+        "Enter your email address",
+        "Follow us on social media",
+        "Share this page",
+        "Print this page",
+        "Back to top",
+        "Loading...",
+        "Page {k} of {k2}",
+        "« Previous | Next »",
+        "Advertisement",
+        "Related articles",
+        "{k} comments",
+        "Leave a comment",
+        "Contact us: info@{domain}",
+        "Call us on 0{k}{k2} {k3}{k}{k2}",
+        "This site is protected by reCAPTCHA and the Privacy Policy and Terms of Service apply.",
+        "We and our {k} partners store and access information on your device.",
+        "Our privacy policy was last updated in {m} {y}.",
+        "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
+        "Sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.",
+        "Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo "
+        "consequat.",
+        "Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur.",
+        "Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt mollit anim id est "
+        "laborum.",
+        "Categories: {n} · {n2} · {n3}",
+        "Tags: {n}, {n2}, {a}",
+        "Opening hours: Mon–Fri 9:00–17:00",
+        "Free delivery on orders over £{k}",
+        "Download our app",
+        "Sign in with Google",
+        "Forgot your password?",
+        "Terms and conditions apply.",
+        "All prices include VAT.",
+        "Registered office: {k} High Street, {p}",
+    )
+)
 
 
 def _boilerplate(rng: random.Random, dom: _Domain) -> tuple[str, str]:
@@ -1229,27 +1573,36 @@ def _boilerplate(rng: random.Random, dom: _Domain) -> tuple[str, str]:
 
 
 _SPAM_PRODUCTS = {
-    "finance": ("cheap loans", "crypto signals", "instant credit", "seo backlinks", "forex robot",
-                "cheap followers"),
+    "finance": (
+        "cheap loans",
+        "crypto signals",
+        "instant credit",
+        "seo backlinks",
+        "forex robot",
+        "cheap followers",
+    ),
     "health": ("diet pills", "weight loss tea", "cheap meds", "muscle powder", "miracle cream", "detox kit"),
     "gaming": ("casino bonus", "free spins", "poker chips", "game coins", "lottery tips", "bingo credits"),
 }
-_SPAM_LINES = tuple(_compile(t) for t in (
-    "BUY CHEAP {P} NOW!!! BEST PRICE ONLINE!!!",
-    "cheap {p} cheap {p} cheap {p} best {p} discount {p} free {p}",
-    "Click here >>> www.{site}/deal{k} <<< limited offer...",
-    "$$$ EARN MONEY FAST $$$ WORK FROM HOME $$$ CODE {code} $$$",
-    "100% GUARANTEED!!! NO QUESTIONS ASKED!!! ORDER #{k}{k2}!!!",
-    "best {p} best {p} best {p} online cheap cheap cheap...",
-    "★★★★★ {P} ★★★★★ ONLY ${k}.99 ★★★★★",
-    "order {p} online... order {p} online... order {p} online...",
-    "WIN WIN WIN!!! FREE {P}!!! FREE BONUS {code}!!!",
-    "{p} {p} {p} {p} {p} {p}",
-    "Hot deals on {p}... #1 {p} store... fast shipping... call {k}{k2}-{k3}{k}",
-    "!!! LIMITED TIME ONLY !!! ACT NOW !!! DON'T MISS OUT !!!",
-    "{P} {P} {P} >>> {code} <<< {P} {P}",
-    "discount {p} %%% sale {p} %%% {k}% off {p} %%%",
-))
+_SPAM_LINES = tuple(
+    _compile(t)
+    for t in (
+        "BUY CHEAP {P} NOW!!! BEST PRICE ONLINE!!!",
+        "cheap {p} cheap {p} cheap {p} best {p} discount {p} free {p}",
+        "Click here >>> www.{site}/deal{k} <<< limited offer...",
+        "$$$ EARN MONEY FAST $$$ WORK FROM HOME $$$ CODE {code} $$$",
+        "100% GUARANTEED!!! NO QUESTIONS ASKED!!! ORDER #{k}{k2}!!!",
+        "best {p} best {p} best {p} online cheap cheap cheap...",
+        "★★★★★ {P} ★★★★★ ONLY ${k}.99 ★★★★★",
+        "order {p} online... order {p} online... order {p} online...",
+        "WIN WIN WIN!!! FREE {P}!!! FREE BONUS {code}!!!",
+        "{p} {p} {p} {p} {p} {p}",
+        "Hot deals on {p}... #1 {p} store... fast shipping... call {k}{k2}-{k3}{k}",
+        "!!! LIMITED TIME ONLY !!! ACT NOW !!! DON'T MISS OUT !!!",
+        "{P} {P} {P} >>> {code} <<< {P} {P}",
+        "discount {p} %%% sale {p} %%% {k}% off {p} %%%",
+    )
+)
 
 
 def _spam(rng: random.Random, dom: _Domain) -> tuple[str, str]:
@@ -1292,137 +1645,255 @@ def _short(rng: random.Random, topic: str) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------
 
 _MC_ITEMS = (
-    ("{name} left a metal spoon and a wooden spoon on the {place} overnight. In the morning, why does the "
-     "metal spoon feel colder to the touch than the wooden one?",
-     "Metal conducts heat away from the hand faster than wood does.",
-     ("The metal spoon is at a much lower temperature than the wooden spoon.",
-      "Wood produces a small amount of heat on its own.",
-          "Metal absorbs cold from the air during the night."),
-     "Both spoons are at room temperature; metal feels colder because it is a better thermal conductor."),
-    ("While studying plants near the {place}, {name} noticed that leaves kept in the dark for a week turned "
-     "pale. Which process was most directly prevented by the lack of light?",
-     "Photosynthesis", ("Respiration", "Transpiration", "Pollination"),
-     "Producing chlorophyll and carrying out photosynthesis both require light."),
-    ("{name} drops a feather and a steel ball at the same moment inside a sealed chamber at the {place} from "
-     "which all the air has been removed. What will be observed?",
-     "Both objects hit the bottom at the same time.",
-     ("The steel ball lands first because it is heavier.", "The feather lands first because it is lighter.",
-      "Neither object falls because there is no air."),
-     "Without air resistance all objects fall with the same acceleration."),
-    ("During a school trip near the {place}, {name} measured the temperature at which pure water boiled on "
-     "a high mountain. Compared with sea level, the boiling point was most likely",
-     "lower, because the air pressure is lower at high altitude.",
-     ("higher, because the air is colder at high altitude.",
-      "exactly the same, because water always boils at 100 degrees Celsius.",
-      "higher, because there is less oxygen at high altitude."),
-     "Lower air pressure lets water molecules escape at a lower temperature."),
-    ("{name} mixes baking soda with vinegar in a cup at the {place} and sees many bubbles form. Which "
-     "statement best describes what is happening in the cup?",
-     "A chemical reaction is producing carbon dioxide gas.",
-     ("The vinegar is boiling because of the baking soda.", "The baking soda is melting into a liquid.",
-      "Air trapped in the powder is simply being released."),
-     "An acid and a base react and release carbon dioxide."),
-    ("A student named {name} observes the Moon from the {place} every night for a month and records its "
-     "shape. What causes the changing shape of the Moon that the student sees?",
-     "The changing position of the Moon relative to the Earth and the Sun.",
-     ("The shadow of the Earth falling on the Moon every night.",
-      "Clouds that cover different parts of the Moon.",
-      "The Moon changing its size during the month."),
-     "Phases come from how much of the sunlit half of the Moon faces the Earth."),
-    ("In an experiment at the {place}, {name} connects a battery, a switch and a small bulb in a single loop "
-     "of wire. What happens to the bulb when the switch is opened?",
-     "It goes out because the circuit is no longer complete.",
-     ("It gets brighter because less energy is wasted.",
-      "It stays lit because the battery still stores energy.",
-      "It flickers because the current changes direction."),
-     "Current only flows through a closed circuit."),
-    ("{name} places a glass of ice water on a table at the {place} on a warm and humid afternoon. Where do "
-     "the water droplets that form on the outside of the glass come from?",
-     "Water vapour in the air condenses on the cold surface.",
-     ("Water leaks through tiny holes in the glass.", "The ice melts and passes through the glass wall.",
-      "The glass itself produces water when it is cooled."),
-     "Cooling moist air below its dew point makes water vapour condense."),
-    ("While hiking near the {place}, {name} finds a rock containing the imprint of a shell far from any "
-     "ocean. What is the best explanation for this discovery?",
-     "The area was once covered by water long ago.",
-     ("A bird carried the shell there recently.", "Shells can form inside rocks without any animal.",
-      "The rock was made in a factory and brought there."),
-     "Marine fossils show that the land was once under the sea."),
-    ("{name} wants to find out which paper towel brand absorbs the most water and sets up a fair test at "
-     "the {place}. Which variable should be kept the same for every brand tested?",
-     "The amount of water used in each trial.",
-     ("The brand of paper towel.", "The amount of water each towel absorbs.",
-      "The colour of each paper towel."),
-     "In a fair test only the independent variable changes."),
-    ("At the {place}, {name} rubs a balloon on a wool sweater and then holds it near small pieces of paper. "
-     "Why do the pieces of paper jump toward the balloon?",
-     "The balloon has gained an electric charge that attracts the paper.",
-     ("The balloon has become magnetic like an iron nail.", "The wool has made the balloon sticky.",
-      "Air flowing around the balloon pushes the paper upward."),
-     "Rubbing transfers electrons, leaving the balloon charged."),
-    ("{name} notices that a puddle outside the {place} disappears faster on a sunny, windy day than on a "
-     "cool, still day. Which process explains the disappearance of the puddle?",
-     "Evaporation", ("Condensation", "Precipitation", "Freezing"),
-     "Heat and wind speed up evaporation."),
-    ("A group of students led by {name} counts the rabbits and foxes living near the {place} for several "
-     "years. If the number of foxes suddenly increases, what will most likely happen to the rabbit "
-     "population?",
-     "It will decrease because more rabbits are eaten.",
-     ("It will increase because foxes protect rabbits.",
-      "It will stay the same because the two species do not interact.",
-      "It will increase because foxes eat the rabbits' food."),
-     "More predators means more prey are eaten."),
-    ("{name} pushes an empty shopping cart and then a full one with the same force across the car park of "
-     "the {place}. Why does the empty cart speed up more quickly?",
-     "It has less mass, so the same force gives it a greater acceleration.",
-     ("It has more friction with the ground.", "Empty carts are pulled forward by gravity.",
-      "The force on an empty cart is automatically larger."),
-     "Newton's second law: acceleration equals force divided by mass."),
-    ("While cooking at the {place}, {name} notices that the handle of a metal pan gets hot even though only "
-     "the bottom touches the flame. How is the heat transferred to the handle?",
-     "By conduction through the metal.",
-     ("By radiation from the handle.", "By convection currents inside the metal.",
-      "By evaporation of the metal."),
-     "Heat moves through solids by conduction."),
-    ("{name} looks at a drop of pond water collected near the {place} under a microscope and sees tiny "
-     "moving organisms. Which feature do all of these living organisms share?",
-     "They are made of one or more cells.",
-     ("They all have a backbone.", "They all produce their own food from sunlight.",
-      "They are all larger than a grain of sand."),
-     "All living things are made of cells."),
-    ("On a clear evening at the {place}, {name} watches the Sun set in the west. Which motion of the Earth "
-     "causes the Sun to appear to move across the sky each day?",
-     "The Earth rotating on its axis.",
-     ("The Earth orbiting around the Sun.", "The Sun orbiting around the Earth.",
-      "The Moon orbiting the Earth."),
-     "The daily motion of the Sun is caused by the rotation of the Earth."),
-    ("{name} puts a sealed bag of crisps in the car and drives from the {place} up into the mountains. Why "
-     "does the bag puff up as the car climbs higher?",
-     "The air pressure outside the bag decreases with altitude.",
-     ("The crisps release gas when they are shaken.",
-      "The temperature inside the car increases the mass of the air.",
-      "Gravity is much weaker at the top of a mountain."),
-     "The air inside the bag expands as the outside pressure drops."),
-    ("To test whether plants need soil, {name} grows one bean plant in soil and one in water with nutrients "
-     "at the {place}. Both plants grow well. What conclusion is best supported by this result?",
-     "Plants can get the nutrients they need without soil.",
-     ("Plants do not need water to grow.", "Soil is harmful to bean plants.",
-      "Bean plants grow only in the dark."),
-     "Hydroponic growth shows nutrients, not soil itself, are what plants need."),
-    ("{name} hears thunder several seconds after seeing a flash of lightning over the {place}. Why is the "
-     "thunder heard some time after the lightning is seen?",
-     "Light travels much faster than sound.",
-     ("Thunder is produced after the lightning ends.", "Sound travels faster than light but starts later.",
-      "The eyes react more slowly than the ears."),
-     "Light arrives almost instantly while sound travels about 343 metres per second."),
+    (
+        "{name} left a metal spoon and a wooden spoon on the {place} overnight. In the morning, why does the "
+        "metal spoon feel colder to the touch than the wooden one?",
+        "Metal conducts heat away from the hand faster than wood does.",
+        (
+            "The metal spoon is at a much lower temperature than the wooden spoon.",
+            "Wood produces a small amount of heat on its own.",
+            "Metal absorbs cold from the air during the night.",
+        ),
+        "Both spoons are at room temperature; metal feels colder because it is a better thermal conductor.",
+    ),
+    (
+        "While studying plants near the {place}, {name} noticed that leaves kept in the dark for a week turned "
+        "pale. Which process was most directly prevented by the lack of light?",
+        "Photosynthesis",
+        ("Respiration", "Transpiration", "Pollination"),
+        "Producing chlorophyll and carrying out photosynthesis both require light.",
+    ),
+    (
+        "{name} drops a feather and a steel ball at the same moment inside a sealed chamber at the {place} from "
+        "which all the air has been removed. What will be observed?",
+        "Both objects hit the bottom at the same time.",
+        (
+            "The steel ball lands first because it is heavier.",
+            "The feather lands first because it is lighter.",
+            "Neither object falls because there is no air.",
+        ),
+        "Without air resistance all objects fall with the same acceleration.",
+    ),
+    (
+        "During a school trip near the {place}, {name} measured the temperature at which pure water boiled on "
+        "a high mountain. Compared with sea level, the boiling point was most likely",
+        "lower, because the air pressure is lower at high altitude.",
+        (
+            "higher, because the air is colder at high altitude.",
+            "exactly the same, because water always boils at 100 degrees Celsius.",
+            "higher, because there is less oxygen at high altitude.",
+        ),
+        "Lower air pressure lets water molecules escape at a lower temperature.",
+    ),
+    (
+        "{name} mixes baking soda with vinegar in a cup at the {place} and sees many bubbles form. Which "
+        "statement best describes what is happening in the cup?",
+        "A chemical reaction is producing carbon dioxide gas.",
+        (
+            "The vinegar is boiling because of the baking soda.",
+            "The baking soda is melting into a liquid.",
+            "Air trapped in the powder is simply being released.",
+        ),
+        "An acid and a base react and release carbon dioxide.",
+    ),
+    (
+        "A student named {name} observes the Moon from the {place} every night for a month and records its "
+        "shape. What causes the changing shape of the Moon that the student sees?",
+        "The changing position of the Moon relative to the Earth and the Sun.",
+        (
+            "The shadow of the Earth falling on the Moon every night.",
+            "Clouds that cover different parts of the Moon.",
+            "The Moon changing its size during the month.",
+        ),
+        "Phases come from how much of the sunlit half of the Moon faces the Earth.",
+    ),
+    (
+        "In an experiment at the {place}, {name} connects a battery, a switch and a small bulb in a single loop "
+        "of wire. What happens to the bulb when the switch is opened?",
+        "It goes out because the circuit is no longer complete.",
+        (
+            "It gets brighter because less energy is wasted.",
+            "It stays lit because the battery still stores energy.",
+            "It flickers because the current changes direction.",
+        ),
+        "Current only flows through a closed circuit.",
+    ),
+    (
+        "{name} places a glass of ice water on a table at the {place} on a warm and humid afternoon. Where do "
+        "the water droplets that form on the outside of the glass come from?",
+        "Water vapour in the air condenses on the cold surface.",
+        (
+            "Water leaks through tiny holes in the glass.",
+            "The ice melts and passes through the glass wall.",
+            "The glass itself produces water when it is cooled.",
+        ),
+        "Cooling moist air below its dew point makes water vapour condense.",
+    ),
+    (
+        "While hiking near the {place}, {name} finds a rock containing the imprint of a shell far from any "
+        "ocean. What is the best explanation for this discovery?",
+        "The area was once covered by water long ago.",
+        (
+            "A bird carried the shell there recently.",
+            "Shells can form inside rocks without any animal.",
+            "The rock was made in a factory and brought there.",
+        ),
+        "Marine fossils show that the land was once under the sea.",
+    ),
+    (
+        "{name} wants to find out which paper towel brand absorbs the most water and sets up a fair test at "
+        "the {place}. Which variable should be kept the same for every brand tested?",
+        "The amount of water used in each trial.",
+        (
+            "The brand of paper towel.",
+            "The amount of water each towel absorbs.",
+            "The colour of each paper towel.",
+        ),
+        "In a fair test only the independent variable changes.",
+    ),
+    (
+        "At the {place}, {name} rubs a balloon on a wool sweater and then holds it near small pieces of paper. "
+        "Why do the pieces of paper jump toward the balloon?",
+        "The balloon has gained an electric charge that attracts the paper.",
+        (
+            "The balloon has become magnetic like an iron nail.",
+            "The wool has made the balloon sticky.",
+            "Air flowing around the balloon pushes the paper upward.",
+        ),
+        "Rubbing transfers electrons, leaving the balloon charged.",
+    ),
+    (
+        "{name} notices that a puddle outside the {place} disappears faster on a sunny, windy day than on a "
+        "cool, still day. Which process explains the disappearance of the puddle?",
+        "Evaporation",
+        ("Condensation", "Precipitation", "Freezing"),
+        "Heat and wind speed up evaporation.",
+    ),
+    (
+        "A group of students led by {name} counts the rabbits and foxes living near the {place} for several "
+        "years. If the number of foxes suddenly increases, what will most likely happen to the rabbit "
+        "population?",
+        "It will decrease because more rabbits are eaten.",
+        (
+            "It will increase because foxes protect rabbits.",
+            "It will stay the same because the two species do not interact.",
+            "It will increase because foxes eat the rabbits' food.",
+        ),
+        "More predators means more prey are eaten.",
+    ),
+    (
+        "{name} pushes an empty shopping cart and then a full one with the same force across the car park of "
+        "the {place}. Why does the empty cart speed up more quickly?",
+        "It has less mass, so the same force gives it a greater acceleration.",
+        (
+            "It has more friction with the ground.",
+            "Empty carts are pulled forward by gravity.",
+            "The force on an empty cart is automatically larger.",
+        ),
+        "Newton's second law: acceleration equals force divided by mass.",
+    ),
+    (
+        "While cooking at the {place}, {name} notices that the handle of a metal pan gets hot even though only "
+        "the bottom touches the flame. How is the heat transferred to the handle?",
+        "By conduction through the metal.",
+        (
+            "By radiation from the handle.",
+            "By convection currents inside the metal.",
+            "By evaporation of the metal.",
+        ),
+        "Heat moves through solids by conduction.",
+    ),
+    (
+        "{name} looks at a drop of pond water collected near the {place} under a microscope and sees tiny "
+        "moving organisms. Which feature do all of these living organisms share?",
+        "They are made of one or more cells.",
+        (
+            "They all have a backbone.",
+            "They all produce their own food from sunlight.",
+            "They are all larger than a grain of sand.",
+        ),
+        "All living things are made of cells.",
+    ),
+    (
+        "On a clear evening at the {place}, {name} watches the Sun set in the west. Which motion of the Earth "
+        "causes the Sun to appear to move across the sky each day?",
+        "The Earth rotating on its axis.",
+        (
+            "The Earth orbiting around the Sun.",
+            "The Sun orbiting around the Earth.",
+            "The Moon orbiting the Earth.",
+        ),
+        "The daily motion of the Sun is caused by the rotation of the Earth.",
+    ),
+    (
+        "{name} puts a sealed bag of crisps in the car and drives from the {place} up into the mountains. Why "
+        "does the bag puff up as the car climbs higher?",
+        "The air pressure outside the bag decreases with altitude.",
+        (
+            "The crisps release gas when they are shaken.",
+            "The temperature inside the car increases the mass of the air.",
+            "Gravity is much weaker at the top of a mountain.",
+        ),
+        "The air inside the bag expands as the outside pressure drops.",
+    ),
+    (
+        "To test whether plants need soil, {name} grows one bean plant in soil and one in water with nutrients "
+        "at the {place}. Both plants grow well. What conclusion is best supported by this result?",
+        "Plants can get the nutrients they need without soil.",
+        (
+            "Plants do not need water to grow.",
+            "Soil is harmful to bean plants.",
+            "Bean plants grow only in the dark.",
+        ),
+        "Hydroponic growth shows nutrients, not soil itself, are what plants need.",
+    ),
+    (
+        "{name} hears thunder several seconds after seeing a flash of lightning over the {place}. Why is the "
+        "thunder heard some time after the lightning is seen?",
+        "Light travels much faster than sound.",
+        (
+            "Thunder is produced after the lightning ends.",
+            "Sound travels faster than light but starts later.",
+            "The eyes react more slowly than the ears.",
+        ),
+        "Light arrives almost instantly while sound travels about 343 metres per second.",
+    ),
 )
 _BENCH_NAMES = (
-    "Maya", "Jonah", "Priya", "Lucas", "Amara", "Tomas", "Hannah", "Kenji", "Zoe", "Omar", "Ines", "Caleb",
-    "Nadia", "Felix", "Rosa", "Dev", "Elena", "Marcus", "Yuki", "Samir",
+    "Maya",
+    "Jonah",
+    "Priya",
+    "Lucas",
+    "Amara",
+    "Tomas",
+    "Hannah",
+    "Kenji",
+    "Zoe",
+    "Omar",
+    "Ines",
+    "Caleb",
+    "Nadia",
+    "Felix",
+    "Rosa",
+    "Dev",
+    "Elena",
+    "Marcus",
+    "Yuki",
+    "Samir",
 )
 _BENCH_PLACES = (
-    "school garden", "kitchen counter", "science museum", "community centre", "lake shore", "village hall",
-    "greenhouse", "public library", "summer camp", "youth club", "nature reserve", "town square",
+    "school garden",
+    "kitchen counter",
+    "science museum",
+    "community centre",
+    "lake shore",
+    "village hall",
+    "greenhouse",
+    "public library",
+    "summer camp",
+    "youth club",
+    "nature reserve",
+    "town square",
 )
 
 
@@ -1431,18 +1902,20 @@ def _mc_science(rng: random.Random) -> list[dict]:
     combos = [(n, p) for n in _BENCH_NAMES for p in _BENCH_PLACES]
     rng.shuffle(combos)
     k = 0
-    for variant in range(3):
+    for _variant in range(3):
         for q, correct, wrong, expl in _MC_ITEMS:
             name, place = combos[k]
             k += 1
             choices = [correct, *wrong]
             rng.shuffle(choices)
-            examples.append({
-                "question": q.format(name=name, place=place),
-                "choices": choices,
-                "answer": "ABCD"[choices.index(correct)],
-                "support": expl,
-            })
+            examples.append(
+                {
+                    "question": q.format(name=name, place=place),
+                    "choices": choices,
+                    "answer": "ABCD"[choices.index(correct)],
+                    "support": expl,
+                }
+            )
     return examples
 
 
@@ -1456,59 +1929,79 @@ def _math_word(rng: random.Random) -> list[dict]:
         if kind == 0:
             a, b = rng.randint(3, 12), rng.randint(6, 24)
             c = rng.randint(1, a * b - 1)
-            q = (f"{name} buys {a} boxes of pencils for the school year. Each box holds {b} pencils, and "
-                 f"{name} gives {c} pencils to classmates. How many pencils does {name} have left?")
+            q = (
+                f"{name} buys {a} boxes of pencils for the school year. Each box holds {b} pencils, and "
+                f"{name} gives {c} pencils to classmates. How many pencils does {name} have left?"
+            )
             ans, sup = a * b - c, f"{a} x {b} = {a * b}; {a * b} - {c} = {a * b - c}."
         elif kind == 1:
             p, a, b = rng.randint(2, 6), rng.randint(10, 60), rng.randint(10, 60)
-            q = (f"A bakery sells muffins for {p} dollars each. On Saturday it sold {a} muffins in the "
-                 f"morning and {b} muffins in the afternoon. How many dollars did the bakery earn from "
-                 f"muffins on Saturday?")
+            q = (
+                f"A bakery sells muffins for {p} dollars each. On Saturday it sold {a} muffins in the "
+                f"morning and {b} muffins in the afternoon. How many dollars did the bakery earn from "
+                f"muffins on Saturday?"
+            )
             ans, sup = p * (a + b), f"{a} + {b} = {a + b} muffins; {a + b} x {p} = {p * (a + b)} dollars."
         elif kind == 2:
             a, d = rng.randint(8, 30), rng.randint(3, 9)
             total = a * d + rng.randint(5, 150)
-            q = (f"{name} is reading a book with {total} pages and reads {a} pages every day for {d} days. "
-                 f"How many pages are still left to read after those {d} days?")
+            q = (
+                f"{name} is reading a book with {total} pages and reads {a} pages every day for {d} days. "
+                f"How many pages are still left to read after those {d} days?"
+            )
             ans, sup = total - a * d, f"{a} x {d} = {a * d}; {total} - {a * d} = {total - a * d}."
         elif kind == 3:
             cap, n = rng.randint(20, 50), rng.randint(60, 400)
-            q = (f"A school bus can carry {cap} students. If {n} students are going on a field trip, what is "
-                 f"the smallest number of buses the school needs to rent for the whole group?")
+            q = (
+                f"A school bus can carry {cap} students. If {n} students are going on a field trip, what is "
+                f"the smallest number of buses the school needs to rent for the whole group?"
+            )
             ans, sup = -(-n // cap), f"{n} / {cap} = {n / cap:.2f}, rounded up to {-(-n // cap)} buses."
         elif kind == 4:
             a, w = rng.randint(5, 25), rng.randint(4, 20)
             b = rng.randint(5, a * w - 1)
-            q = (f"{name} saves {a} dollars every week. After {w} weeks, {name} spends {b} dollars on a new "
-                 f"bike helmet. How much money does {name} have saved now?")
+            q = (
+                f"{name} saves {a} dollars every week. After {w} weeks, {name} spends {b} dollars on a new "
+                f"bike helmet. How much money does {name} have saved now?"
+            )
             ans, sup = a * w - b, f"{a} x {w} = {a * w}; {a * w} - {b} = {a * w - b}."
         elif kind == 5:
             ln, wd = rng.randint(5, 40), rng.randint(3, 30)
-            q = (f"A garden is shaped like a rectangle that is {ln} meters long and {wd} meters wide. {name} "
-                 f"wants to put a fence around the whole garden. How many meters of fence are needed?")
+            q = (
+                f"A garden is shaped like a rectangle that is {ln} meters long and {wd} meters wide. {name} "
+                f"wants to put a fence around the whole garden. How many meters of fence are needed?"
+            )
             ans, sup = 2 * (ln + wd), f"Perimeter = 2 x ({ln} + {wd}) = {2 * (ln + wd)}."
         elif kind == 6:
             a, b, c = rng.randint(40, 120), rng.randint(5, 30), rng.randint(5, 40)
             d = rng.randint(5, a - b + c - 1)
-            q = (f"A train leaves the station with {a} passengers. At the first stop {b} passengers get off "
-                 f"and {c} get on. At the second stop {d} passengers get off. How many passengers are on the "
-                 f"train now?")
+            q = (
+                f"A train leaves the station with {a} passengers. At the first stop {b} passengers get off "
+                f"and {c} get on. At the second stop {d} passengers get off. How many passengers are on the "
+                f"train now?"
+            )
             ans, sup = a - b + c - d, f"{a} - {b} + {c} - {d} = {a - b + c - d}."
         elif kind == 7:
             k, a = rng.randint(3, 9), rng.randint(20, 99)
-            q = (f"{name} has {a} stickers and wants to share them equally among {k} friends, keeping any "
-                 f"leftover stickers. How many stickers will each friend receive?")
+            q = (
+                f"{name} has {a} stickers and wants to share them equally among {k} friends, keeping any "
+                f"leftover stickers. How many stickers will each friend receive?"
+            )
             ans, sup = a // k, f"{a} / {k} = {a // k} remainder {a % k}."
         elif kind == 8:
             a, b, m = rng.randint(2, 5), rng.randint(4, 12), rng.randint(2, 6)
-            q = (f"A recipe uses {a} cups of flour to make {b} pancakes. How many cups of flour are needed "
-                 f"to make {b * m} pancakes if the same recipe is followed exactly?")
+            q = (
+                f"A recipe uses {a} cups of flour to make {b} pancakes. How many cups of flour are needed "
+                f"to make {b * m} pancakes if the same recipe is followed exactly?"
+            )
             ans, sup = a * m, f"{b * m} / {b} = {m} batches; {m} x {a} = {a * m} cups."
         else:
             t1, r, f = rng.randint(-5, 15), rng.randint(3, 15), rng.randint(2, 20)
-            q = (f"The temperature early in the morning was {t1} degrees. By the afternoon it had risen by "
-                 f"{r} degrees, and by night it had fallen by {f} degrees. What was the temperature at "
-                 f"night?")
+            q = (
+                f"The temperature early in the morning was {t1} degrees. By the afternoon it had risen by "
+                f"{r} degrees, and by night it had fallen by {f} degrees. What was the temperature at "
+                f"night?"
+            )
             ans, sup = t1 + r - f, f"{t1} + {r} - {f} = {t1 + r - f}."
         if q in seen:
             continue
@@ -1518,8 +2011,18 @@ def _math_word(rng: random.Random) -> list[dict]:
 
 
 _RC_TOWNS = (
-    "Ashford Vale", "Millbrook", "Stonehaven", "Kettering Cross", "Larkspur", "Oakridge", "Fenmoor",
-    "Westerlea", "Brightwater", "Hollin Bridge", "Redcliff", "Eastmere",
+    "Ashford Vale",
+    "Millbrook",
+    "Stonehaven",
+    "Kettering Cross",
+    "Larkspur",
+    "Oakridge",
+    "Fenmoor",
+    "Westerlea",
+    "Brightwater",
+    "Hollin Bridge",
+    "Redcliff",
+    "Eastmere",
 )
 _RC_RIVERS = ("Elm", "Silver", "Marrow", "Tarn", "Colne", "Wend")
 _RC_JOBS = ("schoolteacher", "blacksmith", "nurse", "baker", "carpenter", "postmistress")
@@ -1542,12 +2045,15 @@ def _reading_comp(rng: random.Random) -> list[dict]:
                 f"The work took {k} years because the builders could only work during the dry summer months. "
                 f"When the bridge finally opened, farmers were able to bring their vegetables to the market "
                 f"in {town2} in a single morning. Today the bridge is still used every day, and a small "
-                f"plaque near the entrance honours the {job} who started the project.")
+                f"plaque near the entrance honours the {job} who started the project."
+            )
             q = f"According to the passage, why did building the bridge at {town} take {k} years?"
             correct = "The builders could only work during the dry summer months."
-            wrong = ("The villagers could not agree on a design.",
-                     f"The stone had to be brought from {town2}.",
-                     f"The {job} left the village for several years.")
+            wrong = (
+                "The villagers could not agree on a design.",
+                f"The stone had to be brought from {town2}.",
+                f"The {job} left the village for several years.",
+            )
         elif kind == 1:
             passage = (
                 f"{name} grew up on a farm outside {town}, where the winters were long and the roads were "
@@ -1556,11 +2062,15 @@ def _reading_comp(rng: random.Random) -> list[dict]:
                 f"could run for {k} weeks without being wound, and visitors came from {town2} to see it. "
                 f"Although a merchant offered a large sum for the design, {name.split()[0]} refused to sell "
                 f"it and instead taught the method to anyone who asked. Many of the clocks in the region "
-                f"still carry small marks showing that they were made by former students.")
+                f"still carry small marks showing that they were made by former students."
+            )
             q = f"Based on the passage, what did {name.split()[0]} do after the merchant made an offer?"
             correct = "Refused to sell the design and taught the method to others."
-            wrong = ("Sold the design and moved to the city.", f"Opened a large clock factory in {town2}.",
-                     "Stopped repairing clocks altogether.")
+            wrong = (
+                "Sold the design and moved to the city.",
+                f"Opened a large clock factory in {town2}.",
+                "Stopped repairing clocks altogether.",
+            )
         elif kind == 2:
             bird = rng.choice(("grey geese", "white storks", "reed warblers", "swallows"))
             passage = (
@@ -1570,12 +2080,15 @@ def _reading_comp(rng: random.Random) -> list[dict]:
                 f"earlier each decade. {name.split()[0]} suspected that warmer summers were changing the "
                 f"insects the birds fed on, and asked farmers in {town2} to record the first frost each "
                 f"year. Their notebooks, kept for more than forty years, are now stored in the county "
-                f"archive.")
+                f"archive."
+            )
             q = "What is the main idea of the passage about the birds and the naturalist?"
             correct = "A long-term count revealed a change in when the birds migrate."
-            wrong = (f"The {bird} stopped visiting {town} entirely.",
-                     "Farmers tried to stop the birds from leaving.",
-                     "The naturalist wanted to build a new archive.")
+            wrong = (
+                f"The {bird} stopped visiting {town} entirely.",
+                "Farmers tried to stop the birds from leaving.",
+                "The naturalist wanted to build a new archive.",
+            )
         else:
             passage = (
                 f"When the old mill in {town} closed in {year}, the building stood empty for almost a "
@@ -1584,18 +2097,23 @@ def _reading_comp(rng: random.Random) -> list[dict]:
                 f"themselves, and opened the doors with only {k} shelves of books. At first the library "
                 f"opened on Saturdays only, but so many children came that volunteers soon kept it open "
                 f"every afternoon. The mill wheel, which no longer turns, now appears on the library's "
-                f"membership cards.")
+                f"membership cards."
+            )
             q = f"According to the passage, why did the library in {town} begin opening every afternoon?"
             correct = "So many children came that volunteers kept it open longer."
-            wrong = ("The town council ordered it to open daily.", "The mill started working again.",
-                     f"Books from {town2} needed more space.")
+            wrong = (
+                "The town council ordered it to open daily.",
+                "The mill started working again.",
+                f"Books from {town2} needed more space.",
+            )
         if passage in seen:
             continue
         seen.add(passage)
         choices = [correct, *wrong]
         rng.shuffle(choices)
-        examples.append({"question": q, "choices": choices, "answer": "ABCD"[choices.index(correct)],
-                         "support": passage})
+        examples.append(
+            {"question": q, "choices": choices, "answer": "ABCD"[choices.index(correct)], "support": passage}
+        )
     return examples
 
 
@@ -1607,9 +2125,17 @@ def _make_benchmarks(seed: int) -> dict[str, list[dict]]:
         rows = []
         for i, ex in enumerate(fn(rng), start=1):
             split = "validation" if rng.random() < 0.25 else "test"
-            rows.append({"benchmark": name, "split": split, "id": f"{name}-{i:04d}",
-                         "question": ex["question"],
-                         "choices": ex["choices"], "answer": ex["answer"], "support": ex["support"]})
+            rows.append(
+                {
+                    "benchmark": name,
+                    "split": split,
+                    "id": f"{name}-{i:04d}",
+                    "question": ex["question"],
+                    "choices": ex["choices"],
+                    "answer": ex["answer"],
+                    "support": ex["support"],
+                }
+            )
         out[name] = rows
     return out
 
@@ -1670,7 +2196,7 @@ def _unique_span(text: str, own_id: str, index: dict[tuple[str, ...], set[str]],
     best = ""
     for i in range(len(sents)):
         for j in range(i, len(sents)):
-            span = " ".join(sents[i:j + 1])
+            span = " ".join(sents[i : j + 1])
             if any(index.get(g, {own_id}) != {own_id} for g in _shingles(span, n)):
                 break  # longer runs keep the shared n-gram
             if len(_WORD_RE.findall(span)) >= n and len(span) > len(best):
@@ -1743,8 +2269,17 @@ class _Planner:
 
     def _derived(self, src: _Doc, text: str, same_domain_p: float) -> _Doc:
         dom = src.dom if self.rng.random() < same_domain_p else self._pick_domain(src.category, src.lang)
-        doc = _Doc(len(self.docs), src.category, src.lang, src.topic, dom, self._host(dom), src.title, text,
-                   self._day())
+        doc = _Doc(
+            len(self.docs),
+            src.category,
+            src.lang,
+            src.topic,
+            dom,
+            self._host(dom),
+            src.title,
+            text,
+            self._day(),
+        )
         self.docs.append(doc)
         return doc
 
@@ -1788,13 +2323,17 @@ class _Planner:
             a, b = pool.pop(), pool.pop()
             b.dom, b.host, b.topic = a.dom, a.host, a.topic  # same site, same chrome, different article
             site = a.dom.site_name
-            header = (f"{site}\nHome | News | Features | Opinion | Reviews | About us | Contact\n"
-                      f"Skip to main content\nWe use cookies to give you the best experience on {site}. "
-                      f"Read our cookie policy to find out more.")
-            footer = (f"Subscribe to the {site} newsletter for weekly updates straight to your inbox.\n"
-                      f"Privacy Policy | Terms of Use | Cookie Settings | Accessibility | Advertise with us\n"
-                      f"© {rng.randint(2019, 2024)} {site} Media Ltd. All rights reserved. "
-                      f"Registered in England and Wales, company number {rng.randint(1000000, 9999999)}.")
+            header = (
+                f"{site}\nHome | News | Features | Opinion | Reviews | About us | Contact\n"
+                f"Skip to main content\nWe use cookies to give you the best experience on {site}. "
+                f"Read our cookie policy to find out more."
+            )
+            footer = (
+                f"Subscribe to the {site} newsletter for weekly updates straight to your inbox.\n"
+                f"Privacy Policy | Terms of Use | Cookie Settings | Accessibility | Advertise with us\n"
+                f"© {rng.randint(2019, 2024)} {site} Media Ltd. All rights reserved. "
+                f"Registered in England and Wales, company number {rng.randint(1000000, 9999999)}."
+            )
             for d in (a, b):
                 d.text = f"{header}\n\n{d.text}\n\n{footer}"
                 d.role = "negative"
@@ -1807,7 +2346,7 @@ class _Planner:
         intros = {
             "mc_science": "Here is a practice question from our study group that caught everyone out: {q}",
             "math_word": "A reader sent us this homework problem last week: {q} We will go through the "
-                         "solution step by step in the next post.",
+            "solution step by step in the next post.",
             "reading_comp": "The following text was used in a reading exercise at a local school: {q}",
         }
         index = _bench_index(self.bench)
@@ -1939,14 +2478,15 @@ def _edit_once(rng: random.Random, blocks: list[list[str]], topic: str, kind: st
                 m = _YEAR_RE.search(s)
                 if m:
                     year = int(m.group(1)) + rng.choice((-3, -2, -1, 1, 2))
-                    blocks[bi][si] = s[:m.start()] + str(year) + s[m.end():]
+                    blocks[bi][si] = s[: m.start()] + str(year) + s[m.end() :]
                     return True
         return False
     return True
 
 
-def _near_duplicate(rng: random.Random, text: str, topic: str, lo: float = 0.80,
-                    target: tuple[float, float] = (0.82, 0.93)) -> tuple[str, float]:
+def _near_duplicate(
+    rng: random.Random, text: str, topic: str, lo: float = 0.80, target: tuple[float, float] = (0.82, 0.93)
+) -> tuple[str, float]:
     """Edit ``text`` until its word-5-gram Jaccard with the original drops to a goal drawn from ``target``.
 
     Edits are word swaps, sentence drops/additions and a date change; any edit that would push the
@@ -1962,8 +2502,9 @@ def _near_duplicate(rng: random.Random, text: str, topic: str, lo: float = 0.80,
         _edit_once(rng, cur, topic, "date")
     if rng.random() < 0.7:
         trial = [list(b) for b in cur]
-        if _edit_once(rng, trial, topic, rng.choice(("drop", "add"))) and \
-                _jaccard(base, _shingles(_join_blocks(trial))) >= max(goal, lo):
+        if _edit_once(rng, trial, topic, rng.choice(("drop", "add"))) and _jaccard(
+            base, _shingles(_join_blocks(trial))
+        ) >= max(goal, lo):
             cur = trial
     # A word swap replaces about five shingles, so estimate the swaps needed and do most of them in
     # one batch: recomputing the Jaccard after every single edit would dominate the run time.
@@ -2029,7 +2570,7 @@ def _place(rng: random.Random, docs: list[_Doc], groups: list[list[_Doc]]) -> di
     start = 0
     for i, f in enumerate(files):
         cnt = len(rest) - start if i == len(files) - 1 else round(len(rest) * _FILE_SHARES[f] / total_share)
-        per_file[f] = rest[start:start + cnt]
+        per_file[f] = rest[start : start + cnt]
         start += cnt
     # Global order = file-name order, then position.  Reassign slots inside each planted group so the
     # original precedes its copies (a first-wins deduplicator then keeps the original).
@@ -2067,12 +2608,17 @@ def _reject_line(rng: random.Random, reason: str, rid: str, url: str, k: int, ma
         )
         return variants[k % len(variants)].encode()
     if reason == "not_an_object":
-        variants = (_json_line([rid, "an array instead of an object"]), b"42",
-                    _json_line("just a bare string"))
+        variants = (
+            _json_line([rid, "an array instead of an object"]),
+            b"42",
+            _json_line("just a bare string"),
+        )
         return variants[k % len(variants)]
     if reason == "missing_text":
-        variants = ({"id": rid, "url": url, "body": "The text sits under the wrong key.", **meta},
-                    {"id": rid, "url": url, **meta})
+        variants = (
+            {"id": rid, "url": url, "body": "The text sits under the wrong key.", **meta},
+            {"id": rid, "url": url, **meta},
+        )
         return _json_line(variants[k % len(variants)])
     if reason == "empty_text":
         return _json_line({"id": rid, "url": url, "text": ("", "   \n\t  ")[k % 2], **meta})
@@ -2081,8 +2627,11 @@ def _reject_line(rng: random.Random, reason: str, rid: str, url: str, k: int, ma
         return _json_line({"id": rid, "url": url, "text": values[k % len(values)], **meta})
     if reason == "invalid_utf8":
         bad = (b"Caf\xc3 cr\xe8me and \xff\xfe broken bytes", b"a lone continuation \x80 byte in the text")
-        return (f'{{"id": "{rid}", "url": "{url}", "text": "'.encode() + bad[k % 2]
-                + b'", "date": "2023-06-01", "source_tag": "cc-main-2024-10"}')
+        return (
+            f'{{"id": "{rid}", "url": "{url}", "text": "'.encode()
+            + bad[k % 2]
+            + b'", "date": "2023-06-01", "source_tag": "cc-main-2024-10"}'
+        )
     if reason == "too_large":
         chunk = []
         size = 0
@@ -2102,11 +2651,11 @@ def _html_page(doc: _Doc) -> bytes:
     title = html.escape(doc.title, quote=False)
     paras = "\n".join(f"<p>{html.escape(b, quote=False)}</p>" for b in blocks)
     page = (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{title}</title>"
         "<style>body { font-family: Georgia, serif; } .nav, .cookie-banner { display: none; }</style>"
         "<script>window.dataLayer = window.dataLayer || []; function track(e) { dataLayer.push(e); } "
-        "var banner = \"We use cookies. Accept all cookies?\";</script>"
+        'var banner = "We use cookies. Accept all cookies?";</script>'
         f"</head><body>\n{paras}\n</body></html>\n"
     )
     return page.encode("utf-8")
@@ -2188,8 +2737,13 @@ class _Writer:
                     accepted = {id(d) for d in self.accepted}
                     orig = rng.choice([d for d in per_file[prev] if id(d) in accepted])
                     text = " ".join(_sentences(rng, "en", orig.topic, 3))
-                    rec = {"id": orig.doc_id, "url": orig.url, "text": text, "date": "2024-02-02",
-                           "source_tag": _SOURCE_TAGS[f]}
+                    rec = {
+                        "id": orig.doc_id,
+                        "url": orig.url,
+                        "text": text,
+                        "date": "2024-02-02",
+                        "source_tag": _SOURCE_TAGS[f],
+                    }
                     lines.append(_json_line(rec, ensure_ascii))
                     if len(text.encode("utf-8")) > self.max_doc_bytes:
                         reason = "too_large"  # the size check comes first (tiny max_doc_bytes only)
@@ -2218,9 +2772,13 @@ class _Writer:
                 rec = _doc_record(item, _SOURCE_TAGS[_PQ])
                 self._accept(item, _PQ, rn)
             else:
-                rec = {"id": rid, "url": f"https://www.portal-landing.com/row/{rn}",
-                       "text": None if item == "missing_text" else "", "date": "2022-11-30",
-                       "source_tag": _SOURCE_TAGS[_PQ]}
+                rec = {
+                    "id": rid,
+                    "url": f"https://www.portal-landing.com/row/{rn}",
+                    "text": None if item == "missing_text" else "",
+                    "date": "2022-11-30",
+                    "source_tag": _SOURCE_TAGS[_PQ],
+                }
                 self._reject(_PQ, rn, item)
             for k in cols:
                 cols[k].append(rec.get(k))
@@ -2235,21 +2793,34 @@ class _Writer:
         items = self._interleave(rng, docs, bad, head=1)
         buf = io.BytesIO()
         writer = WARCWriter(buf, gzip=True)
-        info = (b"Software-Info: corpuslake-sample-generator/" + GENERATOR_VERSION.encode() + b"\r\n"
-                b"Extracted-Date: " + self._warc_date(0).encode() + b"\r\n"
-                b"isPartOf: CC-MAIN-SAMPLE\r\noperator: corpuslake\r\n"
-                b"description: Synthetic WET sample (plain text extracted from HTML)\r\n")
-        writer.write_record(writer.create_warc_record(
-            "", "warcinfo", payload=io.BytesIO(info), length=len(info),
-            warc_content_type="application/warc-fields",
-            warc_headers_dict={"WARC-Date": self._warc_date(0),
-                               "WARC-Record-ID": _warc_id(self.seed, _WET, 0),
-                               "WARC-Filename": Path(_WET).name}))
+        info = (
+            b"Software-Info: corpuslake-sample-generator/" + GENERATOR_VERSION.encode() + b"\r\n"
+            b"Extracted-Date: " + self._warc_date(0).encode() + b"\r\n"
+            b"isPartOf: CC-MAIN-SAMPLE\r\noperator: corpuslake\r\n"
+            b"description: Synthetic WET sample (plain text extracted from HTML)\r\n"
+        )
+        writer.write_record(
+            writer.create_warc_record(
+                "",
+                "warcinfo",
+                payload=io.BytesIO(info),
+                length=len(info),
+                warc_content_type="application/warc-fields",
+                warc_headers_dict={
+                    "WARC-Date": self._warc_date(0),
+                    "WARC-Record-ID": _warc_id(self.seed, _WET, 0),
+                    "WARC-Filename": Path(_WET).name,
+                },
+            )
+        )
         iso3 = {"en": "eng", "de": "deu", "fr": "fra", "es": "spa"}
         for rn, item in enumerate(items, start=1):
             rid = _warc_id(self.seed, _WET, rn)
-            headers = {"WARC-Date": self._warc_date(rn), "WARC-Record-ID": rid,
-                       "WARC-Refers-To": _warc_id(self.seed, _WET + "#response", rn)}
+            headers = {
+                "WARC-Date": self._warc_date(rn),
+                "WARC-Record-ID": rid,
+                "WARC-Refers-To": _warc_id(self.seed, _WET + "#response", rn),
+            }
             if isinstance(item, _Doc):
                 item.doc_id = rid
                 uri, body = item.url, item.text.encode("utf-8")
@@ -2260,9 +2831,16 @@ class _Writer:
                 # Latin-1 bytes in a body that claims to be UTF-8 text: a classic broken conversion.
                 body = b"Caf\xe9 cr\xe8me br\xfbl\xe9e \xff\xfe" if item == "invalid_utf8" else b""
                 self._reject(_WET, rn, item)
-            writer.write_record(writer.create_warc_record(
-                uri, "conversion", payload=io.BytesIO(body), length=len(body), warc_content_type="text/plain",
-                warc_headers_dict=headers))
+            writer.write_record(
+                writer.create_warc_record(
+                    uri,
+                    "conversion",
+                    payload=io.BytesIO(body),
+                    length=len(body),
+                    warc_content_type="text/plain",
+                    warc_headers_dict=headers,
+                )
+            )
         (self.out / _WET).write_bytes(buf.getvalue())
         self.records[_WET] = len(items)
 
@@ -2276,27 +2854,54 @@ class _Writer:
             doc.doc_id = rid
             body = _html_page(doc)
             http_date = (self.crawl_base + timedelta(seconds=37 * k)).strftime("%a, %d %b %Y %H:%M:%S GMT")
-            http_headers = StatusAndHeaders("200 OK", [
-                ("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
-                ("Date", http_date), ("Server", "nginx"),
-            ], protocol="HTTP/1.1")
-            writer.write_record(writer.create_warc_record(
-                doc.url, "response", payload=io.BytesIO(body), length=len(body), http_headers=http_headers,
-                warc_headers_dict={"WARC-Date": self._warc_date(k), "WARC-Record-ID": rid}))
+            http_headers = StatusAndHeaders(
+                "200 OK",
+                [
+                    ("Content-Type", "text/html; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                    ("Date", http_date),
+                    ("Server", "nginx"),
+                ],
+                protocol="HTTP/1.1",
+            )
+            writer.write_record(
+                writer.create_warc_record(
+                    doc.url,
+                    "response",
+                    payload=io.BytesIO(body),
+                    length=len(body),
+                    http_headers=http_headers,
+                    warc_headers_dict={"WARC-Date": self._warc_date(k), "WARC-Record-ID": rid},
+                )
+            )
             self._accept(doc, _WARC, rn)
             if rn == 1:
                 # The matching request record: readers must skip it (not a data record).
                 k += 1
                 path = doc.url.split("/", 3)[3] if doc.url.count("/") >= 3 else ""
-                req = StatusAndHeaders(f"GET /{path} HTTP/1.1", [
-                    ("Host", doc.host), ("User-Agent", "corpuslake-sample-crawler/1.0"),
-                    ("Accept", "text/html"),
-                ], is_http_request=True)
-                writer.write_record(writer.create_warc_record(
-                    doc.url, "request", payload=io.BytesIO(b""), length=0, http_headers=req,
-                    warc_headers_dict={"WARC-Date": self._warc_date(k),
-                                       "WARC-Record-ID": _warc_id(self.seed, _WARC, k),
-                                       "WARC-Concurrent-To": rid}))
+                req = StatusAndHeaders(
+                    f"GET /{path} HTTP/1.1",
+                    [
+                        ("Host", doc.host),
+                        ("User-Agent", "corpuslake-sample-crawler/1.0"),
+                        ("Accept", "text/html"),
+                    ],
+                    is_http_request=True,
+                )
+                writer.write_record(
+                    writer.create_warc_record(
+                        doc.url,
+                        "request",
+                        payload=io.BytesIO(b""),
+                        length=0,
+                        http_headers=req,
+                        warc_headers_dict={
+                            "WARC-Date": self._warc_date(k),
+                            "WARC-Record-ID": _warc_id(self.seed, _WARC, k),
+                            "WARC-Concurrent-To": rid,
+                        },
+                    )
+                )
         (self.out / _WARC).write_bytes(buf.getvalue())
         self.records[_WARC] = len(docs)
 
@@ -2367,8 +2972,14 @@ def generate(out_dir: str | Path, n_docs: int = 5000, seed: int = 0, max_doc_byt
     return truth
 
 
-def _truth(planner: _Planner, writer: _Writer, benchmarks: dict[str, list[dict]], n_docs: int, seed: int,
-           max_doc_bytes: int) -> dict:
+def _truth(
+    planner: _Planner,
+    writer: _Writer,
+    benchmarks: dict[str, list[dict]],
+    n_docs: int,
+    seed: int,
+    max_doc_bytes: int,
+) -> dict:
     accepted = {id(d) for d in writer.accepted}
 
     def ok(*docs: _Doc) -> bool:
@@ -2389,8 +3000,13 @@ def _truth(planner: _Planner, writer: _Writer, benchmarks: dict[str, list[dict]]
         by_lang[d.lang] = by_lang.get(d.lang, 0) + 1
     records_total = sum(writer.records.values())
     docs = {
-        d.doc_id: {"category": d.category, "lang": d.lang, "domain": d.dom.name, "file": d.file,
-                   "record_number": d.record_number}
+        d.doc_id: {
+            "category": d.category,
+            "lang": d.lang,
+            "domain": d.dom.name,
+            "file": d.file,
+            "record_number": d.record_number,
+        }
         for d in sorted(writer.accepted, key=lambda d: (RAW_FILES.index(d.file), d.record_number))
     }
     exact = [(a, b, ident) for a, b, ident in planner.exact_pairs if ok(a, b)]
@@ -2402,8 +3018,11 @@ def _truth(planner: _Planner, writer: _Writer, benchmarks: dict[str, list[dict]]
         "max_doc_bytes": max_doc_bytes,
         "files": {f: {"records": writer.records[f]} for f in RAW_FILES},
         "benchmarks": {
-            name: {"file": f"benchmarks/{name}.jsonl", "examples": len(rows),
-                   "splits": {s: sum(1 for r in rows if r["split"] == s) for s in ("test", "validation")}}
+            name: {
+                "file": f"benchmarks/{name}.jsonl",
+                "examples": len(rows),
+                "splits": {s: sum(1 for r in rows if r["split"] == s) for s in ("test", "validation")},
+            }
             for name, rows in benchmarks.items()
         },
         "domains": {
@@ -2430,31 +3049,40 @@ def _truth(planner: _Planner, writer: _Writer, benchmarks: dict[str, list[dict]]
         "chains": [[a.doc_id, b.doc_id, c.doc_id] for a, b, c, _ in planner.chains if ok(a, b, c)],
         "chain_details": [
             {"chain": [a.doc_id, b.doc_id, c.doc_id], "jaccard_ac": round(j, 4)}
-            for a, b, c, j in planner.chains if ok(a, b, c)
+            for a, b, c, j in planner.chains
+            if ok(a, b, c)
         ],
         "boilerplate_negatives": [[a.doc_id, b.doc_id] for a, b, _ in planner.negatives if ok(a, b)],
         "boilerplate_negative_details": [
             {"a": a.doc_id, "b": b.doc_id, "jaccard": round(j, 4)}
-            for a, b, j in planner.negatives if ok(a, b)
+            for a, b, j in planner.negatives
+            if ok(a, b)
         ],
         "contaminated": [
-            {"doc_id_source": d.doc_id, "benchmark": b, "example_id": ex, "field": field, "snippet": snippet,
-             "overlapping_example_ids": hits}
-            for d, b, ex, field, snippet, hits in planner.contaminated if ok(d)
+            {
+                "doc_id_source": d.doc_id,
+                "benchmark": b,
+                "example_id": ex,
+                "field": field,
+                "snippet": snippet,
+                "overlapping_example_ids": hits,
+            }
+            for d, b, ex, field, snippet, hits in planner.contaminated
+            if ok(d)
         ],
         "notes": {
             "record_number": "1-based ordinal within the file: JSONL line, Parquet row, or WET/WARC data "
-                             "record counting only conversion/response records",
+            "record counting only conversion/response records",
             "doc_ids": "JSONL/Parquet: the id field; WET/WARC: the WARC-Record-ID header",
             "duplicate_doc_id": "first occurrence in file-name order, then record order, is accepted",
             "jaccard": "word 5-gram Jaccard over re.findall(r'\\w+', text.lower())",
             "exact_duplicates": "identical text after collapsing whitespace runs; [original_id, copy_id]",
             "contamination": "snippet (>= 15 words of the example's question, or of its passage for "
-                             "reading_comp) appears verbatim in the document; overlapping_example_ids lists "
-                             "every benchmark example whose question or support shares a word 13-gram with "
-                             "the document (by construction only example_id)",
+            "reading_comp) appears verbatim in the document; overlapping_example_ids lists "
+            "every benchmark example whose question or support shares a word 13-gram with "
+            "the document (by construction only example_id)",
             "warc_text": "crawl-001.warc.gz documents are HTML pages: the headline is the <title>, every "
-                         "other block of the document is one <p>; <style> and <script> hold no document text",
+            "other block of the document is one <p>; <style> and <script> hold no document text",
         },
     }
 
@@ -2478,11 +3106,15 @@ def main(argv: list[str] | None = None) -> int:
     truth = generate(args.out, n_docs=args.docs, seed=args.seed, max_doc_bytes=args.max_doc_bytes)
     counts = truth["counts"]
     print(f"wrote sample corpus to {args.out} in {time.perf_counter() - start:.1f}s")
-    print(f"  records: {counts['records_total']}  accepted: {counts['expected_accepted']}  "
-          f"rejected: {counts['expected_rejected']}  domains: {counts['domains']}")
+    print(
+        f"  records: {counts['records_total']}  accepted: {counts['expected_accepted']}  "
+        f"rejected: {counts['expected_rejected']}  domains: {counts['domains']}"
+    )
     print("  rejected by reason: " + ", ".join(f"{k}={v}" for k, v in counts["rejected_by_reason"].items()))
-    print(f"  exact duplicates: {len(truth['exact_duplicates'])}  near duplicates: "
-          f"{len(truth['near_duplicates'])}  contaminated docs: {len(truth['contaminated'])}")
+    print(
+        f"  exact duplicates: {len(truth['exact_duplicates'])}  near duplicates: "
+        f"{len(truth['near_duplicates'])}  contaminated docs: {len(truth['contaminated'])}"
+    )
     return 0
 
 

@@ -20,7 +20,9 @@ def delta_classes_loadable(spark: SparkSession) -> bool:
     """Whether Delta Lake's Spark classes are on this session's classpath and its extension is active."""
     try:
         jvm = spark.sparkContext._jvm  # classic sessions only; Spark Connect has no JVM handle
-        jvm.java.lang.Class.forName("io.delta.tables.DeltaTable", False, jvm.Thread.currentThread().getContextClassLoader())
+        jvm.java.lang.Class.forName(
+            "io.delta.tables.DeltaTable", False, jvm.Thread.currentThread().getContextClassLoader()
+        )
     except Exception:
         return False
     return DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "")

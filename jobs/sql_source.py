@@ -37,7 +37,7 @@ class _SnapshotReader(DataSourceReader):
         uris = dt.file_uris()
         parts = [
             _FilePartition(uri, {c: a.get(f"partition.{c}") for c in self.partition_by})
-            for uri, a in zip(uris, actions)
+            for uri, a in zip(uris, actions, strict=True)
         ]
         # Spark needs at least one partition; an empty one yields no rows.
         return parts or [_FilePartition("", {})]
@@ -82,8 +82,9 @@ class _SnapshotSource(DataSource):
         return _SnapshotReader(self.table_uri, list(self.partition_by), schema)
 
 
-def register_table(spark: SparkSession, sql_name: str, table_uri: str, schema: StructType,
-                   partition_by: tuple[str, ...]) -> str:
+def register_table(
+    spark: SparkSession, sql_name: str, table_uri: str, schema: StructType, partition_by: tuple[str, ...]
+) -> str:
     """Register a source for one table and return its name for ``CREATE TABLE … USING <name>``.
 
     Spark does not hand a catalog table's OPTIONS to a Python source's reader, so each table gets its own
@@ -93,8 +94,13 @@ def register_table(spark: SparkSession, sql_name: str, table_uri: str, schema: S
     cls = type(
         source_name,
         (_SnapshotSource,),
-        {"source_name": source_name, "table_uri": table_uri, "schema_json": schema.json(),
-         "partition_by": tuple(partition_by), "__module__": "__main__"},
+        {
+            "source_name": source_name,
+            "table_uri": table_uri,
+            "schema_json": schema.json(),
+            "partition_by": tuple(partition_by),
+            "__module__": "__main__",
+        },
     )
     spark.dataSource.register(cls)
     return source_name

@@ -22,8 +22,8 @@ class TableSpec:
     """A table contract.
 
     Args:
-        name: ``layer.table``, e.g. ``bronze.documents``; also its SQL name and its folder under the warehouse.
-        schema: the Spark schema every write must match (names and types; nullability is checked by the suite).
+        name: ``layer.table``, e.g. ``bronze.documents``: its SQL name and its folder under the warehouse.
+        schema: the Spark schema every write must match (names and types; the suite checks nullability).
         description: one line for humans and the Delta table metadata.
         partition_by: partition columns, in order.
         suite: builds the table's Great Expectations expectations from run parameters.
@@ -53,7 +53,7 @@ class TableSpec:
         return StructType([f for f in self.schema.fields if f.name not in self.partition_by])
 
     def expectations(self, params: Mapping[str, Any] | None = None) -> list:
-        """The table's expectations for one run: not-null for every non-nullable column, then the suite's own."""
+        """A run's expectations: not-null for every non-nullable column, then the suite's own."""
         import great_expectations as gx
 
         exps = [

@@ -25,9 +25,19 @@ REJECT_REASONS: dict[str, str] = {
 
 DOCUMENTS_SCHEMA = StructType(
     [
-        col("doc_id", StringType(), False, "128-bit hex hash of source + source id, or of normalized text + url"),
+        col(
+            "doc_id",
+            StringType(),
+            False,
+            "128-bit hex hash of source + source id, or of normalized text + url",
+        ),
         col("url", StringType(), True, "document URL as given by the source"),
-        col("domain", StringType(), True, "registered domain of the URL (public suffix list bundled, no network)"),
+        col(
+            "domain",
+            StringType(),
+            True,
+            "registered domain of the URL (public suffix list bundled, no network)",
+        ),
         col("source", StringType(), False, "input name from the profile"),
         col("source_file", StringType(), False, "file the record came from"),
         col("source_id", StringType(), True, "record id in the source, when it has one"),
@@ -43,7 +53,9 @@ REJECTS_SCHEMA = StructType(
     [
         col("source", StringType(), False, "input name from the profile"),
         col("source_file", StringType(), False, "file the record came from"),
-        col("record_number", LongType(), True, "1-based record ordinal in the file (line, row or WARC record)"),
+        col(
+            "record_number", LongType(), True, "1-based record ordinal in the file (line, row or WARC record)"
+        ),
         col("byte_offset", LongType(), True, "byte offset of the record in the (decompressed) file"),
         col("reason", StringType(), False, "one of schemas.bronze.REJECT_REASONS"),
         col("detail", StringType(), True, "what exactly was wrong"),

@@ -24,7 +24,12 @@ PARSED_SCHEMA = StructType(
         col("kind", StringType(), False, "doc | reject | file (per-split summary)"),
         col("source", StringType(), False, "input name"),
         col("source_file", StringType(), False, "file path or URI"),
-        col("record_number", LongType(), True, "1-based record ordinal in the split (the driver makes it per file)"),
+        col(
+            "record_number",
+            LongType(),
+            True,
+            "1-based record ordinal in the split (the driver makes it per file)",
+        ),
         col("split_start", LongType(), False, "first byte of the split the row came from"),
         col("byte_offset", LongType(), True, "record start in the (decompressed) file"),
         col("doc_id", StringType(), True, "document id (docs)"),

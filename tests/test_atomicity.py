@@ -39,7 +39,10 @@ def _assert_intact(lakehouse, flat):
 def _spawn(warehouse: str, speed: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(FIXTURE), warehouse, speed],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **env}, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        start_new_session=True,
     )
 
 

@@ -22,7 +22,11 @@ def _base() -> dict:
 
 def test_bundled_profiles_validate():
     local = load_conf("conf/local.yaml")
-    assert (local.storage.engine, local.storage.warehouse, local.spark.master) == ("auto", "./lakehouse", "local[*]")
+    assert (local.storage.engine, local.storage.warehouse, local.spark.master) == (
+        "auto",
+        "./lakehouse",
+        "local[*]",
+    )
     assert local.ingest.inputs[0].path == "data/sample/raw/*"
     cluster = load_conf("conf/cluster.example.yaml")
     assert cluster.storage.engine == "delta-spark"
@@ -48,7 +52,9 @@ def test_wrong_type_names_file_and_key(tmp_path):
         load_conf(path)
     lines = str(exc.value).splitlines()
     assert lines[0].startswith(f"{path}: spark.shuffle_partitions: Input should be a valid integer")
-    assert lines[1].startswith(f"{path}: ingest.inputs[0].format: Input should be 'auto', 'jsonl', 'parquet' or 'warc'")
+    assert lines[1].startswith(
+        f"{path}: ingest.inputs[0].format: Input should be 'auto', 'jsonl', 'parquet' or 'warc'"
+    )
     assert len(lines) == 2
 
 
@@ -71,8 +77,15 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_set_overrides(tmp_path):
     path = _write(tmp_path, _base())
-    conf = load_conf(path, ["ingest.max_doc_bytes=1234", "spark.master=local[2]", "ingest.inputs.0.path=y/*",
-                            "spark.conf.spark.sql.ansi.enabled=true"])
+    conf = load_conf(
+        path,
+        [
+            "ingest.max_doc_bytes=1234",
+            "spark.master=local[2]",
+            "ingest.inputs.0.path=y/*",
+            "spark.conf.spark.sql.ansi.enabled=true",
+        ],
+    )
     assert conf.ingest.max_doc_bytes == 1234
     assert conf.spark.master == "local[2]"
     assert conf.ingest.inputs[0].path == "y/*"

@@ -64,7 +64,10 @@ def test_embedded_write_is_standard_delta(spark, lakehouse):
     # One history entry per write, carrying the run id; creation is version 0.
     history = DeltaTable(path).history()
     writes = [h for h in history if h["operation"] == "WRITE"]
-    assert [(h["version"], h["run_id"], h["userMetadata"]) for h in writes] == [(2, "run-2", "run-2"), (1, "run-1", "run-1")]
+    assert [(h["version"], h["run_id"], h["userMetadata"]) for h in writes] == [
+        (2, "run-2", "run-2"),
+        (1, "run-1", "run-1"),
+    ]
     assert [h["operation"] for h in history if h["version"] == 0] == ["CREATE TABLE"]
 
     # Time travel on both readers.
@@ -94,8 +97,12 @@ def test_overwrite_and_overwrite_partition(spark, lakehouse):
 
 
 def test_retried_commit_adds_nothing(spark, lakehouse):
-    first = lakehouse.write(_df(spark, ROWS_1), ITEMS, "append", run_id="r", app_id="corpuslake.test", txn_version=5)
-    again = lakehouse.write(_df(spark, ROWS_1), ITEMS, "append", run_id="r", app_id="corpuslake.test", txn_version=5)
+    first = lakehouse.write(
+        _df(spark, ROWS_1), ITEMS, "append", run_id="r", app_id="corpuslake.test", txn_version=5
+    )
+    again = lakehouse.write(
+        _df(spark, ROWS_1), ITEMS, "append", run_id="r", app_id="corpuslake.test", txn_version=5
+    )
     assert (first.skipped, again.skipped, again.version) == (False, True, 1)
     assert lakehouse.read(ITEMS).count() == 4
     assert DeltaTable(lakehouse.path(ITEMS)).transaction_version("corpuslake.test") == 5
@@ -103,8 +110,12 @@ def test_retried_commit_adds_nothing(spark, lakehouse):
     run_dirs = [d for d in os.listdir(lakehouse.path(ITEMS)) if d.startswith("run-")]
     assert len(run_dirs) == 1
     with pytest.raises(CommitConflict, match="already committed run sequence 5, newer than 4"):
-        lakehouse.write(_df(spark, ROWS_2), ITEMS, "append", run_id="old", app_id="corpuslake.test", txn_version=4)
-    nxt = lakehouse.write(_df(spark, ROWS_2), ITEMS, "append", run_id="n", app_id="corpuslake.test", txn_version=6)
+        lakehouse.write(
+            _df(spark, ROWS_2), ITEMS, "append", run_id="old", app_id="corpuslake.test", txn_version=4
+        )
+    nxt = lakehouse.write(
+        _df(spark, ROWS_2), ITEMS, "append", run_id="n", app_id="corpuslake.test", txn_version=6
+    )
     assert (nxt.version, lakehouse.read(ITEMS).count()) == (2, 6)
 
 
@@ -145,7 +156,10 @@ def test_tables_are_queryable_by_name_in_sql(spark, lakehouse):
     lakehouse.register_sql([ITEMS, FLAT])
     got = spark.sql("select part, count(*) as n, sum(id) as s from test.items group by part")
     assert sorted(map(tuple, got.collect()), key=lambda r: r[2]) == [
-        ("x", 1, 1), ("y y", 1, 2), ("c:d/e", 1, 3), (None, 1, 4)
+        ("x", 1, 1),
+        ("y y", 1, 2),
+        ("c:d/e", 1, 3),
+        (None, 1, 4),
     ]
     # Each query plans against the latest snapshot: a later overwrite shows up without re-registering.
     lakehouse.write(_df(spark, ROWS_2), ITEMS, "overwrite", run_id="r2")
@@ -165,14 +179,16 @@ def test_delta_spark_engine_contract(spark, tmp_path):
 
     if not delta_classes_loadable(spark):
         pytest.skip(
-            "Delta's Spark classes are not on this session's classpath (Maven Central is unreachable here, so "
-            "io.delta:delta-spark jars cannot be fetched); runs where --packages or Databricks provide them"
+            "Delta's Spark classes are not on this session's classpath (Maven Central is unreachable here, "
+            "so io.delta:delta-spark jars cannot be fetched); runs where --packages or Databricks provide them"
         )
     from jobs.delta import DeltaSparkLakehouse
 
     lh = DeltaSparkLakehouse(spark, str(tmp_path / "wh"))
     lh.write(_df(spark, ROWS_1), ITEMS, "append", run_id="r1", app_id="corpuslake.test", txn_version=1)
-    again = lh.write(_df(spark, ROWS_1), ITEMS, "append", run_id="r1", app_id="corpuslake.test", txn_version=1)
+    again = lh.write(
+        _df(spark, ROWS_1), ITEMS, "append", run_id="r1", app_id="corpuslake.test", txn_version=1
+    )
     assert again.skipped
     assert _rows(lh.read(ITEMS)) == sorted(ROWS_1, key=lambda r: r)
     assert _delta_rs_rows(lh.path(ITEMS)) == sorted(ROWS_1, key=lambda r: r)

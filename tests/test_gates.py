@@ -22,7 +22,9 @@ def _suite(params):
 
     return [
         gx.expectations.ExpectColumnValuesToBeUnique(column="id"),
-        gx.expectations.ExpectColumnValuesToBeBetween(column="id", min_value=0, max_value=params.get("max_id", 100)),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="id", min_value=0, max_value=params.get("max_id", 100)
+        ),
     ]
 
 
@@ -85,7 +87,9 @@ def test_failed_gate_publishes_nothing_and_is_audited(spark, lakehouse):
         .orderBy("validated_at")
         .collect()
     )
-    assert [(r["run_id"], r["success"], r["evaluated"], r["unsuccessful"], r["table_version"]) for r in rows] == [
+    assert [
+        (r["run_id"], r["success"], r["evaluated"], r["unsuccessful"], r["table_version"]) for r in rows
+    ] == [
         ("good-run", True, 4, 0, 1),
         ("bad-run", False, 4, 3, None),
     ]
@@ -132,9 +136,14 @@ def test_job_exit_codes_and_run_rows(spark, lakehouse, tmp_path, capsys):
     assert run_job("reader", args, lambda ctx: "read it", reads=[GATED]) == EXIT_OK
     assert capsys.readouterr().out.strip().splitlines()[-1] == "read it"
 
-    runs = lakehouse.read(audit_schemas.RUNS).filter(F.col("ended_at").isNotNull()).orderBy("ended_at").collect()
+    runs = (
+        lakehouse.read(audit_schemas.RUNS).filter(F.col("ended_at").isNotNull()).orderBy("ended_at").collect()
+    )
     assert [(r["stage"], r["status"]) for r in runs] == [
-        ("writer", "gate_failed"), ("reader", "refused"), ("writer", "succeeded"), ("reader", "succeeded")
+        ("writer", "gate_failed"),
+        ("reader", "refused"),
+        ("writer", "succeeded"),
+        ("reader", "succeeded"),
     ]
     assert runs[2]["tables_written"] == {"test.gated": 1}
     assert runs[3]["tables_read"] == {"test.gated": 1}
@@ -153,5 +162,10 @@ def test_unexpected_error_is_one_line_with_log(spark, lakehouse, tmp_path, capsy
     assert "Traceback" not in err
     log_path = err.rsplit("(details: ", 1)[1].rstrip(")")
     assert "Traceback" in open(log_path).read()
-    last = lakehouse.read(audit_schemas.RUNS).filter(F.col("run_id") == "boom-run").orderBy("ended_at").collect()[-1]
+    last = (
+        lakehouse.read(audit_schemas.RUNS)
+        .filter(F.col("run_id") == "boom-run")
+        .orderBy("ended_at")
+        .collect()[-1]
+    )
     assert last["status"] == "failed"

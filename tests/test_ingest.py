@@ -35,8 +35,13 @@ def sample(tmp_path_factory):
 def ingested(spark, sample, tmp_path_factory):
     out, truth = sample
     base = tmp_path_factory.mktemp("ingest")
-    conf = write_conf(base / "c.yaml", base / "wh", [{"name": "sample", "path": str(out / "raw" / "*")}],
-                      max_doc_bytes=MAX_DOC_BYTES, split_bytes=64 * 1024)
+    conf = write_conf(
+        base / "c.yaml",
+        base / "wh",
+        [{"name": "sample", "path": str(out / "raw" / "*")}],
+        max_doc_bytes=MAX_DOC_BYTES,
+        split_bytes=64 * 1024,
+    )
     args = argparse.Namespace(conf=str(conf), overrides=[], run_id="ingest-1", verbose=False)
     assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
     return EmbeddedLakehouse(spark, str(base / "wh")), truth, out, args
@@ -53,14 +58,17 @@ def test_reconciliation_matches_planted_counts(ingested):
     assert docs.count() == counts["expected_accepted"]
     assert rejects.count() == counts["expected_rejected"]
     assert docs.count() + rejects.count() == counts["records_total"]
-    got = Counter({r["reason"]: r["n"] for r in rejects.groupBy("reason").agg(F.count("*").alias("n")).collect()})
+    got = Counter(
+        {r["reason"]: r["n"] for r in rejects.groupBy("reason").agg(F.count("*").alias("n")).collect()}
+    )
     assert got == Counter({k: v for k, v in counts["rejected_by_reason"].items() if v})
     run = lh.read(audit_schemas.RUNS).filter("run_id = 'ingest-1' and status = 'succeeded'").first()
     assert (run["rows_in"], run["rows_out"]) == (counts["records_total"], counts["records_total"])
     assert run["tables_written"] == {"bronze.documents": 1, "bronze.rejects": 1}
     gates = lh.read(audit_schemas.EXPECTATIONS).filter("run_id = 'ingest-1'").collect()
     assert sorted((g["table_name"], g["success"], g["table_version"]) for g in gates) == [
-        ("bronze.documents", True, 1), ("bronze.rejects", True, 1)
+        ("bronze.documents", True, 1),
+        ("bronze.rejects", True, 1),
     ]
 
 
@@ -77,7 +85,13 @@ def test_every_planted_reject_found_with_reason_and_position(ingested):
 def test_each_input_format_lands_per_file(ingested):
     lh, truth, out, _ = ingested
     per_file = Counter(
-        {r["file"]: r["n"] for r in _rel(lh.read(bronze.DOCUMENTS), out).groupBy("file").agg(F.count("*").alias("n")).collect()}
+        {
+            r["file"]: r["n"]
+            for r in _rel(lh.read(bronze.DOCUMENTS), out)
+            .groupBy("file")
+            .agg(F.count("*").alias("n"))
+            .collect()
+        }
     )
     want = Counter({f: c["accepted"] for f, c in truth["counts"]["by_file"].items() if c["accepted"]})
     assert per_file == want
@@ -86,9 +100,11 @@ def test_each_input_format_lands_per_file(ingested):
 
 def test_document_fields(ingested):
     lh, truth, out, _ = ingested
-    rows = _rel(lh.read(bronze.DOCUMENTS), out).select(
-        "source_id", "domain", "file", "n_bytes", "text", "doc_id", "meta", "ingest_run_id"
-    ).collect()
+    rows = (
+        _rel(lh.read(bronze.DOCUMENTS), out)
+        .select("source_id", "domain", "file", "n_bytes", "text", "doc_id", "meta", "ingest_run_id")
+        .collect()
+    )
     by_id = {r["source_id"]: r for r in rows}
     assert set(by_id) == set(truth["docs"])
     for sid, want in truth["docs"].items():
@@ -117,14 +133,18 @@ def test_sql_names_and_delta_rs_agree(ingested, spark):
     lh.register_sql(bronze.TABLES)
     n = spark.sql("select count(*) from bronze.documents where ingest_run_id = 'ingest-1'").first()[0]
     assert n == truth["counts"]["expected_accepted"]
-    assert DeltaTable(lh.path(bronze.REJECTS)).to_pyarrow_table().num_rows == truth["counts"]["expected_rejected"]
+    assert (
+        DeltaTable(lh.path(bronze.REJECTS)).to_pyarrow_table().num_rows
+        == truth["counts"]["expected_rejected"]
+    )
 
 
 def test_retry_after_crash_between_commit_and_audit(spark, tmp_path, monkeypatch, capsys):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "a.jsonl").write_text(
-        "".join(json.dumps({"id": str(i), "text": f"document number {i}"}) + "\n" for i in range(5)) + "{bad\n"
+        "".join(json.dumps({"id": str(i), "text": f"document number {i}"}) + "\n" for i in range(5))
+        + "{bad\n"
     )
     conf = write_conf(tmp_path / "c.yaml", tmp_path / "wh", [{"name": "t", "path": str(raw / "*.jsonl")}])
     args = argparse.Namespace(conf=str(conf), overrides=[], run_id="crashy", verbose=False)
@@ -149,7 +169,9 @@ def test_retry_after_crash_between_commit_and_audit(spark, tmp_path, monkeypatch
 
 
 def test_bad_inputs_exit_2_naming_the_key(tmp_path, capsys):
-    conf = write_conf(tmp_path / "c.yaml", tmp_path / "wh", [{"name": "t", "path": str(tmp_path / "none/*.jsonl")}])
+    conf = write_conf(
+        tmp_path / "c.yaml", tmp_path / "wh", [{"name": "t", "path": str(tmp_path / "none/*.jsonl")}]
+    )
     assert ingest.main(["--conf", str(conf)]) == EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"error: {conf}: ingest.inputs[0].path: no files match '{tmp_path}/none/*.jsonl'"
@@ -165,14 +187,17 @@ def test_large_plain_file_is_split_and_loses_nothing(spark, tmp_path):
         for i in range(800):
             fh.write(json.dumps({"id": str(i), "text": f"row {i} " + "word " * (i % 17)}) + "\n")
     files = ingest.list_inputs(
-        __import__("jobs.config", fromlist=["IngestConf"]).IngestConf(inputs=[{"name": "t", "path": str(raw)}])
+        __import__("jobs.config", fromlist=["IngestConf"]).IngestConf(
+            inputs=[{"name": "t", "path": str(raw)}]
+        )
     )
     splits = ingest.plan_splits(files, split_bytes=8192)
     assert len(splits) == -(-os.path.getsize(raw) // 8192)
     from udfs.readers import ReaderOptions
 
-    parsed = ingest.read_raw(spark, splits, ReaderOptions(1000, 5000), task_bytes=8192,
-                             sizes={str(raw): os.path.getsize(raw)})
+    parsed = ingest.read_raw(
+        spark, splits, ReaderOptions(1000, 5000), task_bytes=8192, sizes={str(raw): os.path.getsize(raw)}
+    )
     assert parsed.rdd.getNumPartitions() == len(splits)
     docs = parsed.filter("kind = 'doc'")
     assert docs.count() == 800

@@ -116,12 +116,18 @@ def test_parquet_rows_and_types(tmp_path):
     pq.write_table(table, path)
     rows = _read(path, "parquet")
     assert _summary(rows) == [
-        ("doc", None, 1), ("reject", "missing_text", 2), ("reject", "empty_text", 3), ("reject", "too_large", 4)
+        ("doc", None, 1),
+        ("reject", "missing_text", 2),
+        ("reject", "empty_text", 3),
+        ("reject", "too_large", 4),
     ]
     assert json.loads(rows[0]["meta"]) == {"score": 0.5}
     ints = tmp_path / "ints.parquet"
     pq.write_table(pa.table({"text": [1, 2]}), ints)
-    assert _summary(_read(ints, "parquet")) == [("reject", "non_string_text", 1), ("reject", "non_string_text", 2)]
+    assert _summary(_read(ints, "parquet")) == [
+        ("reject", "non_string_text", 1),
+        ("reject", "non_string_text", 2),
+    ]
     junk = tmp_path / "junk.parquet"
     junk.write_bytes(b"not parquet at all")
     assert _summary(_read(junk, "parquet")) == [("reject", "unreadable_file", None)]
@@ -135,11 +141,13 @@ def _warc(path, records):
             headers = {"WARC-Record-ID": f"<urn:uuid:{url[-1]}>"}
             if kind == "response":
                 http = StatusAndHeaders("200 OK", [("Content-Type", ctype)], protocol="HTTP/1.1")
-                rec = w.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http,
-                                           warc_headers_dict=headers)
+                rec = w.create_warc_record(
+                    url, "response", payload=io.BytesIO(body), http_headers=http, warc_headers_dict=headers
+                )
             else:
-                rec = w.create_warc_record(url, kind, payload=io.BytesIO(body), warc_content_type=ctype,
-                                           warc_headers_dict=headers)
+                rec = w.create_warc_record(
+                    url, kind, payload=io.BytesIO(body), warc_content_type=ctype, warc_headers_dict=headers
+                )
             w.write_record(rec)
 
 
@@ -148,18 +156,25 @@ def test_wet_and_warc_records(tmp_path):
     _warc(
         path,
         [
-            ("conversion", "https://wet.example.com/1", "plain words here".encode(), "text/plain"),
+            ("conversion", "https://wet.example.com/1", b"plain words here", "text/plain"),
             ("conversion", "https://wet.example.com/2", b"bad \xff\xfe", "text/plain"),
             ("conversion", "https://wet.example.com/3", b"", "text/plain"),
             ("request", "https://wet.example.com/4", b"GET / HTTP/1.1\r\n\r\n", "application/http"),
-            ("response", "https://shop.example.de/5",
-             b"<html><head><title>T</title><script>var x=1;</script></head><body><p>Hello <b>web</b></p>"
-             b"<p>Second&amp;para</p></body></html>", "text/html; charset=utf-8"),
+            (
+                "response",
+                "https://shop.example.de/5",
+                b"<html><head><title>T</title><script>var x=1;</script></head><body><p>Hello <b>web</b></p>"
+                b"<p>Second&amp;para</p></body></html>",
+                "text/html; charset=utf-8",
+            ),
         ],
     )
     rows = _read(path, "warc")
     assert _summary(rows) == [
-        ("doc", None, 1), ("reject", "invalid_utf8", 2), ("reject", "empty_text", 3), ("doc", None, 4)
+        ("doc", None, 1),
+        ("reject", "invalid_utf8", 2),
+        ("reject", "empty_text", 3),
+        ("doc", None, 4),
     ]
     assert rows[0]["source_id"] == "<urn:uuid:1>" and rows[0]["domain"] == "example.com"
     assert rows[3]["text"] == "Hello web\nSecond&para"
@@ -176,5 +191,8 @@ def test_text_helpers():
     assert len(doc_id("s", "1", "x", None)) == 32
     assert html_to_text("<div>a<br>b</div><style>p{}</style>") == "a\nb"
     assert [detect_format(p) for p in ("a.jsonl.zst", "b.warc.wet.gz", "c.parquet", "d.txt")] == [
-        "jsonl", "warc", "parquet", None
+        "jsonl",
+        "warc",
+        "parquet",
+        None,
     ]

@@ -132,7 +132,7 @@ def small_raw(small):
 
 def _shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
     toks = WORD.findall(text.lower())
-    return {tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)}
+    return {tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)}
 
 
 def _jaccard(a: str, b: str) -> float:
@@ -211,8 +211,12 @@ def test_every_reject_kind_is_planted_at_least_twice(small):
         assert seen[reason] >= 2, reason
     assert truth["counts"]["rejected_by_reason"] == {r: seen[r] for r in REJECT_REASONS}
     files = {r["file"] for r in truth["rejects"]}
-    assert {"raw/web-000.jsonl", "raw/web-001.jsonl.gz", "raw/web-003.parquet",
-            "raw/crawl-000.warc.wet.gz"} <= files
+    assert {
+        "raw/web-000.jsonl",
+        "raw/web-001.jsonl.gz",
+        "raw/web-003.parquet",
+        "raw/crawl-000.warc.wet.gz",
+    } <= files
 
 
 def test_counts_add_up_and_match_the_files(small, small_raw):
@@ -268,8 +272,9 @@ def test_warc_and_wet_structure(small):
         assert headers.get_header("Content-Type") == "text/plain"
         assert re.fullmatch(r"<urn:uuid:[0-9a-f-]{36}>", headers.get_header("WARC-Record-ID"))
     warc = _warc_records(out / "raw/crawl-001.warc.gz")
-    assert Counter(r[0] for r in warc) == Counter({"response": truth["files"][RAW_FILES[1]]["records"],
-                                                   "request": 1})
+    assert Counter(r[0] for r in warc) == Counter(
+        {"response": truth["files"][RAW_FILES[1]]["records"], "request": 1}
+    )
     body = next(b for kind, _, b in warc if kind == "response").decode("utf-8")
     for tag in ("<html>", "<title>", "<style>", "<script>", "<p>", "</body></html>"):
         assert tag in body, tag
@@ -335,7 +340,7 @@ def test_no_unplanned_exact_duplicates(small, small_raw):
     planted = {frozenset(p) for p in truth["exact_duplicates"]}
     for ids in groups.values():
         for i, a in enumerate(ids):
-            for b in ids[i + 1:]:
+            for b in ids[i + 1 :]:
                 # copies of one original are duplicates of each other too
                 assert frozenset((a, b)) in planted or any(
                     frozenset((o, a)) in planted and frozenset((o, b)) in planted for o in ids

@@ -22,10 +22,18 @@ from udfs.text import doc_id, html_to_text, registered_domain
 
 FORMATS = ("jsonl", "parquet", "warc")
 _EXTENSIONS = (
-    (".warc.gz", "warc"), (".wet.gz", "warc"), (".warc", "warc"), (".wet", "warc"),
+    (".warc.gz", "warc"),
+    (".wet.gz", "warc"),
+    (".warc", "warc"),
+    (".wet", "warc"),
     (".parquet", "parquet"),
-    (".jsonl.gz", "jsonl"), (".jsonl.zst", "jsonl"), (".jsonl", "jsonl"),
-    (".json.gz", "jsonl"), (".json.zst", "jsonl"), (".json", "jsonl"), (".ndjson", "jsonl"),
+    (".jsonl.gz", "jsonl"),
+    (".jsonl.zst", "jsonl"),
+    (".jsonl", "jsonl"),
+    (".json.gz", "jsonl"),
+    (".json.zst", "jsonl"),
+    (".json", "jsonl"),
+    (".ndjson", "jsonl"),
 )
 
 
@@ -83,10 +91,24 @@ class _Out:
     def _base(self, record_number, byte_offset) -> dict:
         self.n += 1
         return {
-            "kind": None, "source": self.split.source, "source_file": self.split.uri,
-            "split_start": self.split.start, "record_number": record_number, "byte_offset": byte_offset, "doc_id": None, "source_id": None,
-            "url": None, "domain": None, "text": None, "n_bytes": None, "meta": None, "reason": None,
-            "detail": None, "snippet": None, "n_records": None, "n_lines": None,
+            "kind": None,
+            "source": self.split.source,
+            "source_file": self.split.uri,
+            "split_start": self.split.start,
+            "record_number": record_number,
+            "byte_offset": byte_offset,
+            "doc_id": None,
+            "source_id": None,
+            "url": None,
+            "domain": None,
+            "text": None,
+            "n_bytes": None,
+            "meta": None,
+            "reason": None,
+            "detail": None,
+            "snippet": None,
+            "n_records": None,
+            "n_lines": None,
         }
 
     def snippet(self, raw) -> str | None:
@@ -111,14 +133,17 @@ class _Out:
         if text is None:
             return self.reject("missing_text", f"no {s.text_field!r} field (or it is null)", **where)
         if not isinstance(text, str):
-            return self.reject("non_string_text", f"{s.text_field!r} is {type(text).__name__}, not a string", **where)
+            return self.reject(
+                "non_string_text", f"{s.text_field!r} is {type(text).__name__}, not a string", **where
+            )
         try:
             n_bytes = len(text.encode("utf-8"))
         except UnicodeEncodeError as exc:  # lone surrogates from "\ud800"-style JSON escapes
             return self.reject("invalid_utf8", f"text is not encodable as UTF-8: {exc.reason}", **where)
         if n_bytes > opts.max_doc_bytes:
-            return self.reject("too_large", f"text is {n_bytes} bytes, over max_doc_bytes={opts.max_doc_bytes}",
-                               **where)
+            return self.reject(
+                "too_large", f"text is {n_bytes} bytes, over max_doc_bytes={opts.max_doc_bytes}", **where
+            )
         if not text.strip():
             return self.reject("empty_text", "text is empty or whitespace only", **where)
         ids = {}
@@ -133,7 +158,11 @@ class _Out:
         meta = {k: v for k, v in obj.items() if k not in mapped}
         row = self._base(record_number, byte_offset)
         row.update(
-            kind="doc", text=text, n_bytes=n_bytes, source_id=ids["source_id"], url=ids["url"],
+            kind="doc",
+            text=text,
+            n_bytes=n_bytes,
+            source_id=ids["source_id"],
+            url=ids["url"],
             domain=registered_domain(ids["url"]),
             doc_id=doc_id(s.source, ids["source_id"], text, ids["url"]),
             meta=json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str),
@@ -170,7 +199,9 @@ def _decompressed(uri: str):
     if kind == "zstd":
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), 1 << 16)
+        return io.BufferedReader(
+            zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), 1 << 16
+        )
     return io.BufferedReader(raw, 1 << 20)
 
 
@@ -182,7 +213,9 @@ def _read_jsonl(split: Split, out: _Out) -> Iterator[dict]:
         pos = 0
         if split.start:
             fh.seek(split.start - 1)
-            pos = split.start - 1 + len(fh.readline())  # the line that straddles start belongs to the split before
+            pos = (
+                split.start - 1 + len(fh.readline())
+            )  # the line that straddles start belongs to the split before
         else:
             fh.seek(0)
     else:
@@ -197,8 +230,9 @@ def _read_jsonl(split: Split, out: _Out) -> Iterator[dict]:
             try:
                 line = fh.readline(limit + 1)
             except Exception as exc:  # gzip / zstd corruption, truncated streams
-                yield out.reject("unreadable_file", f"read failed after byte {offset}: {exc}", None,
-                                 None, offset)
+                yield out.reject(
+                    "unreadable_file", f"read failed after byte {offset}: {exc}", None, None, offset
+                )
                 return
             if not line:
                 return
@@ -211,15 +245,18 @@ def _read_jsonl(split: Split, out: _Out) -> Iterator[dict]:
                 while line and not line.endswith(b"\n"):  # drain the rest without keeping it
                     line = fh.readline(1 << 20)
                     pos += len(line)
-                yield out.reject("too_large", f"record is over {limit} bytes (max_line_bytes)", head, rec_no, offset)
+                yield out.reject(
+                    "too_large", f"record is over {limit} bytes (max_line_bytes)", head, rec_no, offset
+                )
                 continue
             if not line.strip():  # blank lines are not records (they still count as lines)
                 continue
             try:
                 decoded = line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield out.reject("invalid_utf8", f"byte {exc.start} of the record: {exc.reason}", line,
-                                 rec_no, offset)
+                yield out.reject(
+                    "invalid_utf8", f"byte {exc.start} of the record: {exc.reason}", line, rec_no, offset
+                )
                 continue
             try:
                 obj = json.loads(decoded)
@@ -227,8 +264,9 @@ def _read_jsonl(split: Split, out: _Out) -> Iterator[dict]:
                 yield out.reject("malformed_json", str(exc), decoded, rec_no, offset)
                 continue
             if not isinstance(obj, dict):
-                yield out.reject("not_an_object", f"a JSON {type(obj).__name__}, not an object", decoded,
-                                 rec_no, offset)
+                yield out.reject(
+                    "not_an_object", f"a JSON {type(obj).__name__}, not an object", decoded, rec_no, offset
+                )
                 continue
             yield out.record(obj, decoded, rec_no, offset)
 
@@ -249,7 +287,9 @@ def _read_parquet(split: Split, out: _Out) -> Iterator[dict]:
         except StopIteration:
             return
         except Exception as exc:
-            yield out.reject("unreadable_file", f"row group after row {row_no} unreadable: {exc}", None, row_no + 1)
+            yield out.reject(
+                "unreadable_file", f"row group after row {row_no} unreadable: {exc}", None, row_no + 1
+            )
             return
         try:
             rows = batch.to_pylist()
@@ -294,17 +334,23 @@ def _read_warc(split: Split, out: _Out) -> Iterator[dict]:
         except StopIteration:
             return
         except Exception as exc:
-            yield out.reject("unreadable_file", f"WARC stream broken after record {rec_no}: {exc}", None, rec_no + 1)
+            yield out.reject(
+                "unreadable_file", f"WARC stream broken after record {rec_no}: {exc}", None, rec_no + 1
+            )
             return
         if rec.rec_type not in ("conversion", "response"):
             continue
         rec_no += 1
-        offset = None  # known only after the body is read: warcio's get_record_offset reads to the record's end
+        offset = (
+            None  # known only after the body is read: warcio's get_record_offset reads to the record's end
+        )
         h = rec.rec_headers
         ctype = h.get_header("Content-Type")
         if rec.rec_type == "response":
             if rec.http_headers is None:
-                yield out.reject("unreadable_file", "response record without HTTP headers", None, rec_no, offset)
+                yield out.reject(
+                    "unreadable_file", "response record without HTTP headers", None, rec_no, offset
+                )
                 continue
             ctype = rec.http_headers.get_header("Content-Type") or "text/html"
         try:
@@ -314,8 +360,9 @@ def _read_warc(split: Split, out: _Out) -> Iterator[dict]:
             yield out.reject("unreadable_file", f"record body unreadable: {exc}", None, rec_no, offset)
             return
         if len(body) > limit:
-            yield out.reject("too_large", f"record body is over {limit} bytes (max_line_bytes)", body[:256],
-                             rec_no, offset)
+            yield out.reject(
+                "too_large", f"record body is over {limit} bytes (max_line_bytes)", body[:256], rec_no, offset
+            )
             continue
         charset = _charset(ctype)
         try:

@@ -180,7 +180,7 @@ def test_delta_spark_engine_contract(spark, tmp_path):
     if not delta_classes_loadable(spark):
         pytest.skip(
             "Delta's Spark classes are not on this session's classpath (Maven Central is unreachable here, "
-            "so io.delta:delta-spark jars cannot be fetched); runs where --packages or Databricks provide them"
+            "so io.delta:delta-spark jars cannot be fetched); runs where --packages or Databricks add them"
         )
     from jobs.delta import DeltaSparkLakehouse
 

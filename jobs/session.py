@@ -28,13 +28,26 @@ def delta_classes_loadable(spark: SparkSession) -> bool:
     return DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "")
 
 
+def delta_jars_present(conf: SparkConf) -> bool:
+    """Before a JVM exists: will Delta's jars be on the classpath (Spark's jars folder, spark.jars, packages)?"""
+    import glob
+
+    import pyspark
+
+    homes = [os.environ.get("SPARK_HOME", ""), os.path.dirname(pyspark.__file__)]
+    if any(glob.glob(os.path.join(h, "jars", "delta-spark_*.jar")) for h in homes if h):
+        return True
+    wanted = " ".join(conf.conf.get(k, "") for k in ("spark.jars", "spark.jars.packages"))
+    return "delta-spark" in wanted or bool(conf.delta_packages)
+
+
 def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
     """Reuse the active session (spark-submit, Databricks, a notebook) or build a local one.
 
     Args:
         conf: the profile's ``spark`` section.
-        engine: the storage engine asked for; ``delta-spark`` adds Delta's extension, catalog and, when
-            ``conf.delta_packages`` is set, its Maven coordinates.
+        engine: the storage engine asked for; ``delta-spark`` (or ``auto`` with Delta's jars present) adds
+            Delta's extension and catalog and, when ``conf.delta_packages`` is set, its Maven coordinates.
 
     Returns:
         A session with Arrow enabled, microsecond Parquet timestamps and UTC session time.
@@ -60,7 +73,7 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
         .config("spark.hadoop.parquet.summary.metadata.level", "NONE")
     )
-    if engine == "delta-spark":
+    if engine == "delta-spark" or (engine == "auto" and delta_jars_present(conf)):
         builder = builder.config("spark.sql.extensions", DELTA_EXTENSION).config(
             "spark.sql.catalog.spark_catalog", DELTA_CATALOG
         )

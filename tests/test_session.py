@@ -1,0 +1,26 @@
+"""The session factory: settings every job relies on, and reuse of the active session."""
+
+from __future__ import annotations
+
+from jobs.config import SparkConf
+from jobs.session import delta_classes_loadable, delta_jars_present, get_spark
+
+
+def test_session_settings(spark):
+    conf = spark.conf
+    assert conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    assert conf.get("spark.sql.parquet.outputTimestampType") == "TIMESTAMP_MICROS"
+    assert conf.get("spark.sql.session.timeZone") == "UTC"
+    assert conf.get("spark.sql.shuffle.partitions") == "2"
+    assert spark.sparkContext.master == "local[2]"
+
+
+def test_active_session_is_reused(spark):
+    # Under spark-submit / Databricks / notebooks the job must not build a second session.
+    assert get_spark(SparkConf(master="local[8]", shuffle_partitions=99)) is spark
+
+
+def test_delta_detection_without_jars(spark):
+    assert delta_jars_present(SparkConf()) is False
+    assert delta_jars_present(SparkConf(conf={"spark.jars.packages": "io.delta:delta-spark_2.13:4.1.0"}))
+    assert delta_classes_loadable(spark) is False

@@ -43,46 +43,31 @@ def _spec(name: str):
     raise runtime.UsageError(f"unknown table {name!r}; known tables: {known}")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--conf", default=os.environ.get("CORPUSLAKE_CONF", "conf/local.yaml"), help="YAML profile"
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a profile key (repeatable)",
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress and print tracebacks")
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="corpuslake", description="Curate LLM pretraining data on Spark + Delta."
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     d = sub.add_parser("demo", help="generate the sample corpus (if missing) and run the pipeline on it")
-    _common(d)
+    runtime.add_conf_args(d)
     s = sub.add_parser("stage", help="run one stage")
     s.add_argument("name", choices=sorted(STAGES), help="stage name")
     s.add_argument("--run-id", default=None, help="reuse a run id to retry a run idempotently")
-    _common(s)
+    runtime.add_conf_args(s)
     g = sub.add_parser("sample", help="write the bundled sample corpus")
     g.add_argument("--out", default="data/sample")
     g.add_argument("--docs", type=int, default=5000)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--max-doc-bytes", type=int, default=200_000)
     t = sub.add_parser("tables", help="list tables: version, rows, last gate")
-    _common(t)
+    runtime.add_conf_args(t)
     h = sub.add_parser("history", help="a table's Delta history")
     h.add_argument("table")
-    _common(h)
+    runtime.add_conf_args(h)
     q = sub.add_parser("sql", help="run a SQL query over the tables and print the result")
     q.add_argument("query")
     q.add_argument("--limit", type=int, default=50)
-    _common(q)
+    runtime.add_conf_args(q)
     return p
 
 

@@ -46,9 +46,8 @@ class JobContext:
     run: audit.Run
 
 
-def job_parser(stage: str, description: str) -> argparse.ArgumentParser:
-    """The arguments every job takes (the same under spark-submit, the CLI and a wheel task)."""
-    p = argparse.ArgumentParser(prog=f"corpuslake-{stage}", description=description)
+def add_conf_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--conf``, ``--set`` and ``--verbose``: what every command that reads a profile takes."""
     p.add_argument(
         "--conf", default=os.environ.get("CORPUSLAKE_CONF", "conf/local.yaml"), help="YAML profile"
     )
@@ -60,8 +59,14 @@ def job_parser(stage: str, description: str) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a profile key, e.g. --set ingest.max_doc_bytes=200000 (repeatable)",
     )
-    p.add_argument("--run-id", default=None, help="reuse a run id to retry a run idempotently")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress and print tracebacks")
+    return p
+
+
+def job_parser(stage: str, description: str) -> argparse.ArgumentParser:
+    """The arguments every job takes (the same under spark-submit, the CLI and a wheel task)."""
+    p = add_conf_args(argparse.ArgumentParser(prog=f"corpuslake-{stage}", description=description))
+    p.add_argument("--run-id", default=None, help="reuse a run id to retry a run idempotently")
     return p
 
 

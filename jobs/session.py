@@ -29,7 +29,7 @@ def delta_classes_loadable(spark: SparkSession) -> bool:
 
 
 def delta_jars_present(conf: SparkConf) -> bool:
-    """Before a JVM exists: will Delta's jars be on the classpath (Spark's jars folder, spark.jars, packages)?"""
+    """Before the JVM starts: will Delta's jars be on its classpath (jars folder, spark.jars, packages)?"""
     import glob
 
     import pyspark

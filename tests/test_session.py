@@ -22,5 +22,7 @@ def test_active_session_is_reused(spark):
 
 def test_delta_detection(spark):
     assert delta_jars_present(SparkConf(conf={"spark.jars.packages": "io.delta:delta-spark_2.13:4.1.0"}))
-    if not delta_jars_present(SparkConf()):  # no jars in this install: the session cannot load Delta's classes
+    if not delta_jars_present(
+        SparkConf()
+    ):  # no jars in this install: the session cannot load Delta's classes
         assert delta_classes_loadable(spark) is False

@@ -39,8 +39,8 @@ def bench_ingest(spark, out: Path, scale: int) -> None:
     import yaml
 
     from jobs import ingest
-    from jobs.delta import EmbeddedLakehouse
     from jobs.runtime import run_job
+    from jobs.tables import EmbeddedLakehouse
     from schemas import bronze
 
     inputs = _sample(out, scale)
@@ -99,7 +99,7 @@ def bench_commits(spark, out: Path, target_files: int, files_per_write: int = 10
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StringType, StructType
 
-    from jobs.delta import EmbeddedLakehouse
+    from jobs.tables import EmbeddedLakehouse
     from schemas.base import TableSpec, col
 
     spec = TableSpec(

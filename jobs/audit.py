@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from pyspark.sql import functions as F
 
-from jobs.delta import Lakehouse
+from jobs.tables import Lakehouse
 from schemas import audit as audit_schemas
 from schemas.base import TableSpec
 

@@ -91,8 +91,8 @@ def _ensure_sample(conf) -> str | None:
 
 
 def _with_lakehouse(args, fn) -> int:
-    from jobs.delta import open_lakehouse
     from jobs.session import get_spark
+    from jobs.tables import open_lakehouse
 
     try:
         conf = load_conf(args.conf, args.overrides)

@@ -30,6 +30,7 @@ class SparkConf(_Strict):
     app_name: str = "corpuslake"
     shuffle_partitions: int = Field(8, ge=1)
     ui: bool = False
+    progress: bool = Field(True, description="Spark's console progress bar")
     log_level: str = "WARN"
     conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
     delta_packages: str | None = Field(

@@ -17,7 +17,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from jobs.delta import CommitResult, Lakehouse, StagedWrite
+from jobs.tables import CommitResult, Lakehouse, StagedWrite
 from schemas.base import TableSpec
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from pyspark.sql import SparkSession
 
 from jobs import audit
 from jobs.config import Conf, ConfError, load_conf
-from jobs.delta import CommitConflict, Lakehouse, SchemaMismatch, open_lakehouse
 from jobs.gates import GateFailed
 from jobs.session import get_spark
+from jobs.tables import CommitConflict, Lakehouse, SchemaMismatch, open_lakehouse
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
+from pyspark import SparkConf as PySparkConf
 from pyspark.sql import SparkSession
 
 from jobs.config import SparkConf
-
-log = logging.getLogger(__name__)
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -58,33 +56,37 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
     # Executors must run the same interpreter as the driver (the venv), or they miss our packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = (
-        SparkSession.builder.master(conf.master)
-        .appName(conf.app_name)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
-        .config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
-        .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", str(conf.ui).lower())
-        .config("spark.ui.showConsoleProgress", str(conf.ui).lower())
+    settings = {
+        "spark.master": conf.master,
+        "spark.app.name": conf.app_name,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+        "spark.sql.shuffle.partitions": str(conf.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": str(conf.ui).lower(),
+        "spark.ui.showConsoleProgress": str(conf.progress).lower(),
         # Staged Parquet folders hold data files only: no _SUCCESS markers to skip when committing.
-        .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
-        .config("spark.hadoop.parquet.summary.metadata.level", "NONE")
-    )
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        "spark.hadoop.parquet.summary.metadata.level": "NONE",
+    }
     if engine == "delta-spark" or (engine == "auto" and delta_jars_present(conf)):
-        builder = builder.config("spark.sql.extensions", DELTA_EXTENSION).config(
-            "spark.sql.catalog.spark_catalog", DELTA_CATALOG
-        )
+        settings["spark.sql.extensions"] = DELTA_EXTENSION
+        settings["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
         if conf.delta_packages:
-            builder = builder.config("spark.jars.packages", conf.delta_packages)
-    if conf.master.startswith("local") and "spark.driver.extraJavaOptions" not in conf.conf:
+            settings["spark.jars.packages"] = conf.delta_packages
+    if conf.master.startswith("local"):
         # Our quiet log4j2 profile instead of Spark's chatty default (local runs only).
         props = os.path.join(os.path.dirname(__file__), "log4j2.properties")
-        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{props}")
-    for key, value in conf.conf.items():
-        builder = builder.config(key, value)
+        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{props}"
+    settings.update(conf.conf)
+    # Under spark-submit the JVM already holds the command line's settings (--master, --conf): they win.
+    launched = PySparkConf() if "PYSPARK_GATEWAY_PORT" in os.environ else None
+    builder = SparkSession.builder
+    for key, value in settings.items():
+        if launched is None or not launched.contains(key):
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(conf.log_level)
     return spark

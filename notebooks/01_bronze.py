@@ -34,8 +34,8 @@ def show(df, n=50):
 # COMMAND ----------
 
 from jobs.config import load_conf
-from jobs.delta import open_lakehouse
 from jobs.session import get_spark
+from jobs.tables import open_lakehouse
 from schemas import audit, bronze
 
 conf = load_conf(CONF)

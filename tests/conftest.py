@@ -18,14 +18,15 @@ def spark():
     from jobs.session import get_spark
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    session = get_spark(SparkConf(master="local[2]", shuffle_partitions=2, ui=False, log_level="ERROR"))
+    conf = SparkConf(master="local[2]", shuffle_partitions=2, ui=False, progress=False, log_level="ERROR")
+    session = get_spark(conf)
     yield session
     session.stop()
 
 
 @pytest.fixture
 def lakehouse(spark, tmp_path):
-    from jobs.delta import EmbeddedLakehouse
+    from jobs.tables import EmbeddedLakehouse
 
     return EmbeddedLakehouse(spark, str(tmp_path / "wh"))
 
@@ -34,7 +35,7 @@ def write_conf(path: Path, warehouse: Path, inputs: list[dict], **ingest) -> Pat
     """A profile for tests: local[2] Spark, a temp warehouse, the given inputs."""
     data = {
         "profile": "test",
-        "spark": {"master": "local[2]", "shuffle_partitions": 2, "log_level": "ERROR"},
+        "spark": {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "log_level": "ERROR"},
         "storage": {"engine": "embedded", "warehouse": str(warehouse)},
         "ingest": {"inputs": inputs, **ingest},
     }

@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from deltalake import DeltaTable
 from pyspark.sql.types import LongType, StringType, StructType
 
-from jobs.delta import CommitConflict, SchemaMismatch, schema_differences
+from jobs.tables import CommitConflict, SchemaMismatch, schema_differences
 from schemas.base import TableSpec, col
 
 ITEMS = TableSpec(
@@ -182,7 +182,7 @@ def test_delta_spark_engine_contract(spark, tmp_path):
             "Delta's Spark classes are not on this session's classpath (Maven Central is unreachable here, "
             "so io.delta:delta-spark jars cannot be fetched); runs where --packages or Databricks add them"
         )
-    from jobs.delta import DeltaSparkLakehouse
+    from jobs.tables import DeltaSparkLakehouse
 
     lh = DeltaSparkLakehouse(spark, str(tmp_path / "wh"))
     lh.write(_df(spark, ROWS_1), ITEMS, "append", run_id="r1", app_id="corpuslake.test", txn_version=1)

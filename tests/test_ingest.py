@@ -13,8 +13,8 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs import audit, ingest
-from jobs.delta import EmbeddedLakehouse
 from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
+from jobs.tables import EmbeddedLakehouse
 from schemas import audit as audit_schemas
 from schemas import bronze
 from tests.conftest import write_conf
@@ -219,3 +219,38 @@ def test_bronze_notebook_runs_top_to_bottom(ingested, monkeypatch, capsys):
     assert sum(r["docs"] for r in ns["docs_by_file"].collect()) == truth["counts"]["expected_accepted"]
     assert len(ns["top_domains"].collect()) == 5
     assert f"lakehouse: {lh.warehouse} (embedded engine)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_spark_submit_runs_the_job_file(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    raw = tmp_path / "a.jsonl"
+    raw.write_text(
+        json.dumps({"id": "1", "text": "one"}) + "\n" + json.dumps({"id": "1", "text": "dup"}) + "\n"
+    )
+    conf = write_conf(tmp_path / "c.yaml", tmp_path / "wh", [{"name": "t", "path": str(raw)}])
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    proc = subprocess.run(
+        [
+            str(bindir / "spark-submit"),
+            "--master",
+            "local[1]",
+            str(ROOT / "jobs" / "ingest.py"),
+            "--conf",
+            str(conf),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "records read: 2 = accepted 1 + rejected 1" in proc.stdout
+    assert "rejected by reason: duplicate_doc_id 1" in proc.stdout

@@ -442,6 +442,13 @@ class EmbeddedLakehouse(Lakehouse):
             raise
         return staged
 
+    def _landed(self, staged: StagedWrite) -> bool:
+        try:
+            live = {urllib.parse.unquote(f["path"]) for f in self.snapshot_files(staged.spec)}
+        except Exception:
+            return True  # cannot tell: keeping orphan files is safe, deleting table data is not
+        return any(f["path"] in live for f in staged.files)
+
     def _commit(self, staged: StagedWrite, app_id, txn_version, metadata) -> CommitResult:
         from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
 
@@ -475,13 +482,20 @@ class EmbeddedLakehouse(Lakehouse):
             else None,
         )
         dt = self._dt(spec)
-        dt.create_write_transaction(
-            actions,
-            mode=mode,
-            schema=to_arrow_schema(spec.schema),
-            partition_by=list(spec.partition_by) or None,
-            commit_properties=props,
-        )
+        try:
+            dt.create_write_transaction(
+                actions,
+                mode=mode,
+                schema=to_arrow_schema(spec.schema),
+                partition_by=list(spec.partition_by) or None,
+                commit_properties=props,
+            )
+        except Exception:
+            # An error can come after the log entry landed (a lost response from an object store): then the
+            # staged files are table data and must never be removed by an abort.
+            staged.done = self._landed(staged)
+            raise
+        staged.done = True
         dt.update_incremental()
         return CommitResult(spec.name, dt.version(), files=len(staged.files), rows=staged.rows)
 

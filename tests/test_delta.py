@@ -193,3 +193,19 @@ def test_delta_spark_engine_contract(spark, tmp_path):
     assert _rows(lh.read(ITEMS)) == sorted(ROWS_1, key=lambda r: r)
     assert _delta_rs_rows(lh.path(ITEMS)) == sorted(ROWS_1, key=lambda r: r)
     assert pa is not None
+
+
+def test_error_after_the_log_entry_landed_keeps_the_files(spark, lakehouse, monkeypatch):
+    real = DeltaTable.create_write_transaction
+
+    def lands_then_fails(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise OSError("connection reset after the commit was written")
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", lands_then_fails)
+    with pytest.raises(OSError, match="connection reset"):
+        lakehouse.write(_df(spark, ROWS_1), ITEMS, "append", run_id="r1")
+    monkeypatch.undo()
+    # The commit is in the log, so its files are table data: the failed write's abort must not remove them.
+    assert _rows(lakehouse.read(ITEMS)) == sorted(ROWS_1, key=lambda r: r)
+    assert _delta_rs_rows(lakehouse.path(ITEMS)) == sorted(ROWS_1, key=lambda r: r)

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    spark = get_spark(SparkConf(master="local[*]", shuffle_partitions=8, log_level="ERROR"))
+    spark = get_spark(SparkConf(master="local[*]", shuffle_partitions=8, progress=False, log_level="ERROR"))
     if not args.skip_ingest:
         bench_ingest(spark, out, args.scale)
     bench_commits(spark, out, args.files)

@@ -26,7 +26,9 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/ingest.py
+	$(PY) bench/clean.py
 
 clean:
 	rm -rf lakehouse $(SAMPLE) .pytest_cache

@@ -19,20 +19,22 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from jobs import ingest, runtime
+from jobs import clean, ingest, load_refs, runtime
 from jobs.config import ConfError, load_conf
 from jobs.runtime import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
 # Stage name → (body, tables it reads). Later stages register here in pipeline order.
 STAGES: dict[str, tuple[Callable, tuple]] = {
     ingest.STAGE: (ingest.ingest, ()),
+    load_refs.STAGE: (load_refs.load_refs, ()),
+    clean.STAGE: (clean.clean, clean.READS),
 }
 
 
 def _all_specs():
-    from schemas import audit, bronze
+    from schemas import audit, bronze, ref, scores, silver
 
-    return (*bronze.TABLES, *audit.TABLES)
+    return (*bronze.TABLES, *ref.TABLES, *silver.TABLES, *scores.TABLES, *audit.TABLES)
 
 
 def _spec(name: str):
@@ -173,11 +175,10 @@ def demo(args) -> int:
 
     def where(conf, spark, lh) -> None:
         lh.register_sql(_all_specs())
-        print("\nbronze.documents by input file (spark.sql):")
+        print("\nwhat the pipeline kept, by language (spark.sql over silver.documents):")
         spark.sql(
-            "select regexp_extract(source_file, '[^/]+$', 0) as file, count(*) as docs, "
-            "count(distinct domain) as domains, sum(n_bytes) as bytes "
-            "from bronze.documents group by 1 order by 1"
+            "select lang, count(*) as docs, count(distinct domain) as domains, sum(n_tokens_est) as tokens_est "
+            "from silver.documents group by lang order by docs desc"
         ).show(truncate=False)
         print(f"tables are under {lh.warehouse} ({lh.engine} Delta engine); try:")
         print(

@@ -82,6 +82,91 @@ class IngestConf(_Strict):
         return self.max_line_bytes or 4 * self.max_doc_bytes + 65536
 
 
+class BenchmarkInput(_Strict):
+    """Benchmark example files (JSONL): one target text per example, joined from ``text_fields``."""
+
+    path: str = Field(min_length=1)
+    text_fields: list[str] = Field(default_factory=lambda: ["question", "choices", "answer", "support"])
+    benchmark_field: str = "benchmark"
+    split_field: str = "split"
+    id_field: str = "id"
+
+
+class RefsConf(_Strict):
+    """Reference inputs loaded by ``load_refs``."""
+
+    benchmarks: list[BenchmarkInput] = Field(default_factory=list)
+
+
+class RuleConf(_Strict):
+    """One heuristic rule of the clean stage: a name from ``udfs.quality.RULES`` and threshold overrides."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_rules() -> list[RuleConf]:
+    from udfs.quality import DEFAULT_RULES
+
+    return [RuleConf(name=name) for name, _ in DEFAULT_RULES]
+
+
+class NearDedupConf(_Strict):
+    """MinHash LSH near-duplicate removal."""
+
+    enabled: bool = True
+    num_perm: int = Field(128, ge=8)
+    # 20 x 6: a pair at Jaccard 0.8 becomes a candidate with probability 1 - (1 - 0.8**6)**20 = 0.998.
+    bands: int = Field(20, ge=1)
+    rows: int = Field(6, ge=1)
+    ngram: int = Field(5, ge=1)
+    threshold: float = Field(0.8, gt=0, le=1)
+    max_bucket: int = Field(1000, ge=2, description="larger LSH buckets are linked as a star, not all pairs")
+    seed: int = 42
+    verify: Literal["exact", "estimate"] = "exact"
+
+    @field_validator("rows")
+    @classmethod
+    def _fits(cls, rows: int, info) -> int:
+        bands, num_perm = info.data.get("bands", 16), info.data.get("num_perm", 128)
+        if bands * rows > num_perm:
+            raise ValueError(f"bands x rows = {bands * rows} is more than num_perm = {num_perm}")
+        return rows
+
+
+class DecontamConf(_Strict):
+    """N-gram decontamination against ref.benchmarks."""
+
+    enabled: bool = True
+    ngram: int = Field(13, ge=3)
+    action: Literal["drop", "flag"] = "drop"
+
+
+class CleanConf(_Strict):
+    """The clean stage: normalization, language ID, rules, dedup, decontamination."""
+
+    allowed_langs: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    min_lang_score: float = Field(0.5, ge=0, le=1)
+    rules: list[RuleConf] = Field(default_factory=_default_rules)
+    exact_dedup: bool = True
+    near_dedup: NearDedupConf = Field(default_factory=NearDedupConf)
+    decontamination: DecontamConf = Field(default_factory=DecontamConf)
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, rules: list[RuleConf]) -> list[RuleConf]:
+        from udfs.quality import validate_rules
+
+        validate_rules([(r.name, r.params) for r in rules])  # ValueError names the unknown rule or param
+        return rules
+
+    def rule_params(self) -> list[tuple[str, dict]]:
+        """Rules with their defaults filled in, in order."""
+        from udfs.quality import validate_rules
+
+        return validate_rules([(r.name, r.params) for r in self.rules])
+
+
 class SampleConf(_Strict):
     """The bundled sample corpus generator (demo and tests)."""
 
@@ -105,6 +190,8 @@ class Conf(_Strict):
     spark: SparkConf = Field(default_factory=SparkConf)
     storage: StorageConf
     ingest: IngestConf
+    refs: RefsConf = Field(default_factory=RefsConf)
+    clean: CleanConf = Field(default_factory=CleanConf)
     sample: SampleConf = Field(default_factory=SampleConf)
     gpu: GpuConf = Field(default_factory=GpuConf)
     source_file: str | None = Field(None, exclude=True, description="the YAML file this came from")

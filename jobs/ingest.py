@@ -10,21 +10,18 @@ Run it:  corpuslake-ingest --conf conf/local.yaml   or   spark-submit jobs/inges
 
 from __future__ import annotations
 
-import glob
-import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import pyarrow.fs as pafs
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import audit
 from jobs.config import IngestConf
 from jobs.gates import Output, publish
-from jobs.runtime import JobContext, UsageError, job_parser, run_job
+from jobs.runtime import JobContext, UsageError, job_parser, list_files, run_job
 from schemas import bronze
 from schemas.ingest import PARSED_SCHEMA, SPLIT_SCHEMA
 from udfs.readers import ReaderOptions, Split, compression, detect_format, read_splits_arrow
@@ -46,23 +43,6 @@ class InputFile:
         return f"{self.uri}|{self.size}|{self.mtime_ns}"
 
 
-def _glob(pattern: str) -> list[tuple[str, int, int]]:
-    if "://" not in pattern:
-        paths = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-        return [(os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for p in paths]
-    import fnmatch
-
-    fs, path = pafs.FileSystem.from_uri(pattern.replace("s3a://", "s3://", 1))
-    scheme = pattern.split("://", 1)[0]
-    base = path.split("*", 1)[0].rsplit("/", 1)[0]
-    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    return sorted(
-        (f"{scheme}://{i.path}", i.size, int(i.mtime_ns or 0))
-        for i in infos
-        if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path)
-    )
-
-
 def list_inputs(conf: IngestConf, conf_file: str | None = None) -> list[InputFile]:
     """Every input file the profile names, with its format.
 
@@ -73,7 +53,7 @@ def list_inputs(conf: IngestConf, conf_file: str | None = None) -> list[InputFil
     where = conf_file or "profile"
     files: list[InputFile] = []
     for i, inp in enumerate(conf.inputs):
-        matches = _glob(inp.path)
+        matches = list_files(inp.path)
         if not matches:
             raise UsageError(f"{where}: ingest.inputs[{i}].path: no files match {inp.path!r}")
         for uri, size, mtime in matches:

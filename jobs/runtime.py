@@ -7,6 +7,7 @@ A user never sees a stack trace: unexpected errors print one line and the path o
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import os
 import sys
@@ -15,6 +16,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pyarrow.fs as pafs
 from pyspark.sql import SparkSession
 
 from jobs import audit
@@ -26,6 +28,24 @@ from jobs.tables import CommitConflict, Lakehouse, SchemaMismatch, open_lakehous
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
 
 log = logging.getLogger("corpuslake")
+
+
+def list_files(pattern: str) -> list[tuple[str, int, int]]:
+    """Files matching a local glob or an object-store pattern, sorted: (uri, size, mtime_ns)."""
+    if "://" not in pattern:
+        paths = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        return [(os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for p in paths]
+    import fnmatch
+
+    fs, path = pafs.FileSystem.from_uri(pattern.replace("s3a://", "s3://", 1))
+    scheme = pattern.split("://", 1)[0]
+    base = path.split("*", 1)[0].rsplit("/", 1)[0]
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    return sorted(
+        (f"{scheme}://{i.path}", i.size, int(i.mtime_ns or 0))
+        for i in infos
+        if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path)
+    )
 
 
 class InputError(RuntimeError):

@@ -65,6 +65,8 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.session.timeZone": "UTC",
+        # Score tables have dozens of columns; the default (25) only truncates plan strings with a warning.
+        "spark.sql.debug.maxToStringFields": "200",
         "spark.ui.enabled": str(conf.ui).lower(),
         "spark.ui.showConsoleProgress": str(conf.progress).lower(),
         # Staged Parquet folders hold data files only: no _SUCCESS markers to skip when committing.

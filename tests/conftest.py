@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -46,3 +47,36 @@ def write_conf(path: Path, warehouse: Path, inputs: list[dict], **ingest) -> Pat
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+# The generated sample corpus, ingested once for every test module that needs bronze data.
+MAX_DOC_BYTES = 60_000
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    from jobs import sample_corpus
+
+    out = tmp_path_factory.mktemp("sample")
+    truth = sample_corpus.generate(out, n_docs=600, seed=7, max_doc_bytes=MAX_DOC_BYTES)
+    return out, truth
+
+
+@pytest.fixture(scope="session")
+def ingested(spark, sample, tmp_path_factory):
+    from jobs import ingest
+    from jobs.runtime import EXIT_OK, run_job
+    from jobs.tables import EmbeddedLakehouse
+
+    out, truth = sample
+    base = tmp_path_factory.mktemp("ingest")
+    conf = write_conf(
+        base / "c.yaml",
+        base / "wh",
+        [{"name": "sample", "path": str(out / "raw" / "*")}],
+        max_doc_bytes=MAX_DOC_BYTES,
+        split_bytes=64 * 1024,
+    )
+    args = argparse.Namespace(conf=str(conf), overrides=[], run_id="ingest-1", verbose=False)
+    assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
+    return EmbeddedLakehouse(spark, str(base / "wh")), truth, out, args

@@ -19,33 +19,6 @@ from schemas import audit as audit_schemas
 from schemas import bronze
 from tests.conftest import write_conf
 
-MAX_DOC_BYTES = 60_000
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    from jobs import sample_corpus
-
-    out = tmp_path_factory.mktemp("sample")
-    truth = sample_corpus.generate(out, n_docs=600, seed=7, max_doc_bytes=MAX_DOC_BYTES)
-    return out, truth
-
-
-@pytest.fixture(scope="module")
-def ingested(spark, sample, tmp_path_factory):
-    out, truth = sample
-    base = tmp_path_factory.mktemp("ingest")
-    conf = write_conf(
-        base / "c.yaml",
-        base / "wh",
-        [{"name": "sample", "path": str(out / "raw" / "*")}],
-        max_doc_bytes=MAX_DOC_BYTES,
-        split_bytes=64 * 1024,
-    )
-    args = argparse.Namespace(conf=str(conf), overrides=[], run_id="ingest-1", verbose=False)
-    assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
-    return EmbeddedLakehouse(spark, str(base / "wh")), truth, out, args
-
 
 def _rel(df, out):
     return df.withColumn("file", F.regexp_replace("source_file", "^" + str(out) + "/", ""))

@@ -1,0 +1,389 @@
+"""Clean-stage throughput against an equivalent datatrove pipeline, and how the stage scales with input size.
+
+    python bench/clean.py [--docs 5000] [--out bench/out/clean] [--skip-datatrove] [--skip-scaling]
+
+Prints, all measured in this run (times are reported, never asserted):
+  * corpuslake vs datatrove on the same documents: the sample corpus (``--docs`` accepted documents, seed 0)
+    is ingested into a temporary warehouse, ``load_refs`` loads its benchmarks, and only the ``clean`` stage
+    is timed (normalize, language ID, Gopher/C4/FineWeb rules, exact and MinHash dedup, decontamination,
+    then the Great Expectations gates and the Delta commits of three tables). The bronze documents are then
+    exported to Parquet (not timed) and run through datatrove's LocalPipelineExecutor (2 tasks, 2 workers):
+    language filter, GopherRepetition, GopherQuality, C4Quality and FineWebQuality filters, then its four
+    MinHash stages (signature, buckets, cluster, filter) and a Parquet writer, timed as a whole. Both docs/s,
+    their ratio and the documents each kept (with the per-step drops) are printed.
+  * scaling: the clean stage on a 1x input and on a 4x input (seeds 0..3, each copy its own source so ids
+    stay unique) and t(4x)/t(1x) beside its target (<= 4.5: near-linear, the dedup shuffles included).
+
+Substitutions the datatrove side needs on an offline machine without its optional extras are printed
+with the results (the fasttext language model, spaCy word tokenizer and xxhash are not available here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCALE_TARGET = 4.5
+
+
+def _sample(out: Path, copies: int, n_docs: int) -> list[dict]:
+    """Sample corpus copies with seeds 0..copies-1 under ``out/raw``; one ingest input per copy."""
+    from jobs import sample_corpus
+
+    inputs = []
+    for k in range(copies):
+        d = out / "raw" / f"seed-{k}"
+        truth = d / "truth.json"
+        # Generated corpora are reused across runs, but only when they were made with the same size.
+        if not truth.exists() or json.loads(truth.read_text()).get("n_docs") != n_docs:
+            sample_corpus.generate(d, n_docs=n_docs, seed=k, max_doc_bytes=200_000)
+        # One source per copy: the same record ids in different copies are different documents.
+        inputs.append({"name": f"sample{k}", "path": str(d / "raw" / "*")})
+    return inputs
+
+
+def _profile(out: Path, label: str, spark, inputs: list[dict]) -> argparse.Namespace:
+    """A temporary YAML profile for one warehouse; returns the arguments ``run_job`` expects."""
+    import yaml
+
+    wh = out / f"wh-{label}"
+    shutil.rmtree(wh, ignore_errors=True)
+    conf = out / f"bench-{label}.yaml"
+    conf.write_text(
+        yaml.safe_dump(
+            {
+                "profile": f"bench-{label}",
+                "spark": {"master": spark.sparkContext.master, "progress": False, "log_level": "ERROR"},
+                "storage": {"engine": "embedded", "warehouse": str(wh)},
+                "ingest": {"inputs": inputs, "max_doc_bytes": 200_000},
+                # Seed 0's benchmarks only: copies made from other seeds reuse the same benchmark example
+                # ids, which ref.benchmarks' gate refuses; a fixed reference set is also what a growing
+                # corpus meets in practice.
+                "refs": {"benchmarks": [{"path": str(out / "raw" / "seed-0" / "benchmarks" / "*.jsonl")}]},
+                # CleanConf defaults (the same rules and dedup settings as conf/local.yaml).
+                "clean": {"allowed_langs": ["en"]},
+            }
+        )
+    )
+    return argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
+
+
+def ingest_and_clean(spark, out: Path, label: str, inputs: list[dict]) -> dict:
+    """Ingest + load_refs (untimed), then the clean stage alone (timed); what it kept and dropped."""
+    from pyspark.sql import functions as F
+
+    from jobs import clean, ingest, load_refs
+    from jobs.runtime import run_job
+    from jobs.tables import EmbeddedLakehouse
+    from schemas import bronze, silver
+
+    args = _profile(out, label, spark, inputs)
+    wh = str(out / f"wh-{label}")
+    with open(os.devnull, "w") as devnull:
+        assert run_job(ingest.STAGE, args, ingest.ingest, out=devnull) == 0, "ingest failed"
+        assert run_job(load_refs.STAGE, args, load_refs.load_refs, out=devnull) == 0, "load_refs failed"
+    summary = io.StringIO()
+    t0 = time.perf_counter()
+    code = run_job(clean.STAGE, args, clean.clean, reads=clean.READS, out=summary)
+    elapsed = time.perf_counter() - t0
+    assert code == 0, f"clean failed (exit {code})"
+    lh = EmbeddedLakehouse(spark, wh)
+    by_step = {
+        r["step"]: r["n"]
+        for r in lh.read(silver.FILTERED).groupBy("step").agg(F.count("*").alias("n")).collect()
+    }
+    return {
+        "wh": wh,
+        "n_in": lh.read(bronze.DOCUMENTS).count(),
+        "kept": lh.read(silver.DOCUMENTS).count(),
+        "by_step": {s: by_step[s] for s in silver.STEPS if s in by_step},
+        "elapsed": elapsed,
+    }
+
+
+def export_bronze(spark, wh: str, dest: Path, shards: int = 2) -> int:
+    """bronze.documents → ``shards`` Parquet files of ``(doc_id, text)``, sorted by doc_id (not timed).
+
+    datatrove hands out whole files to its tasks, so one file per task gives both workers work. Parquet,
+    not JSONL: datatrove's JSONL reader and writer need orjson, which is not installed here.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.tables import EmbeddedLakehouse
+    from schemas import bronze
+
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    table = pa.Table.from_pandas(
+        EmbeddedLakehouse(spark, wh).read(bronze.DOCUMENTS).select("doc_id", "text").toPandas(),
+        preserve_index=False,
+    ).sort_by("doc_id")
+    per = -(-table.num_rows // shards)
+    for i in range(shards):
+        pq.write_table(table.slice(i * per, per), dest / f"{i:05d}.parquet")
+    return table.num_rows
+
+
+# --- datatrove side -------------------------------------------------------------------------------------
+# These live at module level so datatrove's worker processes (forkserver + dill) can unpickle them.
+
+# spaCy-like word splitting without spaCy: words (keeping contractions, decimals and hyphenated words
+# together) and runs of punctuation as their own tokens, which is what the Gopher symbol/word ratios expect.
+_WORD = re.compile(r"\w+(?:['’.\-]\w+)*|[^\w\s]+")
+
+
+def _offline_tokenizer():
+    """datatrove's English tokenizer is spaCy's, its fallback spaCy "xx"; neither is installed here.
+
+    Subclassing WhitespaceTokenizer keeps datatrove's own regex sentence splitter (used by the C4 filter's
+    sentence count); only the word splitting, which needs spaCy there, is replaced.
+    """
+    from datatrove.utils.word_tokenizers import WhitespaceTokenizer
+
+    class OfflineWordTokenizer(WhitespaceTokenizer):
+        def word_tokenize(self, text: str) -> list[str]:
+            return _WORD.findall(text)
+
+    return OfflineWordTokenizer()
+
+
+def _english(doc, min_score: float = 0.5) -> bool:
+    """Stand-in for LanguageFilter: the py3langid identifier corpuslake uses, with its threshold."""
+    from udfs.lang import identify
+
+    lang, score = identify(doc.text)
+    doc.metadata["language"], doc.metadata["language_score"] = lang, score
+    return lang == "en" and score >= min_score
+
+
+def _language_filter(notes: list[str]):
+    """datatrove's LanguageFilter when its fasttext model loads offline, else a py3langid LambdaFilter."""
+    from datatrove.pipeline.filters import LambdaFilter, LanguageFilter
+
+    try:
+        lf = LanguageFilter(languages=["en"])
+        lf.model.predict  # noqa: B018  # forces the model load (a download from dl.fbaipublicfiles.com)
+        notes.append("LanguageFilter: datatrove's fasttext lid.176 model")
+        return lf
+    except Exception as exc:  # no fasttext package, or no network for the model: both mean "cannot load"
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        notes.append(
+            f"LanguageFilter: skipped, its fasttext model cannot load offline ({first}); "
+            "substituted LambdaFilter(py3langid, en, score >= 0.5), the identifier corpuslake uses"
+        )
+        return LambdaFilter(_english)
+
+
+def _hash_config(notes: list[str]):
+    from datatrove.utils.hashing import HashConfig
+
+    try:
+        import xxhash  # noqa: F401
+
+        return HashConfig(precision=64, hash_fc="xxhash")
+    except ImportError:
+        notes.append("MinHash shingle hash: sha1 (datatrove's default xxhash is not installed)")
+        return HashConfig(precision=64, hash_fc="sha1")
+
+
+@contextlib.contextmanager
+def _quiet_stderr(log: Path):
+    """Send fd 2 to a file: every datatrove task logs its pipeline and stats to stderr at INFO.
+
+    At the file-descriptor level, so the forkserver and its workers (started inside) inherit it too.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _drops(stats) -> list[tuple[str, int]]:
+    """(step, documents dropped) for the filtering steps of a datatrove run, zeros included."""
+    out = []
+    for s in stats.stats if stats is not None else []:
+        if "dropped" in s.stats or "FILTER" in s.name:
+            # Step names carry emoji and a type prefix ("🔻 - FILTER: 👯 Gopher Repetition").
+            name = re.sub(r"[^\x20-\x7e]", "", s.name.split(":", 1)[-1]).strip()
+            name = {"Lambda": "language"}.get(name, name)
+            out.append((name, int(s.stats["dropped"].total) if "dropped" in s.stats else 0))
+    return out
+
+
+def run_datatrove(src: Path, work: Path, tasks: int = 2, workers: int = 2) -> dict:
+    """The datatrove pipeline over ``src``'s Parquet files: filters, 4-stage MinHash dedup, writer (timed)."""
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+    from datatrove.pipeline.readers import ParquetReader
+    from datatrove.pipeline.writers import ParquetWriter
+
+    from jobs.config import CleanConf
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    notes: list[str] = []
+    tok = _offline_tokenizer()
+    notes.append(
+        "word tokenizer: regex words/punctuation in a WhitespaceTokenizer subclass "
+        "(datatrove's English tokenizer needs spaCy, not installed here; nltk/punkt is not used by 0.10.1)"
+    )
+    near = CleanConf().near_dedup
+    # Our LSH: 5-word shingles, 20 bands x 6 rows; datatrove's buckets x hashes-per-bucket are the same idea.
+    mh = MinhashConfig(
+        n_grams=near.ngram,
+        num_buckets=near.bands,
+        hashes_per_bucket=near.rows,
+        seed=near.seed,
+        hash_config=_hash_config(notes),
+    )
+    lang = _language_filter(notes)
+    filtered, sigs, buckets, remove, final = (
+        work / d for d in ("filtered", "sigs", "buckets", "remove", "final")
+    )
+
+    def executor(name: str, pipeline: list, n_tasks: int) -> LocalPipelineExecutor:
+        # skip_completed=False: a rerun in the same folder must redo the work, not find it "done".
+        return LocalPipelineExecutor(
+            pipeline,
+            tasks=n_tasks,
+            workers=min(workers, n_tasks),
+            logging_dir=str(work / "logs" / name),
+            skip_completed=False,
+        )
+
+    stages = [
+        # Filters and MinHash signatures in one pass: the writer passes documents on after writing them,
+        # and stage 4 re-reads what it wrote (signatures refer to documents by their index in that file).
+        executor(
+            "1-filter-signature",
+            [
+                ParquetReader(str(src), glob_pattern="*.parquet", text_key="text", id_key="doc_id"),
+                lang,
+                GopherRepetitionFilter(language=tok),
+                GopherQualityFilter(language=tok),
+                C4QualityFilter(language=tok),
+                FineWebQualityFilter(language=tok),
+                # max_file_size=-1: one file per rank named by the rank alone, so stage 4's task r reads
+                # exactly the file task r wrote here.
+                ParquetWriter(str(filtered), output_filename="${rank}.parquet", max_file_size=-1),
+                MinhashDedupSignature(output_folder=str(sigs), config=mh, language=tok),
+            ],
+            tasks,
+        ),
+        # Buckets needs a task count divisible by the bucket count: one task per bucket.
+        executor("2-buckets", [MinhashDedupBuckets(str(sigs), str(buckets), config=mh)], mh.num_buckets),
+        executor("3-cluster", [MinhashDedupCluster(str(buckets), str(remove), config=mh)], 1),
+        executor(
+            "4-filter",
+            [
+                ParquetReader(str(filtered), glob_pattern="*.parquet", text_key="text", id_key="id"),
+                MinhashDedupFilter(str(remove)),
+                ParquetWriter(str(final), output_filename="${rank}.parquet"),
+            ],
+            tasks,
+        ),
+    ]
+    drops: list[tuple[str, int]] = []
+    t0 = time.perf_counter()
+    with _quiet_stderr(work / "datatrove.log"):
+        for ex in stages:
+            drops += _drops(ex.run())
+    elapsed = time.perf_counter() - t0
+
+    import pyarrow.parquet as pq
+
+    kept = sum(pq.ParquetFile(f).metadata.num_rows for f in final.rglob("*.parquet"))
+    return {"elapsed": elapsed, "kept": kept, "drops": drops, "notes": notes, "log": work / "datatrove.log"}
+
+
+def bench_vs_datatrove(spark, out: Path, one: dict) -> None:
+    n = export_bronze(spark, one["wh"], out / "datatrove-in")
+    assert n == one["n_in"], (n, one["n_in"])
+    dt = run_datatrove(out / "datatrove-in", out / "datatrove")
+    cl_rate, dt_rate = n / one["elapsed"], n / dt["elapsed"]
+    print(f"\nclean vs datatrove, same {n:,} bronze documents ({os.cpu_count()} cores):")
+    print(
+        f"  corpuslake clean   {one['elapsed']:7.1f} s  {cl_rate:8.1f} docs/s  kept {one['kept']:,}"
+        "  (includes Great Expectations gates and Delta commits of 3 tables)"
+    )
+    print(
+        f"  datatrove          {dt['elapsed']:7.1f} s  {dt_rate:8.1f} docs/s  kept {dt['kept']:,}"
+        "  (LocalPipelineExecutor, 2 tasks x 2 workers, all 4 MinHash stages)"
+    )
+    print(f"  ratio docs/s corpuslake / datatrove: {cl_rate / dt_rate:.2f}")
+    print("  corpuslake dropped by step: " + ", ".join(f"{k} {v:,}" for k, v in one["by_step"].items()))
+    print("  datatrove dropped by step:  " + ", ".join(f"{k} {v:,}" for k, v in dt["drops"]))
+    print(
+        "  (corpuslake also drops exact duplicates and benchmark-contaminated documents, which this "
+        "datatrove pipeline has no step for; MinHash catches most exact duplicates anyway)"
+    )
+    print("  datatrove substitutions:")
+    for note in dt["notes"]:
+        print(f"    - {note}")
+    print(f"  datatrove logs: {dt['log']}")
+
+
+def bench_scaling(spark, out: Path, one: dict, n_docs: int) -> None:
+    four = ingest_and_clean(spark, out, "4x", _sample(out, 4, n_docs))
+    ratio = four["elapsed"] / one["elapsed"]
+    print(f"\nclean scaling, sample corpus of {n_docs:,} docs per copy:")
+    print(f"  1x  {one['n_in']:>8,} docs  {one['elapsed']:7.1f} s  kept {one['kept']:,}")
+    print(f"  4x  {four['n_in']:>8,} docs  {four['elapsed']:7.1f} s  kept {four['kept']:,}")
+    print(f"  t(4x) / t(1x) = {ratio:.2f}   (target <= {SCALE_TARGET})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "bench" / "out" / "clean"))
+    p.add_argument("--docs", type=int, default=5000, help="accepted documents per sample copy (>= 200)")
+    p.add_argument("--skip-datatrove", action="store_true")
+    p.add_argument("--skip-scaling", action="store_true")
+    args = p.parse_args(argv)
+    from jobs.config import SparkConf
+    from jobs.session import get_spark
+
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    spark = get_spark(SparkConf(master="local[*]", progress=False, log_level="ERROR"))
+    if args.skip_datatrove and args.skip_scaling:
+        return 0
+    # The 1x run is shared: it is both datatrove's input and the scaling baseline.
+    one = ingest_and_clean(spark, out, "1x", _sample(out, 1, args.docs))
+    if not args.skip_datatrove:
+        bench_vs_datatrove(spark, out, one)
+    if not args.skip_scaling:
+        bench_scaling(spark, out, one, args.docs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Silver: cleaned, de-duplicated documents, and every dropped document with the rule that dropped it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pyspark.sql.types import DoubleType, LongType, StringType, StructType, TimestampType
+
+from schemas.base import TableSpec, col
+
+# Filter steps in the order the clean stage applies them.
+STEPS = ("normalize", "language", "rules", "exact_dedup", "near_dedup", "decontamination")
+
+
+def _documents_suite(params: Mapping[str, Any]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    exps = [
+        e.ExpectColumnValuesToBeUnique(column="doc_id"),
+        e.ExpectColumnValuesToBeUnique(column="text_hash"),
+        e.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="lang_score", min_value=0.0, max_value=1.0),
+        e.ExpectColumnValuesToBeBetween(column="n_bytes", min_value=1),
+    ]
+    if "allowed_langs" in params:
+        exps.append(e.ExpectColumnValuesToBeInSet(column="lang", value_set=list(params["allowed_langs"])))
+    if "expected_rows" in params:
+        exps.append(e.ExpectTableRowCountToEqual(value=params["expected_rows"]))
+    return exps
+
+
+def _filtered_suite(params: Mapping[str, Any]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    exps = [
+        e.ExpectColumnValuesToBeUnique(column="doc_id"),
+        e.ExpectColumnValuesToBeInSet(column="step", value_set=list(STEPS)),
+    ]
+    if "expected_rows" in params:
+        exps.append(e.ExpectTableRowCountToEqual(value=params["expected_rows"]))
+    return exps
+
+
+DOCUMENTS = TableSpec(
+    name="silver.documents",
+    schema=StructType(
+        [
+            col("doc_id", StringType(), False, "document id (from bronze)"),
+            col("url", StringType(), True, "URL"),
+            col("domain", StringType(), True, "registered domain"),
+            col("source", StringType(), False, "input name"),
+            col("lang", StringType(), False, "ISO 639-1 language (py3langid)"),
+            col("lang_score", DoubleType(), False, "language probability"),
+            col("text", StringType(), False, "normalized text"),
+            col("n_bytes", LongType(), False, "UTF-8 bytes of the normalized text"),
+            col("n_bytes_raw", LongType(), False, "UTF-8 bytes of the text as ingested"),
+            col("n_tokens_est", LongType(), False, "token estimate: ceil(n_bytes / 4)"),
+            col("text_hash", StringType(), False, "sha256 of the lowercased, whitespace-collapsed text"),
+            col("contamination", StringType(), True, "benchmark it overlaps (decontamination action 'flag')"),
+            col("clean_run_id", StringType(), False, "clean run"),
+            col("cleaned_at", TimestampType(), False, "when that run started (UTC)"),
+        ]
+    ),
+    description="one row per kept, normalized, de-duplicated document",
+    suite=_documents_suite,
+)
+
+FILTERED = TableSpec(
+    name="silver.filtered",
+    schema=StructType(
+        [
+            col("doc_id", StringType(), False, "document id"),
+            col("url", StringType(), True, "URL"),
+            col("domain", StringType(), True, "registered domain"),
+            col("source", StringType(), False, "input name"),
+            col("step", StringType(), False, "one of schemas.silver.STEPS"),
+            col(
+                "reason",
+                StringType(),
+                False,
+                "the first rule that dropped it, e.g. gopher_quality:word_count",
+            ),
+            col("value", DoubleType(), True, "that rule's value for the document"),
+            col("survivor_id", StringType(), True, "for duplicates: the kept document"),
+            col("detail", StringType(), True, "more about the reason"),
+            col("clean_run_id", StringType(), False, "clean run"),
+            col("cleaned_at", TimestampType(), False, "when that run started (UTC)"),
+        ]
+    ),
+    description="one row per dropped document with the rule that dropped it and the rule's value",
+    suite=_filtered_suite,
+)
+
+TABLES = (DOCUMENTS, FILTERED)

@@ -160,3 +160,58 @@ def test_funnel_printed_by_stage(cleaned):
             left -= counts[step]
             assert f"  - {step:<16} {counts[step]:>7,}  -> {left:,} left" in summary
     assert f"  kept in silver.documents: {len(kept):,}" in summary
+
+
+ENGLISH = (
+    "The city library opened a new reading room on Monday, and the staff said that the space will be "
+    "used for study groups, quiet reading and weekly talks. Visitors can borrow laptops at the front desk "
+    "with a library card. The room has large windows, long tables and shelves of local history books. "
+    "Officials hope that the new room will bring more students to the library during the exam season, "
+    "and they plan to extend the opening hours in the spring if the demand stays high."
+)
+
+
+def test_analyze_steps_on_crafted_documents(spark):
+    rules = [("gopher_quality", {}), ("c4", {})]
+    docs = spark.createDataFrame(
+        [
+            ("a", ENGLISH),
+            ("b", "<p>&nbsp;</p>\u200b  "),
+            ("c", "Der Hund läuft jeden Morgen mit seinem Besitzer durch den großen Park und die Stadt."),
+            ("d", "Too short to be a document."),
+            ("e", ENGLISH + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit."),
+        ],
+        "doc_id string, text string",
+    ).coalesce(1)
+    got = {r["doc_id"]: r for r in docs.transform(clean.analyze(["en"], 0.5, rules)).collect()}
+    assert got["a"]["drop_step"] is None and got["a"]["lang"] == "en"
+    assert got["a"]["rps_doc_word_count"] == len(ENGLISH.split())
+    assert (got["b"]["drop_step"], got["b"]["drop_reason"], got["b"]["norm_text"]) == (
+        "normalize",
+        "normalize:empty",
+        "",
+    )
+    assert (got["c"]["drop_step"], got["c"]["drop_reason"]) == ("language", "language:de")
+    assert (got["d"]["drop_reason"], got["d"]["drop_value"]) == ("gopher_quality:word_count", 6.0)
+    assert (got["e"]["drop_reason"], got["e"]["drop_value"]) == ("c4:lorem_ipsum", 1.0)
+
+
+def test_contamination_on_crafted_documents(spark):
+    bench = spark.createDataFrame(
+        [
+            ("quiz", "q1", "What is the boiling point of water at sea level in degrees Celsius"),
+            ("quiz", "q2", "Name the largest planet in the solar system"),
+        ],
+        "benchmark string, example_id string, text string",
+    )
+    docs = spark.createDataFrame(
+        [
+            ("x", "Trivia: what is the boiling point of water at sea level? Answer below."),
+            ("y", "Nobody asked about the largest planet in the solar system today."),
+            ("z", "An unrelated text about gardening and tomatoes in the spring."),
+        ],
+        "doc_id string, text string",
+    )
+    got = sorted(tuple(r) for r in docs.transform(clean.contamination(bench, ngram=6)).collect())
+    # x shares the 10-word run "what is … sea level" (5 six-grams); y the 7-word "the largest … system" (2).
+    assert got == [("x", "quiz", "q1", 5), ("y", "quiz", "q2", 2)]

@@ -175,10 +175,12 @@ def demo(args) -> int:
 
     def where(conf, spark, lh) -> None:
         lh.register_sql(_all_specs())
-        print("\nwhat the pipeline kept, by language (spark.sql over silver.documents):")
+        print("\nwhat the pipeline kept, per input file (spark.sql over bronze and silver):")
         spark.sql(
-            "select lang, count(*) as docs, count(distinct domain) as domains, sum(n_tokens_est) as tokens_est "
-            "from silver.documents group by lang order by docs desc"
+            "select regexp_extract(b.source_file, '[^/]+$', 0) as file, count(*) as ingested, "
+            "count(s.doc_id) as kept, coalesce(sum(s.n_tokens_est), 0) as tokens_est "
+            "from bronze.documents b left join silver.documents s on b.doc_id = s.doc_id "
+            "group by 1 order by 1"
         ).show(truncate=False)
         print(f"tables are under {lh.warehouse} ({lh.engine} Delta engine); try:")
         print(

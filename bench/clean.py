@@ -14,6 +14,10 @@ Prints, all measured in this run (times are reported, never asserted):
   * scaling: the clean stage on a 1x input and on a 4x input (seeds 0..3, each copy its own source so ids
     stay unique) and t(4x)/t(1x) beside its target (<= 4.5: near-linear, the dedup shuffles included).
 
+The 1x clean runs twice and the second (warm) run is the one compared, both with datatrove and with 4x; the
+first run's time is printed too. About 7 minutes on 2 cores with the defaults; ``--docs 1000`` is a quick
+smoke run whose times are dominated by fixed per-run costs (gates, commits, audit), not by the documents.
+
 Substitutions the datatrove side needs on an offline machine without its optional extras are printed
 with the results (the fasttext language model, spaCy word tokenizer and xxhash are not available here).
 """
@@ -78,8 +82,15 @@ def _profile(out: Path, label: str, spark, inputs: list[dict]) -> argparse.Names
     return argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
 
 
-def ingest_and_clean(spark, out: Path, label: str, inputs: list[dict]) -> dict:
-    """Ingest + load_refs (untimed), then the clean stage alone (timed); what it kept and dropped."""
+def ingest_and_clean(spark, out: Path, label: str, inputs: list[dict], warm_up: bool = False) -> dict:
+    """Ingest + load_refs (untimed), then the clean stage alone (timed); what it kept and dropped.
+
+    Args:
+        warm_up: run clean once more before the timed run. The first clean in a session pays one-off costs
+            (Python worker start, py3langid model load, JIT of the new plans) that would otherwise make the
+            first input look slower than the later, larger ones. Clean replaces silver as a whole, so the
+            second run does the same work.
+    """
     from pyspark.sql import functions as F
 
     from jobs import clean, ingest, load_refs
@@ -92,11 +103,12 @@ def ingest_and_clean(spark, out: Path, label: str, inputs: list[dict]) -> dict:
     with open(os.devnull, "w") as devnull:
         assert run_job(ingest.STAGE, args, ingest.ingest, out=devnull) == 0, "ingest failed"
         assert run_job(load_refs.STAGE, args, load_refs.load_refs, out=devnull) == 0, "load_refs failed"
-    summary = io.StringIO()
-    t0 = time.perf_counter()
-    code = run_job(clean.STAGE, args, clean.clean, reads=clean.READS, out=summary)
-    elapsed = time.perf_counter() - t0
-    assert code == 0, f"clean failed (exit {code})"
+    times = []
+    for _ in range(2 if warm_up else 1):
+        t0 = time.perf_counter()
+        code = run_job(clean.STAGE, args, clean.clean, reads=clean.READS, out=io.StringIO())
+        times.append(time.perf_counter() - t0)
+        assert code == 0, f"clean failed (exit {code})"
     lh = EmbeddedLakehouse(spark, wh)
     by_step = {
         r["step"]: r["n"]
@@ -107,7 +119,8 @@ def ingest_and_clean(spark, out: Path, label: str, inputs: list[dict]) -> dict:
         "n_in": lh.read(bronze.DOCUMENTS).count(),
         "kept": lh.read(silver.DOCUMENTS).count(),
         "by_step": {s: by_step[s] for s in silver.STEPS if s in by_step},
-        "elapsed": elapsed,
+        "elapsed": times[-1],
+        "cold": times[0] if warm_up else None,
     }
 
 
@@ -340,6 +353,7 @@ def bench_vs_datatrove(spark, out: Path, one: dict) -> None:
         "  (LocalPipelineExecutor, 2 tasks x 2 workers, all 4 MinHash stages)"
     )
     print(f"  ratio docs/s corpuslake / datatrove: {cl_rate / dt_rate:.2f}")
+    print(f"  (corpuslake: second clean of the session; the first, cold, took {one['cold']:.1f} s)")
     print("  corpuslake dropped by step: " + ", ".join(f"{k} {v:,}" for k, v in one["by_step"].items()))
     print("  datatrove dropped by step:  " + ", ".join(f"{k} {v:,}" for k, v in dt["drops"]))
     print(
@@ -356,9 +370,15 @@ def bench_scaling(spark, out: Path, one: dict, n_docs: int) -> None:
     four = ingest_and_clean(spark, out, "4x", _sample(out, 4, n_docs))
     ratio = four["elapsed"] / one["elapsed"]
     print(f"\nclean scaling, sample corpus of {n_docs:,} docs per copy:")
-    print(f"  1x  {one['n_in']:>8,} docs  {one['elapsed']:7.1f} s  kept {one['kept']:,}")
+    print(
+        f"  1x  {one['n_in']:>8,} docs  {one['elapsed']:7.1f} s  kept {one['kept']:,}"
+        f"  (warm; the session's first clean took {one['cold']:.1f} s)"
+    )
     print(f"  4x  {four['n_in']:>8,} docs  {four['elapsed']:7.1f} s  kept {four['kept']:,}")
     print(f"  t(4x) / t(1x) = {ratio:.2f}   (target <= {SCALE_TARGET})")
+    # Fixed per-run costs (gates, commits, audit, job planning) weigh most on small inputs; say so rather
+    # than let a low ratio pass for better-than-linear scaling.
+    print("  (fixed per-run costs are included in both times; at small --docs they dominate the ratio)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,13 +391,13 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.config import SparkConf
     from jobs.session import get_spark
 
+    if args.skip_datatrove and args.skip_scaling:
+        return 0
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spark = get_spark(SparkConf(master="local[*]", progress=False, log_level="ERROR"))
-    if args.skip_datatrove and args.skip_scaling:
-        return 0
     # The 1x run is shared: it is both datatrove's input and the scaling baseline.
-    one = ingest_and_clean(spark, out, "1x", _sample(out, 1, args.docs))
+    one = ingest_and_clean(spark, out, "1x", _sample(out, 1, args.docs), warm_up=True)
     if not args.skip_datatrove:
         bench_vs_datatrove(spark, out, one)
     if not args.skip_scaling:

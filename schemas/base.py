@@ -53,14 +53,21 @@ class TableSpec:
         return StructType([f for f in self.schema.fields if f.name not in self.partition_by])
 
     def expectations(self, params: Mapping[str, Any] | None = None) -> list:
-        """A run's expectations: not-null for every non-nullable column, then the suite's own."""
+        """A run's expectations: not-null for every non-nullable column, the suite's own, and the row count.
+
+        ``params["expected_rows"]`` is how a stage states its reconciliation (rows read = published +
+        filtered + rejected): every table's suite then expects exactly that many staged rows.
+        """
         import great_expectations as gx
 
+        params = params or {}
         exps = [
             gx.expectations.ExpectColumnValuesToNotBeNull(column=f.name)
             for f in self.schema.fields
             if not f.nullable
         ]
         if self.suite is not None:
-            exps.extend(self.suite(params or {}))
+            exps.extend(self.suite(params))
+        if "expected_rows" in params:
+            exps.append(gx.expectations.ExpectTableRowCountToEqual(value=params["expected_rows"]))
         return exps

@@ -18,8 +18,6 @@ def _benchmarks_suite(params: Mapping[str, Any]) -> list:
         e.ExpectCompoundColumnsToBeUnique(column_list=["benchmark", "split", "example_id"]),
         e.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1),
     ]
-    if "expected_rows" in params:
-        exps.append(e.ExpectTableRowCountToEqual(value=params["expected_rows"]))
     return exps
 
 

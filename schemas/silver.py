@@ -26,8 +26,6 @@ def _documents_suite(params: Mapping[str, Any]) -> list:
     ]
     if "allowed_langs" in params:
         exps.append(e.ExpectColumnValuesToBeInSet(column="lang", value_set=list(params["allowed_langs"])))
-    if "expected_rows" in params:
-        exps.append(e.ExpectTableRowCountToEqual(value=params["expected_rows"]))
     return exps
 
 
@@ -39,8 +37,6 @@ def _filtered_suite(params: Mapping[str, Any]) -> list:
         e.ExpectColumnValuesToBeUnique(column="doc_id"),
         e.ExpectColumnValuesToBeInSet(column="step", value_set=list(STEPS)),
     ]
-    if "expected_rows" in params:
-        exps.append(e.ExpectTableRowCountToEqual(value=params["expected_rows"]))
     return exps
 
 

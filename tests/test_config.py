@@ -112,3 +112,26 @@ def test_job_exits_2_on_bad_conf(tmp_path, capsys):
     assert "profile not found" in capsys.readouterr().err
     assert cli.main(["stage", "ingest", "--conf", ROOT_CONF, "--set", "ingest.bogus=1"]) == 2
     assert "ingest.bogus: unknown key" in capsys.readouterr().err
+
+
+def test_clean_section_errors_name_the_key(tmp_path):
+    data = _base()
+    data["clean"] = {"rules": [{"name": "gopher_qualty"}]}
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfError, match=rf"^{path}: clean.rules: Value error, unknown quality rule 'gopher_qualty'; known rules: gopher_quality"):
+        load_conf(path)
+    data["clean"] = {"rules": [{"name": "c4", "params": {"max_javascript_line": 3}}]}
+    with pytest.raises(ConfError, match=r"clean.rules: Value error, .*max_javascript_line"):
+        load_conf(_write(tmp_path, data))
+    data["clean"] = {"near_dedup": {"num_perm": 64, "bands": 20, "rows": 6}}
+    with pytest.raises(
+        ConfError, match=r"clean.near_dedup.rows: Value error, bands x rows = 120 is more than"
+    ):
+        load_conf(_write(tmp_path, data))
+    data["clean"] = {
+        "rules": [{"name": "c4", "params": {"max_javascript_lines": 5}}],
+        "allowed_langs": ["en", "de"],
+    }
+    conf = load_conf(_write(tmp_path, data))
+    assert conf.clean.rule_params() == [("c4", {**conf.clean.rule_params()[0][1], "max_javascript_lines": 5})]
+    assert conf.clean.rule_params()[0][1]["max_javascript_lines"] == 5

@@ -118,7 +118,7 @@ def test_clean_section_errors_name_the_key(tmp_path):
     data = _base()
     data["clean"] = {"rules": [{"name": "gopher_qualty"}]}
     path = _write(tmp_path, data)
-    msg = rf"^{path}: clean.rules: Value error, unknown quality rule 'gopher_qualty'; known rules: gopher_quality"
+    msg = rf"^{path}: clean.rules: Value error, unknown quality rule 'gopher_qualty'; known rules: gopher_q"
     with pytest.raises(ConfError, match=msg):
         load_conf(path)
     data["clean"] = {"rules": [{"name": "c4", "params": {"max_javascript_line": 3}}]}

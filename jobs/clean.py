@@ -209,10 +209,11 @@ def _filtered_rows(df: DataFrame, step: str, reason, value, survivor=None, detai
 
 
 def clean_documents(ctx: JobContext, docs: DataFrame, benchmarks: DataFrame):
-    """Steps 1–6 as DataFrames: (kept, filtered, quality, skew_report)."""
+    """Steps 1–6 as DataFrames: (kept, filtered, quality, skew_report, cached DataFrames to unpersist)."""
     c = ctx.conf.clean
     analyzed = docs.transform(analyze(c.allowed_langs, c.min_lang_score, c.rule_params()))
     analyzed = analyzed.withColumn("text_hash", text_hash()).persist()
+    cached = [analyzed]  # read by several steps; the caller unpersists them after publishing
 
     # Steps 1–3 were decided on the executors; their step name comes with the analysis.
     dropped = [
@@ -249,6 +250,7 @@ def clean_documents(ctx: JobContext, docs: DataFrame, benchmarks: DataFrame):
         )
         near, skew = find_near(alive.select("doc_id", F.col("norm_text").alias("text")))
         near = near.persist()
+        cached.append(near)
         dropped.append(
             _filtered_rows(
                 alive.join(near, "doc_id"),
@@ -266,6 +268,7 @@ def clean_documents(ctx: JobContext, docs: DataFrame, benchmarks: DataFrame):
             .transform(contamination(benchmarks, c.decontamination.ngram))
             .persist()
         )
+        cached.append(hits)
         if c.decontamination.action == "drop":
             dropped.append(
                 _filtered_rows(
@@ -324,7 +327,7 @@ def clean_documents(ctx: JobContext, docs: DataFrame, benchmarks: DataFrame):
             F.lit(run.run_id).alias("clean_run_id"),
         )
     )
-    return kept, filtered, quality, skew, analyzed
+    return kept, filtered, quality, skew, cached
 
 
 def _funnel(n_in: int, filtered_counts: list, n_kept: int) -> str:
@@ -351,7 +354,7 @@ def clean(ctx: JobContext) -> str:
     run.tables_read[ref.BENCHMARKS.name] = lh.version(ref.BENCHMARKS) or 0
     run.tables_read[bronze.DOCUMENTS.name] = lh.version(bronze.DOCUMENTS) or 0
     n_in = docs.count()
-    kept, filtered, quality, skew, analyzed = clean_documents(ctx, docs, benchmarks)
+    kept, filtered, quality, skew, cached = clean_documents(ctx, docs, benchmarks)
     try:
         filtered = filtered.persist()
         counts = filtered.groupBy("step", "reason").agg(F.count("*").alias("n")).collect()
@@ -374,8 +377,8 @@ def clean(ctx: JobContext) -> str:
         )
         skewed = skew.count() if skew is not None else 0
     finally:
-        analyzed.unpersist()
-        filtered.unpersist()
+        for df in (*cached, filtered):
+            df.unpersist()
     run.rows_in, run.rows_out = n_in, n_kept + n_filtered
     lines = [f"clean run {run.run_id}", _funnel(n_in, counts, n_kept)]
     if skewed:

@@ -22,12 +22,14 @@ import pandas as pd
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
 from jobs import dedup
 from jobs.gates import Output, publish
 from jobs.runtime import JobContext, job_parser, run_job
 from schemas import bronze, ref, scores, silver
+from udfs.minhash import tokens
 from udfs.quality import SIGNALS
 
 STAGE = "clean"
@@ -137,7 +139,7 @@ def contamination(benchmarks: DataFrame, ngram: int) -> Callable[[DataFrame], Da
     spark = benchmarks.sparkSession
     index: dict[str, tuple[str, str]] = {}
     for r in benchmarks.select("benchmark", "example_id", "text").collect():
-        toks = _tokens(r["text"])
+        toks = tokens(r["text"])
         for i in range(max(0, len(toks) - ngram + 1)):
             index.setdefault(" ".join(toks[i : i + ngram]), (r["benchmark"], r["example_id"]))
     shared = spark.sparkContext.broadcast(index)
@@ -150,6 +152,8 @@ def contamination(benchmarks: DataFrame, ngram: int) -> Callable[[DataFrame], Da
         ]
     )
 
+    arrow_schema = to_arrow_schema(out_schema)
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         idx = shared.value
         for batch in batches:
@@ -157,7 +161,7 @@ def contamination(benchmarks: DataFrame, ngram: int) -> Callable[[DataFrame], Da
             for doc_id, text in zip(
                 batch.column("doc_id").to_pylist(), batch.column("text").to_pylist(), strict=True
             ):
-                toks = _tokens(text)
+                toks = tokens(text)
                 found = [
                     idx[g]
                     for g in (" ".join(toks[i : i + ngram]) for i in range(len(toks) - ngram + 1))
@@ -169,15 +173,7 @@ def contamination(benchmarks: DataFrame, ngram: int) -> Callable[[DataFrame], Da
                     ex.append(found[0][1])
                     hits.append(len(found))
             yield pa.RecordBatch.from_pydict(
-                {"doc_id": ids, "benchmark": bench, "example_id": ex, "hits": hits},
-                schema=pa.schema(
-                    [
-                        ("doc_id", pa.string()),
-                        ("benchmark", pa.string()),
-                        ("example_id", pa.string()),
-                        ("hits", pa.int64()),
-                    ]
-                ),
+                {"doc_id": ids, "benchmark": bench, "example_id": ex, "hits": hits}, schema=arrow_schema
             )
 
     def transform(docs: DataFrame) -> DataFrame:
@@ -186,12 +182,6 @@ def contamination(benchmarks: DataFrame, ngram: int) -> Callable[[DataFrame], Da
         return docs.select("doc_id", "text").mapInArrow(run, out_schema)
 
     return transform
-
-
-def _tokens(text: str) -> list[str]:
-    from udfs.minhash import tokens
-
-    return tokens(text)
 
 
 def _filtered_rows(df: DataFrame, step: str, reason, value, survivor=None, detail=None) -> DataFrame:
@@ -360,7 +350,8 @@ def clean(ctx: JobContext) -> str:
         counts = filtered.groupBy("step", "reason").agg(F.count("*").alias("n")).collect()
         n_filtered = sum(r["n"] for r in counts)
         n_kept = n_in - n_filtered
-        n_quality = quality.count()
+        # Signals exist for every document that survived normalization: the quality table's reconciliation.
+        n_quality = n_in - sum(r["n"] for r in counts if r["step"] == "normalize")
         commits = publish(
             lh,
             run,

@@ -84,6 +84,10 @@ def plan_splits(files: list[InputFile], split_bytes: int) -> list[Split]:
     return splits
 
 
+def _split_bytes(s: Split, sizes: dict[str, int]) -> int:
+    return (s.end if s.end is not None else sizes.get(s.uri, 0)) - s.start
+
+
 def pack_splits(splits: list[Split], sizes: dict[str, int], n_tasks: int) -> list[list[Split]]:
     """Group splits into ``n_tasks`` tasks of similar byte size (largest first, each to the lightest task).
 
@@ -91,15 +95,12 @@ def pack_splits(splits: list[Split], sizes: dict[str, int], n_tasks: int) -> lis
     share a task; a compressed file is still read whole by exactly one task.
     """
 
-    def weight(s: Split) -> int:
-        return (s.end if s.end is not None else sizes.get(s.uri, 0)) - s.start
-
     tasks: list[list[Split]] = [[] for _ in range(max(1, min(n_tasks, len(splits))))]
     loads = [0] * len(tasks)
-    for s in sorted(splits, key=weight, reverse=True):
+    for s in sorted(splits, key=lambda s: _split_bytes(s, sizes), reverse=True):
         i = loads.index(min(loads))
         tasks[i].append(s)
-        loads[i] += weight(s)
+        loads[i] += _split_bytes(s, sizes)
     return [t for t in tasks if t]
 
 
@@ -120,7 +121,7 @@ def read_raw(
         sizes: file sizes by uri, for balancing (splits without one count as empty).
     """
     sizes = sizes or {}
-    total = sum((s.end if s.end is not None else sizes.get(s.uri, 0)) - s.start for s in splits)
+    total = sum(_split_bytes(s, sizes) for s in splits)
     n_tasks = max(2 * spark.sparkContext.defaultParallelism, -(-total // task_bytes))
     groups = [
         [tuple(asdict(s)[f.name] for f in SPLIT_SCHEMA.fields) for s in g]

@@ -29,16 +29,12 @@ class _SnapshotReader(DataSourceReader):
         self.schema = schema
 
     def partitions(self):
-        import pyarrow as pa
         from deltalake import DeltaTable
 
-        dt = DeltaTable(self.table_uri)
-        actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
-        uris = dt.file_uris()
-        parts = [
-            _FilePartition(uri, {c: a.get(f"partition.{c}") for c in self.partition_by})
-            for uri, a in zip(uris, actions, strict=True)
-        ]
+        from jobs.tables import delta_files
+
+        files = delta_files(DeltaTable(self.table_uri), self.partition_by)
+        parts = [_FilePartition(f["uri"], f["partition_values"]) for f in files]
         # Spark needs at least one partition; an empty one yields no rows.
         return parts or [_FilePartition("", {})]
 

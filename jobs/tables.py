@@ -314,6 +314,29 @@ class Lakehouse:
             raise
 
 
+def delta_files(dt, partition_by: tuple[str, ...] | list[str]) -> list[dict]:
+    """A delta-rs snapshot's live files: uri, the log's (encoded) relative path, partition values, rows.
+
+    Shared by ``EmbeddedLakehouse.read`` and the SQL data source, which runs on a Python worker.
+    """
+    actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+    root = dt.table_uri.rstrip("/")
+    if root.startswith("file://"):
+        root = urllib.parse.unquote(root[len("file://") :])
+    out = []
+    for a in actions:
+        raw = urllib.parse.unquote(a["path"])
+        out.append(
+            {
+                "uri": raw if "://" in raw or raw.startswith("/") else _join(root, raw),
+                "path": a["path"],
+                "partition_values": {c: a.get(f"partition.{c}") for c in partition_by},
+                "num_records": a.get("num_records"),
+            }
+        )
+    return out
+
+
 def _fault_point(name: str) -> None:
     # Test hook: the atomicity tests SIGKILL the process at named points of a write.
     if os.environ.get("CORPUSLAKE_FAULT") == name:
@@ -325,17 +348,22 @@ class EmbeddedLakehouse(Lakehouse):
 
     engine = "embedded"
 
+    def __init__(self, spark: SparkSession, warehouse: str, storage_options: dict[str, str] | None = None):
+        super().__init__(spark, warehouse, storage_options)
+        # One open delta-rs table per name, refreshed by reading only the commits since: replaying the whole
+        # log on every call made commit cost grow with the table's history.
+        self._open_tables: dict[str, object] = {}
+
     def _dt(self, spec: TableSpec, version: int | None = None):
         from deltalake import DeltaTable
 
         if version is not None:
             return DeltaTable(self.path(spec), version=version, storage_options=self.storage_options)
-        # One open table per path, refreshed by reading only the commits since: replaying the whole log on
-        # every call made commit cost grow with the table's history.
-        cache = self.__dict__.setdefault("_open_tables", {})
-        dt = cache.get(spec.name)
+        dt = self._open_tables.get(spec.name)
         if dt is None:
-            dt = cache[spec.name] = DeltaTable(self.path(spec), storage_options=self.storage_options)
+            dt = self._open_tables[spec.name] = DeltaTable(
+                self.path(spec), storage_options=self.storage_options
+            )
         else:
             dt.update_incremental()
         return dt
@@ -382,23 +410,7 @@ class EmbeddedLakehouse(Lakehouse):
 
     def snapshot_files(self, spec: TableSpec, version: int | None = None) -> list[dict]:
         """The live files of a version: uri, encoded relative path and partition values."""
-        dt = self._dt(spec, version)
-        actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
-        root = dt.table_uri.rstrip("/")
-        if root.startswith("file://"):
-            root = urllib.parse.unquote(root[len("file://") :])
-        out = []
-        for a in actions:
-            raw = urllib.parse.unquote(a["path"])
-            out.append(
-                {
-                    "uri": raw if "://" in raw or raw.startswith("/") else _join(root, raw),
-                    "path": a["path"],
-                    "partition_values": {c: a.get(f"partition.{c}") for c in spec.partition_by},
-                    "num_records": a.get("num_records"),
-                }
-            )
-        return out
+        return delta_files(self._dt(spec, version), spec.partition_by)
 
     def read(self, spec: TableSpec, version: int | None = None) -> DataFrame:
         """The table (or its ``version``) as a DataFrame, read from the snapshot's file list only."""

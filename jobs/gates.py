@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,15 +168,26 @@ class Output:
     df: DataFrame
     mode: str = "append"
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Adds columns the suite checks against other tables (e.g. doc_ids missing from silver), so
+    # cross-table rules run on the staged rows like any other expectation.
+    check: Callable[[DataFrame], DataFrame] | None = None
+
+    def validation_frame(self, staged: DataFrame) -> DataFrame:
+        return self.check(staged) if self.check is not None else staged
 
 
-def publish(lakehouse: Lakehouse, run, outputs: list[Output]) -> dict[str, CommitResult]:
+def publish(
+    lakehouse: Lakehouse, run, outputs: list[Output], idempotent: bool = True
+) -> dict[str, CommitResult]:
     """Stage every output, validate each staged table, and commit all of them only if every suite passes.
 
     Args:
         lakehouse: where the tables live.
         run: the ``jobs.audit.Run`` publishing (run id, stage, run sequence number).
         outputs: the tables to publish, committed in this order.
+        idempotent: commit with the run's Delta transaction (app id + run sequence), so a retried run adds
+            nothing. A stage that commits several times per run (chunked scoring) passes False and gets
+            its idempotence from what it schedules (only keys missing from the table) and its gate.
 
     Returns:
         Table name → commit result.
@@ -190,7 +201,7 @@ def publish(lakehouse: Lakehouse, run, outputs: list[Output]) -> dict[str, Commi
     try:
         for out in outputs:
             staged.append((out, lakehouse.stage(out.df, out.spec, out.mode, run.run_id)))
-        results = [validate(s.dataframe(), o.spec, o.params) for o, s in staged]
+        results = [validate(o.validation_frame(s.dataframe()), o.spec, o.params) for o, s in staged]
     except BaseException:
         for _, s in staged:
             lakehouse.abort(s)
@@ -204,7 +215,10 @@ def publish(lakehouse: Lakehouse, run, outputs: list[Output]) -> dict[str, Commi
     try:
         for out, s in staged:
             commits[out.spec.name] = lakehouse.commit(
-                s, app_id=f"corpuslake.{run.stage}", txn_version=run.seq, stage=run.stage
+                s,
+                app_id=f"corpuslake.{run.stage}" if idempotent else None,
+                txn_version=run.seq if idempotent else None,
+                stage=run.stage,
             )
     except BaseException:
         for _, s in staged:

@@ -110,6 +110,7 @@ def run_job(
     reads: list | tuple = (),
     conf: Conf | None = None,
     out=None,
+    preflight: Callable[[Conf], None] | None = None,
 ) -> int:
     """Run one stage: load conf → session → lakehouse → audit start → upstream check → body → audit end.
 
@@ -120,6 +121,8 @@ def run_job(
         reads: table specs the stage reads (their latest gates must have passed).
         conf: an already loaded conf (the CLI loads it once for several stages).
         out: where summaries go (default stdout).
+        preflight: checks of the conf that need no Spark (model folders, architectures); a
+            ``UsageError`` from it exits 2 before any session starts or audit row is written.
 
     Returns:
         The process exit code.
@@ -128,7 +131,9 @@ def run_job(
     _setup_logging(getattr(args, "verbose", False))
     try:
         conf = conf or load_conf(args.conf, args.overrides)
-    except ConfError as exc:
+        if preflight is not None:
+            preflight(conf)
+    except (ConfError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     lakehouse = run = None

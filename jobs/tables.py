@@ -281,7 +281,7 @@ class Lakehouse:
                     f"{staged.spec.name}: {app_id} already committed run sequence {current}, newer than "
                     f"{txn_version}; start a new run instead of retrying the old one"
                 )
-        _fault_point("before_commit")
+        _fault_point("before_commit", staged.spec.name)
         result = self._commit(staged, app_id, txn_version, {"run_id": staged.run_id, **metadata})
         staged.done = True
         return result
@@ -337,10 +337,22 @@ def delta_files(dt, partition_by: tuple[str, ...] | list[str]) -> list[dict]:
     return out
 
 
-def _fault_point(name: str) -> None:
-    # Test hook: the atomicity tests SIGKILL the process at named points of a write.
-    if os.environ.get("CORPUSLAKE_FAULT") == name:
+_FAULT_COUNTS: dict[str, int] = {}
+
+
+def _fault_point(name: str, table: str) -> None:
+    # Test hook: the atomicity and resume tests SIGKILL the process at named points of a write.
+    # CORPUSLAKE_FAULT=<point> dies at the first; <point>:<table>:<n> at the n-th commit to that table.
+    want = os.environ.get("CORPUSLAKE_FAULT")
+    if not want:
+        return
+    if want == name:
         os.kill(os.getpid(), 9)
+    parts = want.split(":")
+    if len(parts) == 3 and parts[0] == name and parts[1] == table:
+        _FAULT_COUNTS[table] = _FAULT_COUNTS.get(table, 0) + 1
+        if _FAULT_COUNTS[table] == int(parts[2]):
+            os.kill(os.getpid(), 9)
 
 
 class EmbeddedLakehouse(Lakehouse):

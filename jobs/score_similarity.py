@@ -1,0 +1,295 @@
+"""score_similarity: silver.documents + ref.benchmarks → scores.embeddings + scores.similarity.
+
+Two methods share this stage, each on when its model is configured:
+  betr  ``score.similarity.embedder`` (a sentence embedder, all-MiniLM-L6-v2 locally): each benchmark
+        example is one target; per (document, benchmark) the best rank of the document among all scored
+        documents over that benchmark's targets (1 = most similar; ranks are kept for each target's
+        ``top_k`` documents) and the max cosine.
+  rds   ``score.rds.encoder`` (a causal LM): RDS+ embeddings, e = Σ_t (t / Σ_s s)·h_t over the last hidden
+        layer, L2-normalized; per (document, benchmark) the max cosine (and the best rank, as for betr).
+
+Document embeddings are the expensive part: they are appended to scores.embeddings in gated chunks and
+reruns embed only documents missing for that model id + revision (``persist_embeddings``). Ranks depend
+on the whole pool, so scores.similarity is recomputed from all current embeddings on every run (matrix
+products on executors; target embeddings computed once and broadcast) and replaces the method's rows.
+
+Run it:  corpuslake stage score_similarity --conf conf/local.yaml
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from jobs import scoring
+from jobs.config import Conf
+from jobs.gates import Output, publish
+from jobs.runtime import JobContext, UsageError, job_parser, run_job
+from schemas import ref, scores, silver
+
+STAGE = "score_similarity"
+READS = (silver.DOCUMENTS, ref.BENCHMARKS)
+
+EMBED_SCHEMA = StructType(
+    [
+        StructField("doc_id", StringType(), False),
+        StructField("embedding", ArrayType(FloatType(), False), False),
+        StructField("n_tokens", LongType(), False),
+    ]
+)
+
+
+def _methods(conf: Conf) -> list[tuple[str, str, object, str]]:
+    """(method, conf key, model entry, runner kind) for each configured method."""
+    out = []
+    if conf.score.similarity.embedder is not None:
+        out.append(("betr", "score.similarity.embedder", conf.score.similarity.embedder, "embedder"))
+    if conf.score.rds.encoder is not None:
+        out.append(("rds", "score.rds.encoder", conf.score.rds.encoder, "rds_encoder"))
+    return out
+
+
+def preflight(conf: Conf) -> None:
+    """At least one method configured; its model loads as an embedder / causal LM."""
+    methods = _methods(conf)
+    if not methods:
+        raise UsageError(
+            f"{conf.source_file}: score.similarity.embedder and score.rds.encoder are both unset; "
+            "configure at least one"
+        )
+    scoring.check_models([(key, entry, kind) for _, key, entry, kind in methods], conf.gpu)
+
+
+def embeddings(spec, kind: str, profile=None):
+    """Documents ``[doc_id, text]`` → ``[doc_id, embedding, n_tokens]`` (L2-normalized float32)."""
+    return scoring.model_transform(spec, kind, EMBED_SCHEMA, ["doc_id"], profile=profile)
+
+
+SCAN_SCHEMA = StructType(
+    [
+        StructField("kind", StringType(), False),
+        StructField("doc_id", StringType(), False),
+        StructField("benchmark", StringType(), False),
+        StructField("target", IntegerType(), False),
+        StructField("cosine", DoubleType(), False),
+    ]
+)
+
+
+def similarity(
+    emb: DataFrame, targets: np.ndarray, target_bench: list[str], top_k: int | None, block: int = 1024
+) -> DataFrame:
+    """Per (document, benchmark): ``best_rank`` over the benchmark's targets and ``max_cosine``.
+
+    Args:
+        emb: ``[doc_id, embedding]``, L2-normalized.
+        targets: ``[n_targets, d]`` L2-normalized target embeddings.
+        target_bench: each target's benchmark.
+        top_k: ranks are computed for each target's top_k documents (None: all); a document outside
+            every top_k of a benchmark gets a null best_rank.
+        block: targets per matrix product on the executors.
+
+    Returns:
+        ``[doc_id, benchmark, best_rank, max_cosine]``. The rank of a document under target i is its
+        position among all documents by cosine to i, descending, ties broken by doc_id.
+    """
+    order = np.argsort(np.asarray(target_bench, dtype=object), kind="stable")
+    tgt = np.asarray(targets, dtype=np.float32)[order]
+    bench = [target_bench[i] for i in order]
+    names = sorted(set(bench))
+    starts = [bench.index(b) for b in names]
+    shared = emb.sparkSession.sparkContext.broadcast((tgt, starts, names, bench))
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from udfs.similarity import TargetScan
+
+        t, st, nm, tb = shared.value
+        scan = TargetScan(t, st, top_k, block)
+        for pdf in batches:
+            if pdf.empty:
+                continue
+            ids = pdf["doc_id"].to_numpy(dtype=object)
+            best = scan.add(np.stack(pdf["embedding"].to_numpy()), ids)
+            yield pd.DataFrame(
+                {
+                    "kind": "max",
+                    "doc_id": np.repeat(ids, len(nm)),
+                    "benchmark": np.tile(np.asarray(nm, dtype=object), len(ids)),
+                    "target": -1,
+                    "cosine": best.reshape(-1).astype(np.float64),
+                }
+            )
+        ti, di, cos = scan.candidates()
+        yield pd.DataFrame(
+            {
+                "kind": "cand",
+                "doc_id": di,
+                "benchmark": np.asarray(tb, dtype=object)[ti] if len(ti) else np.empty(0, dtype=object),
+                "target": ti.astype(np.int32),
+                "cosine": cos.astype(np.float64),
+            }
+        )
+
+    rows = emb.select("doc_id", "embedding").mapInPandas(run, SCAN_SCHEMA)
+    maxes = rows.filter(F.col("kind") == "max").select(
+        "doc_id", "benchmark", F.col("cosine").alias("max_cosine")
+    )
+    w = Window.partitionBy("target").orderBy(F.desc("cosine"), "doc_id")
+    ranked = rows.filter(F.col("kind") == "cand").withColumn("rank", F.row_number().over(w))
+    if top_k is not None:
+        ranked = ranked.filter(F.col("rank") <= top_k)
+    best = ranked.groupBy("doc_id", "benchmark").agg(F.min("rank").cast("int").alias("best_rank"))
+    return maxes.join(best, ["doc_id", "benchmark"], "left").select(
+        "doc_id", "benchmark", "best_rank", "max_cosine"
+    )
+
+
+def benchmark_targets(ctx: JobContext) -> DataFrame:
+    """ref.benchmarks rows used as targets (conf filters): ``[doc_id, benchmark, text]``."""
+    sc = ctx.conf.score.similarity
+    lh = ctx.lakehouse
+    ctx.run.tables_read[ref.BENCHMARKS.name] = lh.version(ref.BENCHMARKS) or 0
+    t = lh.read(ref.BENCHMARKS)
+    if sc.benchmarks is not None:
+        t = t.filter(F.col("benchmark").isin(sc.benchmarks))
+    if sc.splits is not None:
+        t = t.filter(F.col("split").isin(sc.splits))
+    return t.select(F.concat_ws("|", "benchmark", "split", "example_id").alias("doc_id"), "benchmark", "text")
+
+
+def embed_targets(targets: DataFrame, spec, kind: str) -> tuple[np.ndarray, list[str]]:
+    """Target embeddings (computed on executors with the same runner, collected once) and benchmarks."""
+    emb = targets.transform(embeddings(spec, kind)).join(targets.select("doc_id", "benchmark"), "doc_id")
+    rows = emb.orderBy("doc_id").collect()
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32), []
+    return np.array([r["embedding"] for r in rows], dtype=np.float32), [r["benchmark"] for r in rows]
+
+
+def score_similarity(ctx: JobContext) -> str:
+    """The stage body: embed missing documents per method, then recompute and replace similarity."""
+    conf, lh, run = ctx.conf, ctx.lakehouse, ctx.run
+    sc = conf.score.similarity
+    docs = scoring.silver_docs(ctx)
+    n_docs = docs.count()
+    targets = benchmark_targets(ctx).persist()
+    profile = scoring.gpu_profile(conf.gpu)
+    results, parts, lines, cached = [], [], [], [targets]
+    expected = 0  # every current document gets one row per benchmark and method
+    try:
+        for method, key, entry, kind in _methods(conf):
+            spec = entry.spec(key, conf.gpu)
+            embed = embeddings(spec, kind, profile)
+            label = f"{method} {spec.key}"
+            if sc.persist_embeddings:
+                done = (
+                    (F.col("method") == method)
+                    & (F.col("model_id") == spec.id)
+                    & (F.col("revision") == spec.revision)
+                )
+                todo = docs.transform(scoring.missing(lh, scores.EMBEDDINGS, done))
+
+                def rows(part, method=method, spec=spec, embed=embed):
+                    return part.transform(embed).select(
+                        "doc_id",
+                        F.lit(method).alias("method"),
+                        F.lit(spec.id).alias("model_id"),
+                        F.lit(spec.revision).alias("revision"),
+                        F.size("embedding").cast("int").alias("dim"),
+                        "embedding",
+                        "n_tokens",
+                        F.lit(run.run_id).alias("run_id"),
+                        F.lit(run.started_at).alias("scored_at"),
+                    )
+
+                results.append(
+                    scoring.score_and_publish(
+                        ctx, label, todo, scores.EMBEDDINGS, scores.EMBEDDING_KEYS, rows, total=n_docs
+                    )
+                )
+                emb = (
+                    lh.read(scores.EMBEDDINGS)
+                    .filter(done)
+                    .join(docs.select("doc_id"), "doc_id", "left_semi")
+                    .select("doc_id", "embedding")
+                )
+            else:
+                t0 = time.perf_counter()
+                emb = docs.transform(embed).persist()
+                cached.append(emb)
+                agg = emb.agg(F.count("*").alias("n"), F.sum("n_tokens").alias("t")).first()
+                results.append(scoring.Scored(label, agg["n"], int(agg["t"] or 0), time.perf_counter() - t0))
+            tgt, tb = embed_targets(targets, spec, kind)
+            if not tb:
+                raise UsageError(
+                    "score_similarity: no benchmark targets (ref.benchmarks empty after filters)"
+                )
+            counts = pd.Series(tb).value_counts()
+            n_targets = F.create_map(*[F.lit(x) for b, c in counts.items() for x in (b, int(c))])
+            sim = similarity(emb, tgt, tb, sc.top_k, sc.block_targets)
+            parts.append(
+                sim.select(
+                    "doc_id",
+                    "benchmark",
+                    F.lit(method).alias("method"),
+                    F.lit(spec.id).alias("model_id"),
+                    F.lit(spec.revision).alias("revision"),
+                    "best_rank",
+                    "max_cosine",
+                    n_targets[F.col("benchmark")].cast("int").alias("n_targets"),
+                    F.lit(n_docs).cast("long").alias("pool_docs"),
+                    F.lit(run.run_id).alias("run_id"),
+                    F.lit(run.started_at).alias("scored_at"),
+                )
+            )
+            expected += n_docs * len(counts)
+            lines.append(
+                f"  {method}: {len(tb)} targets over {len(counts)} benchmarks x {n_docs:,} documents"
+            )
+        out = parts[0]
+        for p in parts[1:]:
+            out = out.unionByName(p)
+        publish(
+            lh,
+            run,
+            [
+                Output(
+                    scores.SIMILARITY,
+                    out,
+                    "overwrite-partition",
+                    {"expected_rows": expected, "checked": True},
+                    check=scoring.gate_view(
+                        lh, scores.SIMILARITY, scores.SIMILARITY_KEYS, against_table=False
+                    ),
+                )
+            ],
+        )
+    finally:
+        for df in cached:
+            df.unpersist()
+    return scoring.summary(STAGE, run.run_id, results) + "\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = job_parser(STAGE, "BETR and RDS+ similarity of documents to benchmark examples.").parse_args(argv)
+    return run_job(STAGE, args, score_similarity, READS, preflight=preflight)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -390,3 +391,108 @@ def test_similarity_stage_betr_and_rds(lake, models, corpus):
     }
     assert len(again) == 2 * 3 * len(corpus)
     assert all(again[(d, b, "betr")] == v for (d, b), v in got.items())
+
+
+# ------------------------------------------------------------------------------------------- robustness
+
+
+def test_resume_after_kill_scores_each_document_once(lake, models, corpus, python):
+    """SIGKILL at the second chunk commit; the rerun scores only the rest: one row per (doc, model)."""
+    import os
+    import subprocess
+
+    lh, conf = lake
+    pool = {"pool": [_model(models["lm-a"])]}
+    args = conf({"chunk_docs": 8, "perplexity": pool})
+    env = {**os.environ, "CORPUSLAKE_FAULT": f"before_commit:{scores.PERPLEXITY.name}:2"}
+    proc = subprocess.run(
+        [python, "-m", "jobs.score_perplexity", "--conf", args.conf, "--run-id", "killed"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    first = lh.read(scores.PERPLEXITY).collect()
+    assert 0 < len(first) < len(corpus)  # the first chunk landed, the rest did not
+    # The rerun asks for CUDA: without a GPU it falls back to CPU and must score identically.
+    rerun = conf({"chunk_docs": 8, "perplexity": {"pool": [_model(models["lm-a"], device="cuda")]}})
+    code, out = _run(score_perplexity, rerun)
+    assert code == EXIT_OK, out
+    rows = lh.read(scores.PERPLEXITY).collect()
+    assert sorted(r["doc_id"] for r in rows) == sorted(d["doc_id"] for d in corpus)
+    assert {r["doc_id"]: r["run_id"] for r in rows if r["run_id"] == "killed"} == {
+        r["doc_id"]: "killed" for r in first
+    }
+    assert f"{len(first):,} already scored" in out
+
+
+def test_runner_falls_back_to_cpu_with_a_log_line(models, caplog):
+    import pandas as pd
+
+    from udfs.models import RUNNERS, ModelSpec
+
+    texts = pd.Series(["the cat sat on the mat", "a longer sentence about nothing in particular"])
+    with caplog.at_level("WARNING", logger="corpuslake.models"):
+        gpu = RUNNERS["causal_lm"](
+            ModelSpec(role="r", id="a", path=str(models["lm-a"]), device="cuda")
+        ).load()
+    assert gpu.device == "cpu"
+    assert "no GPU visible" in caplog.text and "scoring on CPU" in caplog.text
+    cpu = RUNNERS["causal_lm"](ModelSpec(role="r", id="a", path=str(models["lm-a"]), device="cpu")).load()
+    pd.testing.assert_frame_equal(gpu.predict_batch(texts), cpu.predict_batch(texts))
+
+
+def test_bad_models_fail_before_any_spark_work(lake, models, tmp_path, capsys):
+    lh, conf = lake
+    (tmp_path / "pickled").mkdir()
+    (tmp_path / "pickled" / "config.json").write_text('{"model_type": "gpt2"}')
+    (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"x")
+    (tmp_path / "no-tokenizer").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(Path(models["embedder"]) / name, tmp_path / "no-tokenizer" / name)
+    cases = [
+        (
+            score_perplexity,
+            {"perplexity": {"pool": [{"path": str(tmp_path / "nope")}]}},
+            "score.perplexity.pool[0] (nope): model folder",
+        ),
+        (
+            score_perplexity,
+            {"perplexity": {"pool": [_model(models["embedder"])]}},
+            "score.perplexity.pool[0] (embedder): ",
+            "expected a causal LM",
+        ),
+        (
+            score_perplexity,
+            {"perplexity": {"pool": [{"path": str(tmp_path / "pickled")}]}},
+            "no *.safetensors weights",
+        ),
+        (
+            score_prrc,
+            {"prrc": {d: _model(models["lm-a"]) for d in scores.PRRC_DIMENSIONS}},
+            "score.prrc.professionalism (lm-a):",
+            "expected a sequence classifier",
+        ),
+        (
+            score_prrc,
+            {"prrc": {"professionalism": _model(models["rater-professionalism"])}},
+            "score.prrc: no rater for readability, reasoning, cleanliness",
+        ),
+        (
+            score_similarity,
+            {"similarity": {"embedder": _model(tmp_path / "no-tokenizer", id="x")}, "rds": {}},
+            "score.similarity.embedder (x):",
+            "tokenizer files missing",
+        ),
+        (score_perplexity, {"perplexity": {"pool": []}}, "score.perplexity.pool: no models configured"),
+    ]
+    before = sorted(p.name for p in (tmp_path / "wh").iterdir())
+    for module, score, *expected in cases:
+        code, out = _run(module, conf(score))
+        err = capsys.readouterr().err
+        assert code == EXIT_USAGE, (score, err)
+        for e in expected:
+            assert e in err, err
+        assert "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "wh").iterdir()) == before  # no audit tables, nothing

@@ -137,7 +137,10 @@ def check_model(spec: ModelSpec, kind: str) -> dict:
     mtype = cfg.model_type
     arch = ",".join(cfg.architectures or []) or mtype
     if kind in ("causal_lm", "rds_encoder"):
-        if mtype not in ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        heads = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+        if mtype not in ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (
+            cfg.architectures and not any(a.endswith(heads) for a in cfg.architectures)
+        ):
             raise ModelError(f"{where}: {path} is a {arch} (model_type {mtype}); expected a causal LM")
     elif kind == "classifier":
         if mtype not in ma.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
@@ -145,7 +148,7 @@ def check_model(spec: ModelSpec, kind: str) -> dict:
         if cfg.architectures and not any("SequenceClassification" in a for a in cfg.architectures):
             raise ModelError(
                 f"{where}: {path} is a {arch} without a classification head; "
-                "expected a *ForSequenceClassification model"
+                "expected a sequence classifier (*ForSequenceClassification)"
             )
         if cfg.num_labels not in (1, 6):
             raise ModelError(
@@ -163,6 +166,14 @@ def check_model(spec: ModelSpec, kind: str) -> dict:
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"{where}: cannot load the tokenizer of {path}: {first}") from None
+    # transformers builds an empty-vocabulary tokenizer when the files are missing; every text would
+    # then score as a run of [UNK]. A tokenizer much smaller than the embedding matrix means exactly that.
+    vocab = getattr(cfg, "vocab_size", None) or getattr(getattr(cfg, "text_config", None), "vocab_size", None)
+    if isinstance(vocab, int) and vocab > 0 and len(tok) < vocab // 2:
+        raise ModelError(
+            f"{where}: the tokenizer of {path} has {len(tok)} tokens for a model vocabulary of {vocab}; "
+            "tokenizer files missing or not this model's"
+        )
     return {
         "model_type": mtype,
         "max_length": _max_length(spec, cfg, tok),

@@ -29,6 +29,7 @@ bench: install
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/ingest.py
 	$(PY) bench/clean.py
+	$(PY) bench/score.py
 
 clean:
-	rm -rf lakehouse $(SAMPLE) .pytest_cache
+	rm -rf lakehouse $(SAMPLE) .pytest_cache .cache/models

@@ -1,6 +1,6 @@
 """The ``corpuslake`` command: run stages, the demo, and look at tables.
 
-    corpuslake demo    [--conf conf/local.yaml] [--set k=v …]   sample corpus → ingest → summary
+    corpuslake demo    [--conf conf/local.yaml] [--set k=v …]   sample corpus + demo models → every stage
     corpuslake stage   NAME [--conf …] [--set k=v …] [--run-id ID]
     corpuslake sample  [--out DIR] [--docs N] [--seed S]
     corpuslake tables  [--conf …]                                name, version, rows, last gate
@@ -19,15 +19,26 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from jobs import clean, ingest, load_refs, runtime
+from jobs import clean, ingest, load_refs, runtime, score_perplexity, score_prrc, score_similarity
 from jobs.config import ConfError, load_conf
 from jobs.runtime import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
-# Stage name → (body, tables it reads). Later stages register here in pipeline order.
-STAGES: dict[str, tuple[Callable, tuple]] = {
-    ingest.STAGE: (ingest.ingest, ()),
-    load_refs.STAGE: (load_refs.load_refs, ()),
-    clean.STAGE: (clean.clean, clean.READS),
+# Stage name → (body, tables it reads, preflight). Later stages register here in pipeline order.
+STAGES: dict[str, tuple[Callable, tuple, Callable | None]] = {
+    ingest.STAGE: (ingest.ingest, (), None),
+    load_refs.STAGE: (load_refs.load_refs, (), None),
+    clean.STAGE: (clean.clean, clean.READS, None),
+    score_prrc.STAGE: (score_prrc.score_prrc, score_prrc.READS, score_prrc.preflight),
+    score_perplexity.STAGE: (
+        score_perplexity.score_perplexity,
+        score_perplexity.READS,
+        score_perplexity.preflight,
+    ),
+    score_similarity.STAGE: (
+        score_similarity.score_similarity,
+        score_similarity.READS,
+        score_similarity.preflight,
+    ),
 }
 
 
@@ -166,9 +177,19 @@ def demo(args) -> int:
     note = _ensure_sample(conf)
     if note:
         print(note)
-    for name, (body, reads) in STAGES.items():
+    if conf.sample.models:
+        from jobs import demo_models
+
+        print(f"demo models: {conf.sample.models} (built once from the sample, then reused)")
+        demo_models.build(conf.sample.out, conf.sample.models, seed=conf.sample.seed)
+    for name, (body, reads, preflight) in STAGES.items():
         code = runtime.run_job(
-            name, argparse.Namespace(run_id=None, verbose=args.verbose), body, reads, conf=conf
+            name,
+            argparse.Namespace(run_id=None, verbose=args.verbose),
+            body,
+            reads,
+            conf=conf,
+            preflight=preflight,
         )
         if code != EXIT_OK:
             return code
@@ -195,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return demo(args)
     if args.command == "stage":
-        body, reads = STAGES[args.name]
-        return runtime.run_job(args.name, args, body, reads)
+        body, reads, preflight = STAGES[args.name]
+        return runtime.run_job(args.name, args, body, reads, preflight=preflight)
     if args.command == "sample":
         from jobs import sample_corpus
 

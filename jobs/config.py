@@ -173,6 +173,9 @@ class SampleConf(_Strict):
     out: str = "data/sample"
     docs: int = Field(5000, ge=1)
     seed: int = 0
+    models: str | None = Field(
+        None, description="where `corpuslake demo` builds its demo models (jobs/demo_models.py); null: none"
+    )
 
 
 class GpuConf(_Strict):

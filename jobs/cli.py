@@ -92,7 +92,9 @@ def _ensure_sample(conf) -> str | None:
     if os.path.exists(truth):
         with open(truth, encoding="utf-8") as fh:
             params = json.load(fh)
-        if all(params.get(k) == v for k, v in want.items()):
+        # Samples written before the PRRC labels existed lack labels/prrc.jsonl: regenerate those too.
+        labels = os.path.join(conf.sample.out, "labels", "prrc.jsonl")
+        if all(params.get(k) == v for k, v in want.items()) and os.path.exists(labels):
             return None
     sample_corpus.generate(
         conf.sample.out,

@@ -376,7 +376,7 @@ def clean(ctx: JobContext) -> str:
         lines.append(
             f"  skew guard: {skewed} LSH buckets over max_bucket were linked as stars, not all pairs"
         )
-    for spec in (*silver.TABLES, *scores.TABLES):
+    for spec in (silver.DOCUMENTS, silver.FILTERED, scores.QUALITY):
         lines.append(f"  {spec.name:<18} v{commits[spec.name].version}  {lh.path(spec)}")
     return "\n".join(lines)
 

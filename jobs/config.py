@@ -96,6 +96,7 @@ class RefsConf(_Strict):
     """Reference inputs loaded by ``load_refs``."""
 
     benchmarks: list[BenchmarkInput] = Field(default_factory=list)
+    model_scores: list[ModelScoresInput] = Field(default_factory=list)
 
 
 class RuleConf(_Strict):
@@ -194,7 +195,10 @@ class ModelConf(_Strict):
     revision: str = "main"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_length: int | None = Field(None, ge=8, description="default: the model's maximum")
-    tokens_per_batch: int = Field(16384, ge=64, description="padded tokens per forward pass")
+    tokens_per_batch: int = Field(16384, ge=64, description="padded tokens per forward pass on a GPU")
+    cpu_tokens_per_batch: int = Field(
+        2048, ge=64, description="cap on CPU, where big batches outgrow the cache (see bench/score.py)"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     long_text: Literal["chunk_mean", "head_tail"] = Field(
         "chunk_mean", description="classifiers/embedders: how texts longer than max_length are scored"
@@ -289,6 +293,107 @@ class ScoreConf(_Strict):
     rds: RdsConf = Field(default_factory=RdsConf)
 
 
+class ModelScoresInput(_Strict):
+    """Per-model benchmark accuracies (CSV with a header, or JSONL): model_id, benchmark, accuracy."""
+
+    path: str = Field(min_length=1)
+    model_field: str = "model_id"
+    benchmark_field: str = "benchmark"
+    accuracy_field: str = "accuracy"
+
+
+class BigramConf(_Strict):
+    """The fastText-like page classifier (Spark ML: tokenizer → unigrams+bigrams → hashing TF → logistic
+    regression), shared by BETR and the perplexity-correlation page step."""
+
+    num_features: int = Field(1 << 18, ge=16, description="hashing TF buckets")
+    max_iter: int = Field(50, ge=1)
+    reg_param: float = Field(1e-4, ge=0)
+    min_token_length: int = Field(1, ge=1)
+    seed: int = 0
+
+
+class DomainsConf(_Strict):
+    """aggregate_domains: perplexity correlations per domain → gold.domain_correlations."""
+
+    benchmarks: list[str] | None = Field(
+        None, description="benchmark group whose mean error is y (null: every benchmark in ref.model_scores)"
+    )
+    estimator: Literal["spearmanr", "sign_cdf", "sign_sign", "sign", "product"] = "spearmanr"
+    projection: Literal["linear", "l2"] = "linear"
+    min_docs: int = Field(5, ge=1, description="domains with fewer sampled documents are left out")
+    keep_ratio: float = Field(
+        0.5, gt=0, le=1, description="share of the pool's tokens the corpus keeps (tau = share / keep_ratio)"
+    )
+
+
+class WeightsConf(_Strict):
+    """aggregate_weights: Meta-rater's learned signal weights → gold.rater_weights."""
+
+    signals: list[str] = Field(
+        default_factory=lambda: ["professionalism", "readability", "reasoning", "cleanliness"],
+        description="PRRC dimensions and/or scores.quality columns combined into Q",
+    )
+    proposals: int = Field(32, ge=2, description="Dirichlet(1) weight vectors proposed for proxy runs")
+    top_share: float = Field(0.15, gt=0, le=1, description="each proposal selects the top share by Q")
+    candidates: int = Field(100_000, ge=128, description="Dirichlet draws scored by the regressor")
+    best: int = Field(128, ge=1, description="w* = mean of the best candidates")
+    proxy: Literal["builtin", "table"] = Field(
+        "builtin", description="builtin: the local n-gram LM stand-in; table: read proxy_results"
+    )
+    proxy_results: str | None = Field(
+        None, description="proxy=table: CSV/JSONL with weights_id, val_loss (real proxy training runs)"
+    )
+    seed: int = 0
+
+
+class BetrConf(_Strict):
+    """aggregate_docs, BETR: best rank → positives → bigram classifier → threshold on the full pool."""
+
+    mode: Literal["aware", "blind"] = Field(
+        "aware", description="aware: targets are eval_benchmarks (balanced); blind: every other benchmark"
+    )
+    eval_benchmarks: list[str] | None = Field(None, description="the evaluation suite (null: all)")
+    positive_share: float = Field(0.1, gt=0, lt=1, description="top share of scored docs taken as positives")
+    keep_token_share: float = Field(0.1, gt=0, le=1, description="token share the threshold keeps")
+    heldout_share: float = Field(0.2, gt=0, lt=1, description="scored sample held out to pick the threshold")
+    method: Literal["betr", "rds"] = Field("betr", description="which scores.similarity method ranks")
+
+
+class AggregateConf(_Strict):
+    """The aggregate_* stages: from score tables to decisions."""
+
+    domains: DomainsConf = Field(default_factory=DomainsConf)
+    weights: WeightsConf = Field(default_factory=WeightsConf)
+    betr: BetrConf = Field(default_factory=BetrConf)
+    classifier: BigramConf = Field(default_factory=BigramConf)
+
+
+class SelectConf(_Strict):
+    """select: documents per strategy to a token budget → gold.selection."""
+
+    strategies: list[Literal["betr", "pplcorr", "metarater", "rds", "random", "blend"]] = Field(
+        default_factory=lambda: ["betr", "pplcorr", "metarater", "rds", "random"]
+    )
+    token_budget: int = Field(1_000_000, ge=1, description="tokens (silver n_tokens_est) per strategy")
+    max_domain_share: float | None = Field(
+        None, gt=0, le=1, description="per-domain cap as a share of the budget (null: no cap)"
+    )
+    blend: dict[str, float] = Field(
+        default_factory=dict, description="blend: strategy → weight over per-strategy percentile scores"
+    )
+    seed: int = Field(0, description="random baseline")
+
+
+class ExportConf(_Strict):
+    """export: a selection → sharded files + manifest."""
+
+    path: str | None = Field(None, description="output folder (default <warehouse>/../export)")
+    format: Literal["jsonl.gz", "parquet"] = "jsonl.gz"
+    shard_mb: float = Field(64.0, gt=0, description="target uncompressed shard size")
+    strategy: str | None = Field(None, description="which strategy's selection (null: every one)")
+
+
 class Conf(_Strict):
     """A whole profile."""
 
@@ -301,6 +406,9 @@ class Conf(_Strict):
     sample: SampleConf = Field(default_factory=SampleConf)
     gpu: GpuConf = Field(default_factory=GpuConf)
     score: ScoreConf = Field(default_factory=ScoreConf)
+    aggregate: AggregateConf = Field(default_factory=AggregateConf)
+    select: SelectConf = Field(default_factory=SelectConf)
+    export: ExportConf = Field(default_factory=ExportConf)
     source_file: str | None = Field(None, exclude=True, description="the YAML file this came from")
 
     @field_validator("profile")

@@ -1,0 +1,42 @@
+"""The SQL files under ``jobs/sql/``: users read and reuse them; stages run them through here.
+
+A query names its inputs as temporary views (``{name}`` placeholders are not used: views keep the SQL
+runnable as-is in a notebook once the views exist) and takes scalar parameters as ``:name`` named
+parameters of ``spark.sql``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+def sql_text(name: str) -> str:
+    """The text of ``jobs/sql/<name>.sql``."""
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise FileNotFoundError(f"no query {name!r}: {path} does not exist")
+    return path.read_text(encoding="utf-8")
+
+
+def run_sql(spark: SparkSession, name: str, views: dict[str, DataFrame], **params) -> DataFrame:
+    """Run ``jobs/sql/<name>.sql`` with ``views`` registered as temporary views and ``params`` bound.
+
+    Args:
+        spark: the session.
+        name: the query file's stem.
+        views: view name → DataFrame, registered (replacing any view of that name) before the query runs.
+        params: named parameters (``:min_docs`` in the SQL).
+    """
+    for view, df in views.items():
+        df.createOrReplaceTempView(view)
+    return spark.sql(sql_text(name), args=params or None)
+
+
+def table_versions(lakehouse, specs) -> str:
+    """JSON ``{"table": version}`` of each table's latest snapshot: what a run read."""
+    return json.dumps({s.name: lakehouse.version(s) for s in specs}, sort_keys=True)

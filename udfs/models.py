@@ -347,6 +347,10 @@ class Runner:
         self.device = pick_device(self.spec.device)
         _match_task_threads()
         dtype = pick_dtype(self.spec.dtype, self.device, self.spec.gpu_dtype)
+        # One "Loading weights" bar per model per worker would bury the stage's own progress lines.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         cfg = AutoConfig.from_pretrained(path, **kw)
         self.tokenizer = AutoTokenizer.from_pretrained(path, **kw)
         model = self._auto_class().from_pretrained(path, dtype=dtype, use_safetensors=True, **kw)

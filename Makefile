@@ -30,6 +30,7 @@ bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/clean.py
 	$(PY) bench/score.py
+	$(PY) bench/aggregate.py
 
 clean:
-	rm -rf lakehouse $(SAMPLE) .pytest_cache .cache/models
+	rm -rf lakehouse export $(SAMPLE) .pytest_cache .cache/models

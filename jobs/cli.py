@@ -19,7 +19,20 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from jobs import clean, ingest, load_refs, runtime, score_perplexity, score_prrc, score_similarity
+from jobs import (
+    aggregate_docs,
+    aggregate_domains,
+    aggregate_weights,
+    clean,
+    export,
+    ingest,
+    load_refs,
+    runtime,
+    score_perplexity,
+    score_prrc,
+    score_similarity,
+    selection,
+)
 from jobs.config import ConfError, load_conf
 from jobs.runtime import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
@@ -39,13 +52,26 @@ STAGES: dict[str, tuple[Callable, tuple, Callable | None]] = {
         score_similarity.READS,
         score_similarity.preflight,
     ),
+    aggregate_domains.STAGE: (
+        aggregate_domains.aggregate_domains,
+        aggregate_domains.READS,
+        aggregate_domains.preflight,
+    ),
+    aggregate_weights.STAGE: (
+        aggregate_weights.aggregate_weights,
+        aggregate_weights.READS,
+        aggregate_weights.preflight,
+    ),
+    aggregate_docs.STAGE: (aggregate_docs.aggregate_docs, aggregate_docs.READS, aggregate_docs.preflight),
+    selection.STAGE: (selection.select, selection.READS, selection.preflight),
+    export.STAGE: (export.export, export.READS, export.preflight),
 }
 
 
 def _all_specs():
-    from schemas import audit, bronze, ref, scores, silver
+    from schemas import audit, bronze, gold, ref, scores, silver
 
-    return (*bronze.TABLES, *ref.TABLES, *silver.TABLES, *scores.TABLES, *audit.TABLES)
+    return (*bronze.TABLES, *ref.TABLES, *silver.TABLES, *scores.TABLES, *gold.TABLES, *audit.TABLES)
 
 
 def _spec(name: str):
@@ -169,6 +195,28 @@ def _sql(query: str, limit: int):
     return show
 
 
+def _selection_summary(spark, conf) -> None:
+    """Per strategy: documents and tokens selected; the top domains by perplexity-correlation weight."""
+    rows = spark.sql(
+        "select strategy, count(*) as docs, max(cum_tokens) as tokens, count(distinct domain) as domains "
+        "from gold.selection group by strategy order by strategy"
+    ).collect()
+    print(f"\nselected per strategy (budget {conf.select.token_budget:,} tokens):")
+    for r in rows:
+        print(
+            f"  {r['strategy']:<10} {r['docs']:>6,} docs  {r['tokens']:>9,} tokens {r['domains']:>3} domains"
+        )
+    top = spark.sql(
+        "select domain, estimate, weight from gold.domain_correlations "
+        "where chosen and weight > 0 order by weight desc, domain limit 5"
+    ).collect()
+    if top:
+        d = conf.aggregate.domains
+        print(f"top domains by weight ({d.estimator}, {d.projection} projection):")
+        for r in top:
+            print(f"  {r['domain']:<32} weight {r['weight']:.3f}  estimate {r['estimate']:+.3f}")
+
+
 def demo(args) -> int:
     """Generate the sample if needed, ingest it, and show where everything is."""
     try:
@@ -205,9 +253,11 @@ def demo(args) -> int:
             "from bronze.documents b left join silver.documents s on b.doc_id = s.doc_id "
             "group by 1 order by 1"
         ).show(truncate=False)
+        _selection_summary(spark, conf)
         print(f"tables are under {lh.warehouse} ({lh.engine} Delta engine); try:")
         print(
-            '  corpuslake tables  |  corpuslake sql "select reason, count(*) from bronze.rejects group by 1"'
+            '  corpuslake tables  |  corpuslake sql "select strategy, count(*), max(cum_tokens) '
+            'from gold.selection group by 1"'
         )
 
     return _with_lakehouse(args, where)

@@ -296,10 +296,13 @@ class ScoreConf(_Strict):
 class ModelScoresInput(_Strict):
     """Per-model benchmark accuracies (CSV with a header, or JSONL): model_id, benchmark, accuracy."""
 
-    path: str = Field(min_length=1)
-    model_field: str = "model_id"
+    path: str = Field(min_length=1, description="file or glob")
+    format: Literal["auto", "csv", "jsonl"] = Field(
+        "auto", description="auto: .csv files are CSV with a header row, anything else JSON lines"
+    )
+    model_field: str = Field("model_id", description="field with the model id (the pool's model ids)")
     benchmark_field: str = "benchmark"
-    accuracy_field: str = "accuracy"
+    accuracy_field: str = Field("accuracy", description="field with the accuracy, 0-1")
 
 
 class BigramConf(_Strict):
@@ -307,17 +310,22 @@ class BigramConf(_Strict):
     regression), shared by BETR and the perplexity-correlation page step."""
 
     num_features: int = Field(1 << 18, ge=16, description="hashing TF buckets")
-    max_iter: int = Field(50, ge=1)
-    reg_param: float = Field(1e-4, ge=0)
-    min_token_length: int = Field(1, ge=1)
-    seed: int = 0
+    max_iter: int = Field(50, ge=1, description="L-BFGS iterations of the logistic regression")
+    reg_param: float = Field(1e-4, ge=0, description="L2 regularization")
+    min_token_length: int = Field(1, ge=1, description="shorter tokens are dropped before the bigrams")
+    max_docs_per_class: int | None = Field(
+        100_000, ge=1, description="training pages per label, a seeded sample of each class (null: all)"
+    )
+    seed: int = Field(0, description="seeds the train/held-out split and the per-class sample")
 
 
 class DomainsConf(_Strict):
     """aggregate_domains: perplexity correlations per domain → gold.domain_correlations."""
 
     benchmarks: list[str] | None = Field(
-        None, description="benchmark group whose mean error is y (null: every benchmark in ref.model_scores)"
+        None,
+        min_length=1,
+        description="benchmark group whose mean error is y (null: every benchmark in ref.model_scores)",
     )
     estimator: Literal["spearmanr", "sign_cdf", "sign_sign", "sign", "product"] = "spearmanr"
     projection: Literal["linear", "l2"] = "linear"
@@ -344,7 +352,29 @@ class WeightsConf(_Strict):
     proxy_results: str | None = Field(
         None, description="proxy=table: CSV/JSONL with weights_id, val_loss (real proxy training runs)"
     )
-    seed: int = 0
+    proxy_mu: float = Field(
+        100.0, gt=0, description="builtin proxy: smoothing mass of the bigram LM toward its unigram LM"
+    )
+    cv_folds: int = Field(5, ge=2, description="folds of the fit's held-out Spearman (≤ one per proposal)")
+    seed: int = Field(0, description="proposals, candidates and the regressor")
+
+    @field_validator("signals")
+    @classmethod
+    def _signals(cls, signals: list[str]) -> list[str]:
+        if not signals:
+            raise ValueError("name at least one signal")
+        dupes = sorted({s for s in signals if signals.count(s) > 1})
+        if dupes:
+            raise ValueError(f"signals repeated: {dupes}")
+        return signals
+
+    @field_validator("best")
+    @classmethod
+    def _best_of_candidates(cls, best: int, info) -> int:
+        candidates = info.data.get("candidates", best)
+        if best > candidates:
+            raise ValueError(f"best = {best} is more than candidates = {candidates}")
+        return best
 
 
 class BetrConf(_Strict):
@@ -370,27 +400,60 @@ class AggregateConf(_Strict):
 
 
 class SelectConf(_Strict):
-    """select: documents per strategy to a token budget → gold.selection."""
+    """select: documents per strategy to a token budget → gold.selection.
+
+    Documents are taken by score (desc, ties by doc_id) while the running token sum stays within the budget:
+    the pick stops at the first document that would overflow it. With ``max_domain_share``, documents past
+    their domain's cap are skipped and the pick goes on with the other domains.
+    """
 
     strategies: list[Literal["betr", "pplcorr", "metarater", "rds", "random", "blend"]] = Field(
-        default_factory=lambda: ["betr", "pplcorr", "metarater", "rds", "random"]
+        default_factory=lambda: ["betr", "pplcorr", "metarater", "rds", "random"],
+        description="strategies to select for; one with no rows in gold.doc_scores is skipped",
     )
     token_budget: int = Field(1_000_000, ge=1, description="tokens (silver n_tokens_est) per strategy")
     max_domain_share: float | None = Field(
-        None, gt=0, le=1, description="per-domain cap as a share of the budget (null: no cap)"
+        None,
+        gt=0,
+        le=1,
+        description="per-domain cap as a share of the budget, floor(share × budget) tokens (null: no cap)",
     )
     blend: dict[str, float] = Field(
-        default_factory=dict, description="blend: strategy → weight over per-strategy percentile scores"
+        default_factory=dict,
+        description="blend: strategy → weight (≥ 0, normalized to sum 1) over per-strategy percentile ranks",
     )
     seed: int = Field(0, description="random baseline")
 
+    @field_validator("blend")
+    @classmethod
+    def _blend_weights(cls, blend: dict[str, float]) -> dict[str, float]:
+        import math
+
+        known = ("betr", "pplcorr", "metarater", "rds", "random")
+        unknown = sorted(k for k in blend if k not in known)
+        if unknown:
+            raise ValueError(f"unknown strategies {unknown}; blend one or more of {list(known)}")
+        bad = sorted(k for k, w in blend.items() if not math.isfinite(w) or w < 0)
+        if bad:
+            got = ", ".join(f"{k}={blend[k]}" for k in bad)
+            raise ValueError(f"weights must be finite and ≥ 0; got {got}")
+        if blend and sum(blend.values()) <= 0:
+            raise ValueError("weights sum to 0; give at least one strategy a positive weight")
+        return blend
+
 
 class ExportConf(_Strict):
-    """export: a selection → sharded files + manifest."""
+    """export: a selection → sharded files + manifest, one folder per strategy, replaced atomically."""
 
-    path: str | None = Field(None, description="output folder (default <warehouse>/../export)")
+    path: str | None = Field(
+        None,
+        description="local or mounted output folder every executor can write, one subfolder per strategy "
+        "(default: `export` beside the warehouse)",
+    )
     format: Literal["jsonl.gz", "parquet"] = "jsonl.gz"
-    shard_mb: float = Field(64.0, gt=0, description="target uncompressed shard size")
+    shard_mb: float = Field(
+        64.0, gt=0, description="target uncompressed shard size (MiB of JSON lines, also for parquet)"
+    )
     strategy: str | None = Field(None, description="which strategy's selection (null: every one)")
 
 

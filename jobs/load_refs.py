@@ -1,17 +1,25 @@
-"""load_refs: benchmark example files → ref.benchmarks (one target text per example).
+"""load_refs: benchmark example files → ref.benchmarks; per-model benchmark accuracies → ref.model_scores.
 
-Benchmark files are small (thousands of examples), so they are read on the driver and the table is
-replaced as a whole on every run. Per-model benchmark accuracies (ref.model_scores) come with the
-correlation stage.
+Both inputs are small (thousands of examples, a few hundred scores), so they are read on the driver and
+each configured table is replaced as a whole on every run; bad lines are listed, never skipped. The scores
+are gated: accuracies in [0, 1], one per (model, benchmark), and every model of the perplexity pool
+(``score.perplexity.pool``) scored on every benchmark of the correlation's group
+(``aggregate.domains.benchmarks``, or every benchmark in the files).
 
 Run it:  corpuslake stage load_refs --conf conf/local.yaml
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
 
 from jobs.gates import Output, publish
 from jobs.runtime import JobContext, UsageError, job_parser, list_files, run_job
@@ -71,31 +79,174 @@ def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str]]
     return rows, problems
 
 
+def _records(uri: str, fmt: str) -> Iterator[tuple[int, dict | None, str | None]]:
+    """(line number, record, problem) for each non-empty line of a CSV (header row) or JSON-lines file."""
+    with open(uri, encoding="utf-8", newline="") as fh:
+        if fmt == "csv":
+            reader = csv.DictReader(fh)
+            for rec in reader:
+                if any(v not in (None, "") for v in rec.values()):
+                    yield reader.line_num, rec, None
+            return
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield line_no, None, f"not JSON ({exc})"
+                continue
+            yield (line_no, obj, None) if isinstance(obj, dict) else (line_no, None, "not a JSON object")
+
+
+def _accuracy(v) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        x = float(str(v).strip()) if isinstance(v, str) else float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def read_model_scores(conf, conf_file: str | None) -> tuple[list[dict], list[str]]:
+    """Rows for ref.model_scores and the problems found (a missing field, an accuracy that is no number).
+
+    Accuracies outside [0, 1] and repeated (model, benchmark) pairs are read as they are: the gate
+    rejects them with the offending values.
+
+    Raises:
+        UsageError: a configured path matches no file.
+    """
+    rows, problems = [], []
+    for i, inp in enumerate(conf.refs.model_scores):
+        matches = list_files(inp.path)
+        if not matches:
+            raise UsageError(
+                f"{conf_file or 'profile'}: refs.model_scores[{i}].path: no files match {inp.path!r}"
+            )
+        fields = (inp.model_field, inp.benchmark_field, inp.accuracy_field)
+        for uri, _, _ in matches:
+            fmt = inp.format if inp.format != "auto" else ("csv" if uri.lower().endswith(".csv") else "jsonl")
+            for line_no, rec, problem in _records(uri, fmt):
+                if rec is None:
+                    problems.append(f"{uri}:{line_no}: {problem}")
+                    continue
+                empty = [f for f in fields if rec.get(f) is None or str(rec.get(f)).strip() == ""]
+                if empty:
+                    problems.append(f"{uri}:{line_no}: no value for {', '.join(empty)}")
+                    continue
+                acc = _accuracy(rec[inp.accuracy_field])
+                if acc is None:
+                    problems.append(
+                        f"{uri}:{line_no}: {inp.accuracy_field} {rec[inp.accuracy_field]!r} is not a number"
+                    )
+                    continue
+                rows.append(
+                    {
+                        "model_id": str(rec[inp.model_field]).strip(),
+                        "benchmark": str(rec[inp.benchmark_field]).strip(),
+                        "accuracy": acc,
+                        "source_file": uri,
+                    }
+                )
+    return rows, problems
+
+
+def missing_scores(pool: list[str], group: list[str] | None) -> Callable[[DataFrame], DataFrame]:
+    """The gate's view of staged scores: ``MISSING_SCORES`` says what the perplexity pool lacks.
+
+    Args:
+        pool: the perplexity pool's model ids.
+        group: the benchmark group (None: every benchmark in the staged rows).
+    """
+
+    def check(staged: DataFrame) -> DataFrame:
+        if not pool:
+            return staged.withColumn(ref.MISSING_SCORES, F.lit(None).cast("string"))
+        everyone = Window.partitionBy(F.lit(1))
+        wanted = (
+            F.array(*[F.lit(b) for b in sorted(group)])
+            if group
+            else F.array_sort(F.collect_set("benchmark").over(everyone))
+        )
+        gap = F.array_except(wanted, F.collect_set("benchmark").over(Window.partitionBy("model_id")))
+        absent = F.array_sort(
+            F.array_except(F.array(*[F.lit(m) for m in pool]), F.collect_set("model_id").over(everyone))
+        )
+        first = F.row_number().over(Window.orderBy("model_id", "benchmark")) == 1
+        found = F.array_compact(
+            F.array(
+                F.when(
+                    F.col("model_id").isin(pool) & (F.size(gap) > 0),
+                    F.concat(F.col("model_id"), F.lit(" has no score for "), F.array_join(gap, ";")),
+                ),
+                F.when(
+                    first & (F.size(absent) > 0),
+                    F.concat(F.lit("no scores at all for pool model(s) "), F.array_join(absent, ", ")),
+                ),
+            )
+        )
+        return staged.withColumn(ref.MISSING_SCORES, F.when(F.size(found) > 0, F.array_join(found, "; ")))
+
+    return check
+
+
 def load_refs(ctx: JobContext) -> str:
-    """The stage body: read benchmark files → gate → replace ref.benchmarks."""
-    if not ctx.conf.refs.benchmarks:
-        return "load_refs: no refs.benchmarks in the profile; nothing to load"
-    rows, problems = read_benchmarks(ctx.conf, ctx.conf.source_file)
-    if problems:
-        raise UsageError(f"{len(problems)} benchmark records could not be read: " + "; ".join(problems[:5]))
-    for r in rows:
-        r.update(load_run_id=ctx.run.run_id, loaded_at=ctx.run.started_at)
-    df = ctx.spark.createDataFrame(rows, ref.BENCHMARKS.schema)
-    commits = publish(
-        ctx.lakehouse, ctx.run, [Output(ref.BENCHMARKS, df, "overwrite", {"expected_rows": len(rows)})]
-    )
-    ctx.run.rows_in = ctx.run.rows_out = len(rows)
-    per = Counter(r["benchmark"] for r in rows)
-    c = commits[ref.BENCHMARKS.name]
-    return (
-        f"load_refs run {ctx.run.run_id}: {len(rows)} benchmark examples "
-        f"({', '.join(f'{k} {v}' for k, v in sorted(per.items()))}) -> ref.benchmarks v{c.version}"
+    """The stage body: read benchmark files and model scores → gate → replace the configured tables."""
+    refs = ctx.conf.refs
+    if not refs.benchmarks and not refs.model_scores:
+        return "load_refs: no refs.benchmarks or refs.model_scores in the profile; nothing to load"
+    outputs, lines, n_rows = [], [], 0
+    if refs.benchmarks:
+        rows, problems = read_benchmarks(ctx.conf, ctx.conf.source_file)
+        if problems:
+            raise UsageError(
+                f"{len(problems)} benchmark records could not be read: " + "; ".join(problems[:5])
+            )
+        for r in rows:
+            r.update(load_run_id=ctx.run.run_id, loaded_at=ctx.run.started_at)
+        df = ctx.spark.createDataFrame(rows, ref.BENCHMARKS.schema)
+        outputs.append(Output(ref.BENCHMARKS, df, "overwrite", {"expected_rows": len(rows)}))
+        per = Counter(r["benchmark"] for r in rows)
+        lines.append(
+            f"{len(rows)} benchmark examples ({', '.join(f'{k} {v}' for k, v in sorted(per.items()))})"
+            f" -> {ref.BENCHMARKS.name}"
+        )
+        n_rows += len(rows)
+    if refs.model_scores:
+        rows, problems = read_model_scores(ctx.conf, ctx.conf.source_file)
+        if problems:
+            raise UsageError(
+                f"{len(problems)} model score records could not be read: " + "; ".join(problems[:5])
+            )
+        if not rows:
+            raise UsageError("refs.model_scores: the files hold no scores")
+        for r in rows:
+            r.update(load_run_id=ctx.run.run_id, loaded_at=ctx.run.started_at)
+        pool = [m.model_id for m in ctx.conf.score.perplexity.pool]
+        group = ctx.conf.aggregate.domains.benchmarks
+        df = ctx.spark.createDataFrame(rows, ref.MODEL_SCORES.schema)
+        params = {"expected_rows": len(rows), "pool_models": pool, "checked": True}
+        outputs.append(Output(ref.MODEL_SCORES, df, "overwrite", params, check=missing_scores(pool, group)))
+        lines.append(
+            f"{len(rows)} model scores ({len({r['model_id'] for r in rows})} models x "
+            f"{len({r['benchmark'] for r in rows})} benchmarks) -> {ref.MODEL_SCORES.name}"
+        )
+        n_rows += len(rows)
+    commits = publish(ctx.lakehouse, ctx.run, outputs)
+    ctx.run.rows_in = ctx.run.rows_out = n_rows
+    versions = [f"v{commits[o.spec.name].version}" for o in outputs]
+    return f"load_refs run {ctx.run.run_id}:\n" + "\n".join(
+        f"  {line} {v}" for line, v in zip(lines, versions, strict=True)
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``corpuslake-load-refs`` and ``spark-submit jobs/load_refs.py``."""
-    args = job_parser(STAGE, "Load benchmark examples into ref.benchmarks.").parse_args(argv)
+    args = job_parser(
+        STAGE, "Load benchmark examples into ref.benchmarks and model accuracies into ref.model_scores."
+    ).parse_args(argv)
     return run_job(STAGE, args, load_refs)
 
 

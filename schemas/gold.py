@@ -34,19 +34,46 @@ def _run_cols(verb: str) -> list:
     ]
 
 
+# Estimators bounded to [-1, 1] (rank and sign statistics). product = mean(error · bpb) lies in
+# [0, max bpb] since bpb >= 0 and error is in [0, 1]; sign is a mean of bpb differences, unbounded.
+BOUNDED_ESTIMATORS = ("spearmanr", "sign_cdf", "sign_sign")
+
+# Column ``aggregate_domains`` adds to the staged rows before validating (``weight_sums``): Σ weight over
+# the row's (estimator, projection), which the suite expects to be 1.
+WEIGHT_SUM = "_weight_sum"
+
+
 def _domain_correlations_suite(params: Mapping[str, Any]) -> list:
     import great_expectations as gx
 
     e = gx.expectations
-    return [
+    bounded = ", ".join(f"'{x}'" for x in BOUNDED_ESTIMATORS)
+    exps = [
         e.ExpectCompoundColumnsToBeUnique(column_list=["domain", "estimator", "projection"]),
         e.ExpectColumnValuesToBeInSet(column="estimator", value_set=list(ESTIMATORS)),
         e.ExpectColumnValuesToBeInSet(column="projection", value_set=list(PROJECTIONS)),
         e.ExpectColumnValuesToBeBetween(column="weight", min_value=0.0, max_value=1.0 + 1e-9),
         e.ExpectColumnValuesToBeBetween(column="tau", min_value=0.0, strict_min=True),
+        e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="tau", column_B="weight", or_equal=True),
         e.ExpectColumnValuesToBeBetween(column="n_docs", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="n_models", min_value=2),
         e.ExpectColumnValuesToBeBetween(column="rank", min_value=1),
+        e.ExpectColumnValuesToBeBetween(
+            column="estimate",
+            min_value=-1.0,
+            max_value=1.0,
+            row_condition=f"estimator IN ({bounded})",
+            condition_parser="spark",
+        ),
+        e.ExpectColumnValuesToBeBetween(
+            column="estimate", min_value=0.0, row_condition="estimator = 'product'", condition_parser="spark"
+        ),
     ]
+    if params.get("checked"):
+        exps.append(
+            e.ExpectColumnValuesToBeBetween(column=WEIGHT_SUM, min_value=1.0 - 1e-9, max_value=1.0 + 1e-9)
+        )
+    return exps
 
 
 DOMAIN_CORRELATIONS = TableSpec(
@@ -74,14 +101,31 @@ DOMAIN_CORRELATIONS = TableSpec(
 )
 
 
+# Columns the aggregate_weights gate adds to the staged rows (``jobs.aggregate_weights.weights_check``):
+# Σ weight per weights_id, signals per weights_id, and distinct proposal ids in the whole batch.
+WEIGHT_SUM, GROUP_SIGNALS, N_PROPOSALS = "_weight_sum", "_group_signals", "_n_proposals"
+RATER_METHODS = ("proposal", "fit")
+
+
 def _rater_weights_suite(params: Mapping[str, Any]) -> list:
     import great_expectations as gx
 
     e = gx.expectations
-    return [
+    exps = [
         e.ExpectCompoundColumnsToBeUnique(column_list=["weights_id", "signal"]),
         e.ExpectColumnValuesToBeBetween(column="weight", min_value=0.0, max_value=1.0 + 1e-9),
+        e.ExpectColumnValuesToBeInSet(column="method", value_set=list(RATER_METHODS)),
+        e.ExpectColumnValuesToBeBetween(column="heldout_spearman", min_value=-1.0, max_value=1.0),
     ]
+    if params.get("checked"):
+        exps.append(
+            e.ExpectColumnValuesToBeBetween(column=WEIGHT_SUM, min_value=1.0 - 1e-9, max_value=1.0 + 1e-9)
+        )
+        if "signals" in params:
+            exps.append(e.ExpectColumnValuesToBeInSet(column=GROUP_SIGNALS, value_set=[params["signals"]]))
+        if "proposals" in params:
+            exps.append(e.ExpectColumnValuesToBeInSet(column=N_PROPOSALS, value_set=[params["proposals"]]))
+    return exps
 
 
 RATER_WEIGHTS = TableSpec(
@@ -105,15 +149,26 @@ RATER_WEIGHTS = TableSpec(
 )
 
 
+# Columns the aggregate_docs gate adds to the staged rows (``jobs.aggregate_docs.doc_scores_check``); each
+# holds the offending doc_id (or null): ``_missing_doc`` not in silver.documents at the version read,
+# ``_bad_score`` a NaN or infinite score.
+DOC_SCORES_CHECKS = ("_missing_doc", "_bad_score")
+
+
 def _doc_scores_suite(params: Mapping[str, Any]) -> list:
+    """Unique (doc_id, strategy), known strategies, tokens ≥ 0; with ``checked``: every doc in
+    silver.documents and every score finite."""
     import great_expectations as gx
 
     e = gx.expectations
-    return [
+    exps = [
         e.ExpectCompoundColumnsToBeUnique(column_list=["doc_id", "strategy"]),
         e.ExpectColumnValuesToBeInSet(column="strategy", value_set=list(STRATEGIES)),
         e.ExpectColumnValuesToBeBetween(column="n_tokens", min_value=0),
     ]
+    if params.get("checked"):
+        exps += [e.ExpectColumnValuesToBeNull(column=c) for c in DOC_SCORES_CHECKS]
+    return exps
 
 
 DOC_SCORES = TableSpec(
@@ -122,10 +177,22 @@ DOC_SCORES = TableSpec(
         [
             col("doc_id", StringType(), False, "document id"),
             col("strategy", StringType(), False, "one of " + ", ".join(STRATEGIES)),
-            col("score", DoubleType(), False, "composite score; higher is selected first"),
+            col(
+                "score",
+                DoubleType(),
+                False,
+                "higher is selected first: betr/pplcorr P(include) of the bigram classifier, metarater Q "
+                "under w*, rds −(round-robin pick position), random a seeded hash in [0, 1)",
+            ),
             col("domain", StringType(), True, "registered domain (for per-domain caps)"),
             col("n_tokens", LongType(), False, "tokens counted against the budget (silver n_tokens_est)"),
-            col("detail", StringType(), True, "what the score is made of (e.g. RDS+ task and round)"),
+            col(
+                "detail",
+                StringType(),
+                True,
+                "what the score is made of: betr 'threshold=<t> kept=<bool>' (p_include ≥ t keeps "
+                "aggregate.betr.keep_token_share of the held-out tokens), rds 'task=<benchmark> round=<r>'",
+            ),
             *_run_cols("computed"),
         ]
     ),
@@ -135,12 +202,20 @@ DOC_SCORES = TableSpec(
 )
 
 
+# Columns the select gate adds to the staged rows (see ``jobs.selection.selection_check``); each holds the
+# offending doc_id (or null), so a failure prints which documents broke the rule.
+SELECTION_CHECKS = ("_missing_doc", "_rank_gap", "_cum_mismatch", "_over_domain_cap")
+
+
 def _selection_suite(params: Mapping[str, Any]) -> list:
+    """Unique documents and ranks per strategy, cumulative tokens within the budget; with ``checked``:
+    every doc in silver.documents at the read version, ranks 1..n, cum_tokens the running sum, domain caps."""
     import great_expectations as gx
 
     e = gx.expectations
     exps = [
         e.ExpectCompoundColumnsToBeUnique(column_list=["run_id", "strategy", "doc_id"]),
+        e.ExpectCompoundColumnsToBeUnique(column_list=["run_id", "strategy", "rank"]),
         e.ExpectColumnValuesToBeBetween(column="rank", min_value=1),
         e.ExpectColumnValuesToBeBetween(column="tokens", min_value=0),
     ]
@@ -150,6 +225,8 @@ def _selection_suite(params: Mapping[str, Any]) -> list:
                 column="cum_tokens", min_value=0, max_value=params["token_budget"]
             )
         )
+    if params.get("checked"):
+        exps += [e.ExpectColumnValuesToBeNull(column=c) for c in SELECTION_CHECKS]
     return exps
 
 
@@ -161,12 +238,18 @@ SELECTION = TableSpec(
             col("strategy", StringType(), False, "strategy the documents were picked by"),
             col("doc_id", StringType(), False, "document id"),
             col("rank", IntegerType(), False, "pick order, 1 first (score desc, doc_id asc)"),
-            col("score", DoubleType(), False, "the strategy's score"),
-            col("domain", StringType(), True, "registered domain"),
-            col("tokens", LongType(), False, "the document's tokens"),
-            col("cum_tokens", LongType(), False, "tokens of ranks 1..rank"),
+            col("score", DoubleType(), False, "the strategy's score (blend: weighted percentile rank)"),
+            col("domain", StringType(), True, "registered domain (null domains share one cap)"),
+            col("tokens", LongType(), False, "the document's tokens (gold.doc_scores n_tokens)"),
+            col("cum_tokens", LongType(), False, "tokens of ranks 1..rank (≤ the run's token budget)"),
             col("selected_at", TimestampType(), False, "when the select run started (UTC)"),
-            col("table_versions", StringType(), False, 'JSON {"table": version} of every table the run read'),
+            col(
+                "table_versions",
+                StringType(),
+                False,
+                'JSON {"table": version}: silver.documents and gold.doc_scores as read, plus the tables '
+                "the strategy's doc_scores rows record",
+            ),
         ]
     ),
     description="documents picked per strategy under a token budget, one row per (run, strategy, doc)",
@@ -174,4 +257,80 @@ SELECTION = TableSpec(
     suite=_selection_suite,
 )
 
-TABLES = (DOMAIN_CORRELATIONS, RATER_WEIGHTS, DOC_SCORES, SELECTION)
+
+# -- Meta-rater auxiliary tables (aggregate_weights) ---------------------------------------------------
+# Columns the aggregate_weights gate adds to staged gold.rater_proposals rows.
+SELECTED_PER_PROPOSAL, MISSING_DOC = "_selected", "_missing_doc"
+PROXY_SOURCES = ("builtin", "table")
+
+
+def _rater_proposals_suite(params: Mapping[str, Any]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    exps = [
+        e.ExpectCompoundColumnsToBeUnique(column_list=["weights_id", "doc_id"]),
+        e.ExpectCompoundColumnsToBeUnique(column_list=["weights_id", "rank"]),
+        e.ExpectColumnValuesToBeBetween(column="rank", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="q", min_value=-1e-9, max_value=5.0 + 1e-9),
+        e.ExpectColumnValuesToBeBetween(column="n_tokens", min_value=0),
+    ]
+    if params.get("checked"):
+        exps.append(e.ExpectColumnValuesToBeNull(column=MISSING_DOC))
+        if "selected" in params:
+            exps.append(
+                e.ExpectColumnValuesToBeInSet(column=SELECTED_PER_PROPOSAL, value_set=[params["selected"]])
+            )
+    return exps
+
+
+RATER_PROPOSALS = TableSpec(
+    name="gold.rater_proposals",
+    schema=StructType(
+        [
+            col("weights_id", StringType(), False, "proposal id (gold.rater_weights method 'proposal')"),
+            col("doc_id", StringType(), False, "a document the proposal selects (top top_share by Q)"),
+            col("rank", IntegerType(), False, "1 = highest Q under the proposal (ties by doc_id)"),
+            col("q", DoubleType(), False, "Q = Σ_j w_j norm_j, 0-5"),
+            col("n_tokens", LongType(), False, "the document's tokens (silver n_tokens_est)"),
+            *_run_cols("proposed"),
+        ]
+    ),
+    description="Meta-rater proxy manifest: each proposal's selected documents, to train a proxy model on",
+    suite=_rater_proposals_suite,
+)
+
+
+def _proxy_results_suite(params: Mapping[str, Any]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [
+        e.ExpectColumnValuesToBeUnique(column="weights_id"),
+        e.ExpectColumnValuesToBeInSet(column="source", value_set=list(PROXY_SOURCES)),
+        # Finite: NaN sorts above every double in Spark, so the upper bound catches it too.
+        e.ExpectColumnValuesToBeBetween(column="val_loss", min_value=-1e15, max_value=1e15),
+        e.ExpectColumnValuesToBeBetween(column="train_tokens", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="val_tokens", min_value=1),
+    ]
+
+
+PROXY_RESULTS = TableSpec(
+    name="gold.proxy_results",
+    schema=StructType(
+        [
+            col("weights_id", StringType(), False, "proposal id"),
+            col("val_loss", DoubleType(), False, "validation loss of a proxy model trained on the selection"),
+            col("source", StringType(), False, "builtin (the local bigram LM stand-in) or table (real runs)"),
+            col("train_docs", LongType(), True, "builtin: documents the proxy LM was trained on"),
+            col("train_tokens", LongType(), True, "builtin: tokens the proxy LM was trained on"),
+            col("val_tokens", LongType(), True, "builtin: validation tokens the loss averages over"),
+            col("detail", StringType(), True, "builtin: the model and validation set; table: the file read"),
+            *_run_cols("recorded"),
+        ]
+    ),
+    description="Meta-rater proxy results: validation loss per proposed weight vector",
+    suite=_proxy_results_suite,
+)
+
+TABLES = (DOMAIN_CORRELATIONS, RATER_WEIGHTS, DOC_SCORES, SELECTION, RATER_PROPOSALS, PROXY_RESULTS)

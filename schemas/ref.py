@@ -1,11 +1,11 @@
-"""Reference data: benchmark examples (targets and decontamination) and, later, per-model accuracies."""
+"""Reference data: benchmark examples (targets and decontamination) and per-model benchmark accuracies."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from pyspark.sql.types import StringType, StructType, TimestampType
+from pyspark.sql.types import DoubleType, StringType, StructType, TimestampType
 
 from schemas.base import TableSpec, col
 
@@ -38,4 +38,45 @@ BENCHMARKS = TableSpec(
     suite=_benchmarks_suite,
 )
 
-TABLES = (BENCHMARKS,)
+# Column ``load_refs`` adds to the staged model scores before validating: what the perplexity pool lacks,
+# on each row of a pool model without a score for every benchmark of the group ("lm-b has no score for
+# piqa") and on the first row when pool models have no rows at all; null where nothing is missing.
+MISSING_SCORES = "_missing_scores"
+
+
+def _model_scores_suite(params: Mapping[str, Any]) -> list:
+    """Accuracies in [0, 1], one per (model, benchmark); with ``pool_models``, every pool model present and
+    (``checked``: the staged rows carry ``MISSING_SCORES``) scored on every benchmark of the group."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    exps = [
+        e.ExpectCompoundColumnsToBeUnique(column_list=["model_id", "benchmark"]),
+        e.ExpectColumnValuesToBeBetween(column="accuracy", min_value=0.0, max_value=1.0),
+    ]
+    if params.get("pool_models"):
+        exps.append(
+            e.ExpectColumnDistinctValuesToContainSet(column="model_id", value_set=list(params["pool_models"]))
+        )
+    if params.get("checked"):
+        exps.append(e.ExpectColumnValuesToBeNull(column=MISSING_SCORES))
+    return exps
+
+
+MODEL_SCORES = TableSpec(
+    name="ref.model_scores",
+    schema=StructType(
+        [
+            col("model_id", StringType(), False, "model id, as the perplexity pool names it"),
+            col("benchmark", StringType(), False, "benchmark name"),
+            col("accuracy", DoubleType(), False, "the model's accuracy on the benchmark, 0-1"),
+            col("source_file", StringType(), False, "file the score came from"),
+            col("load_run_id", StringType(), False, "load_refs run"),
+            col("loaded_at", TimestampType(), False, "when (UTC)"),
+        ]
+    ),
+    description="one row per (model, benchmark) accuracy, for perplexity correlations",
+    suite=_model_scores_suite,
+)
+
+TABLES = (BENCHMARKS, MODEL_SCORES)

@@ -1,0 +1,449 @@
+"""export: gold.selection + silver.documents → sharded JSONL.gz or Parquet files and a manifest per strategy.
+
+Layout (``export.path``, default a folder ``export`` beside the warehouse)::
+
+    <path>/<strategy>/part-00000.jsonl.gz   (or .parquet) documents in rank order, ~export.shard_mb each
+    <path>/<strategy>/manifest.json         documents, tokens, shards (name, docs, bytes, sha256),
+                                            composition by domain and source, selection run and versions
+
+Each line / row holds doc_id, strategy, rank, url, domain, source, n_tokens (the selection's tokens) and
+text. JSON lines are UTF-8 with non-ASCII characters as is (Spark's ``to_json``; nulls kept as null).
+
+How the shards are made: the texts never reach the driver. Each document's JSON line is built on the
+executors; only (doc_id, rank, line bytes) go through one window (``jobs/sql/select_shards.sql``) that
+assigns shard ids by cumulative uncompressed bytes in rank order; the rows are then partitioned by shard,
+sorted by rank, and each executor task streams its shards to files (``mapInPandas``: memory is bounded by
+one Arrow batch, not by a shard). The driver collects only per-shard metadata (docs, bytes, sha256).
+Parquet shards are cut by the same JSON-line sizes, so their "uncompressed" size is that estimate.
+
+Texts come from silver.documents at the version the selection recorded, so an export of a selection is
+the same whenever it runs (as long as that version is not vacuumed). Gzip headers carry no name or time,
+so the same selection gives byte-identical JSONL shards.
+
+Each strategy's folder is replaced atomically: everything is written into a hidden temporary folder next
+to it, checked (exported documents = selected documents), then renamed into place, so a failure never
+leaves a half-written export. Executors write the shards, so ``export.path`` must be a folder every executor
+can write (any folder in local mode; a shared mount such as /dbfs or /Volumes on a cluster). Object-store
+URIs are refused: there a folder rename is a copy, not an atomic swap.
+
+Run it:  corpuslake stage export --conf conf/local.yaml
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
+
+from jobs.config import Conf
+from jobs.queries import run_sql
+from jobs.runtime import InputError, JobContext, UsageError, job_parser, run_job
+from jobs.tables import _fs_and_path, safe_name
+from schemas import gold, silver
+
+STAGE = "export"
+READS = (gold.SELECTION, silver.DOCUMENTS)
+EXTENSIONS = {"jsonl.gz": ".jsonl.gz", "parquet": ".parquet"}
+# The exported columns, in this order in every JSON object and Parquet file.
+EXPORT_COLS = ("doc_id", "strategy", "rank", "url", "domain", "source", "n_tokens", "text")
+EXPORT_ARROW = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), False),
+        pa.field("strategy", pa.string(), False),
+        pa.field("rank", pa.int32(), False),
+        pa.field("url", pa.string()),
+        pa.field("domain", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("n_tokens", pa.int64(), False),
+        pa.field("text", pa.string(), False),
+    ]
+)
+SHARD_SCHEMA = StructType(
+    [
+        StructField("shard", IntegerType(), False),
+        StructField("name", StringType(), False),
+        StructField("docs", LongType(), False),
+        StructField("bytes", LongType(), False),
+        StructField("uncompressed_bytes", LongType(), False),
+        StructField("sha256", StringType(), False),
+        StructField("first_rank", IntegerType(), False),
+        StructField("last_rank", IntegerType(), False),
+    ]
+)
+MiB = 1 << 20
+
+
+def preflight(conf: Conf) -> None:
+    """The export folder must be a local or mounted path: the atomic swap is a directory rename."""
+    root = export_root(conf)
+    if "://" in root:
+        raise UsageError(
+            f"{conf.source_file or 'profile'}: export.path {root!r} is an object-store URI; set export.path "
+            "to a local or mounted folder (e.g. /dbfs/... or /Volumes/...), where a folder can be renamed "
+            "atomically and every executor can write"
+        )
+
+
+def export_root(conf: Conf) -> str:
+    """``export.path``, or a folder ``export`` beside the warehouse."""
+    if conf.export.path:
+        p = conf.export.path
+        return p.rstrip("/") if "://" in p else os.path.abspath(p)
+    wh = conf.storage.warehouse.rstrip("/")
+    if "://" in wh:
+        return wh.rsplit("/", 1)[0] + "/export"
+    return os.path.join(os.path.dirname(os.path.abspath(wh)), "export")
+
+
+def shard_name(shard: int, fmt: str) -> str:
+    return f"part-{shard:05d}{EXTENSIONS[fmt]}"
+
+
+def export_rows(selection: DataFrame, docs: DataFrame) -> DataFrame:
+    """One strategy's selection joined to its documents: the export columns plus ``_line`` (the document's
+    JSON line) and ``line_bytes`` (its UTF-8 bytes + the newline)."""
+    joined = selection.select(
+        "doc_id",
+        "strategy",
+        F.col("rank").cast("int").alias("rank"),
+        "domain",
+        F.col("tokens").cast("long").alias("n_tokens"),
+    ).join(docs.select("doc_id", "url", "source", "text"), "doc_id")
+    line = F.to_json(F.struct(*[F.col(c) for c in EXPORT_COLS]), {"ignoreNullFields": "false"})
+    return (
+        joined.select(*EXPORT_COLS)
+        .withColumn("_line", line)
+        .withColumn("line_bytes", (F.octet_length("_line") + 1).cast("long"))
+    )
+
+
+def assign_shards(rows: DataFrame, shard_bytes: int) -> DataFrame:
+    """``[strategy, doc_id, rank, line_bytes]`` → ``[doc_id, shard]``: contiguous shards of ~shard_bytes in
+    rank order (one strategy's rows)."""
+    sizes = rows.select("strategy", "doc_id", "rank", "line_bytes")
+    return run_sql(rows.sparkSession, "select_shards", views={"export_sizes": sizes}, shard_bytes=shard_bytes)
+
+
+class _ShardFile:
+    """One shard being written: a gzip'd JSONL or a Parquet file, with its counts."""
+
+    def __init__(self, fs: pafs.FileSystem, folder: str, shard: int, fmt: str):
+        self.fs, self.shard, self.fmt = fs, shard, fmt
+        self.name = shard_name(shard, fmt)
+        self.path = f"{folder}/{self.name}"
+        self.stream = fs.open_output_stream(self.path, compression=None)
+        self.docs = self.uncompressed = 0
+        self.first_rank = self.last_rank = None
+        if fmt == "jsonl.gz":
+            # No file name or time in the header: the same rows give the same bytes (and sha256).
+            self.out = gzip.GzipFile(filename="", mode="wb", fileobj=self.stream, mtime=0)
+        else:
+            self.out = pq.ParquetWriter(self.stream, EXPORT_ARROW, compression="zstd")
+
+    def write(self, part: pd.DataFrame) -> None:
+        if self.fmt == "jsonl.gz":
+            self.out.write(("\n".join(part["_line"]) + "\n").encode("utf-8"))
+        else:
+            self.out.write_table(
+                pa.Table.from_pandas(part[list(EXPORT_COLS)], EXPORT_ARROW, preserve_index=False)
+            )
+        self.docs += len(part)
+        self.uncompressed += int(part["line_bytes"].sum())
+        if self.first_rank is None:
+            self.first_rank = int(part["rank"].iloc[0])
+        self.last_rank = int(part["rank"].iloc[-1])
+
+    def close(self) -> dict:
+        self.out.close()
+        self.stream.close()
+        digest, size = hashlib.sha256(), 0
+        with self.fs.open_input_stream(self.path, compression=None) as fh:
+            while chunk := fh.read(MiB):
+                digest.update(chunk)
+                size += len(chunk)
+        return {
+            "shard": self.shard,
+            "name": self.name,
+            "docs": self.docs,
+            "bytes": size,
+            "uncompressed_bytes": self.uncompressed,
+            "sha256": digest.hexdigest(),
+            "first_rank": self.first_rank,
+            "last_rank": self.last_rank,
+        }
+
+
+def shard_writer(folder: str, fmt: str) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """A ``mapInPandas`` function: rows sorted by (shard, rank) → shard files in ``folder``; yields one
+    metadata row per shard written (``SHARD_SCHEMA``)."""
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        fs, base = _fs_and_path(folder)
+        done: list[dict] = []
+        current: _ShardFile | None = None
+        for pdf in batches:
+            if pdf.empty:
+                continue
+            for shard, part in pdf.groupby("shard", sort=False):
+                if current is None or current.shard != shard:
+                    if current is not None:
+                        done.append(current.close())
+                    current = _ShardFile(fs, base, int(shard), fmt)
+                current.write(part)
+        if current is not None:
+            done.append(current.close())
+        if done:
+            yield pd.DataFrame(done, columns=[f.name for f in SHARD_SCHEMA.fields])
+
+    return run
+
+
+def composition(selected: DataFrame, docs: DataFrame) -> dict:
+    """Documents and tokens by domain and by source, the totals, and doc_ids missing from ``docs``, in one
+    aggregation (a cube over domain × source).
+
+    Args:
+        selected: ``[doc_id, domain, tokens]`` of one strategy.
+        docs: silver.documents rows ``[doc_id, source, ...]``.
+
+    Returns:
+        ``{"domain": [{domain, docs, tokens}], "source": [...], "docs": n, "tokens": t, "missing": [ids]}``;
+        lists are sorted by tokens desc, then value; missing holds at most 5 examples.
+    """
+    ids = docs.select("doc_id", "source", F.lit(True).alias("_in"))
+    got = (
+        selected.select("doc_id", "domain", "tokens")
+        .join(ids, "doc_id", "left")
+        .cube("domain", "source")
+        .agg(
+            F.grouping_id().alias("g"),
+            F.count("*").alias("docs"),
+            F.sum("tokens").alias("tokens"),
+            F.slice(F.collect_list(F.when(F.col("_in").isNull(), F.col("doc_id"))), 1, 5).alias("missing"),
+        )
+        .collect()
+    )
+    # grouping_id bits: 1 = source rolled up (rows per domain), 2 = domain rolled up, 3 = the total.
+    out: dict = {"docs": 0, "tokens": 0, "missing": []}
+    for key, g in (("domain", 1), ("source", 2)):
+        part = [
+            {key: r[key], "docs": int(r["docs"]), "tokens": int(r["tokens"] or 0)} for r in got if r["g"] == g
+        ]
+        out[key] = sorted(part, key=lambda d, k=key: (-d["tokens"], d[k] is None, d[k] or ""))
+    for r in got:
+        if r["g"] == 3:
+            out.update(docs=int(r["docs"]), tokens=int(r["tokens"] or 0), missing=sorted(r["missing"]))
+    return out
+
+
+def selection_info(selection: DataFrame) -> dict:
+    """Per strategy of gold.selection: its select run ids, table_versions JSONs and selected_at."""
+    rows = (
+        selection.groupBy("strategy")
+        .agg(
+            F.collect_set("run_id").alias("runs"),
+            F.collect_set("table_versions").alias("versions"),
+            # As text in the session time zone (UTC): collected timestamps would be naive local times.
+            F.date_format(F.min("selected_at"), "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX").alias("selected_at"),
+        )
+        .collect()
+    )
+    return {r["strategy"]: r for r in rows}
+
+
+def _exists(fs: pafs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def _replace_folder(fs: pafs.FileSystem, tmp: str, final: str) -> None:
+    # Two renames: the old folder steps aside, the new one takes its place, then the old one goes.
+    old = None
+    if _exists(fs, final):
+        old = f"{os.path.dirname(final)}/.{os.path.basename(final)}.old-{uuid.uuid4().hex[:8]}"
+        fs.move(final, old)
+    fs.move(tmp, final)
+    if old is not None:
+        fs.delete_dir(old)
+
+
+def _versions(recorded: list[str], strategy: str) -> dict:
+    merged: dict = {}
+    for text in recorded:
+        try:
+            obj = json.loads(text)
+        except (TypeError, json.JSONDecodeError):
+            obj = None
+        if not isinstance(obj, dict):
+            raise InputError(f"gold.selection ({strategy}): table_versions is not a JSON object: {text!r}")
+        merged.update(obj)
+    return merged
+
+
+def export_strategy(
+    ctx: JobContext, selection: DataFrame, strategy: str, info, root: str, v_selection: int
+) -> dict:
+    """Write one strategy's shards and manifest into a temporary folder and swap it into ``root/strategy``.
+
+    Args:
+        ctx: the job context.
+        selection: gold.selection at ``v_selection``.
+        strategy: the strategy to export.
+        info: the strategy's row of ``selection_info``.
+        root: the export folder (path or URI).
+        v_selection: the gold.selection version read.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        InputError: a selected document is missing from silver.documents at the recorded version, or the
+            selection holds rows of several select runs.
+    """
+    conf, lh, run = ctx.conf, ctx.lakehouse, ctx.run
+    fmt, shard_bytes = conf.export.format, max(1, int(conf.export.shard_mb * MiB))
+    sel = selection.filter(F.col("strategy") == strategy)
+    if len(info["runs"]) != 1:
+        raise InputError(
+            f"gold.selection v{v_selection} holds {strategy} rows of several select runs "
+            f"({', '.join(sorted(info['runs']))}); re-run select"
+        )
+    recorded = _versions(info["versions"], strategy)
+    v_silver = recorded.get(silver.DOCUMENTS.name)
+    docs = (
+        lh.read(silver.DOCUMENTS, version=v_silver)
+        if isinstance(v_silver, int)
+        else lh.read(silver.DOCUMENTS)
+    )
+    comp = composition(sel, docs)
+    if comp["missing"]:
+        raise InputError(
+            f"{strategy}: selected documents missing from silver.documents v{v_silver}, e.g. "
+            f"{comp['missing']}; re-run select on the current tables"
+        )
+
+    rows = export_rows(sel, docs)
+    # Any partition count keeps a shard whole (rows are hash-partitioned by shard id); about one shard per
+    # task, estimated from ~4 bytes per token, spreads the writing without a job to count the shards.
+    tasks = max(1, min(4096, math.ceil(4 * comp["tokens"] / shard_bytes)))
+    payload = ["shard", "rank", "line_bytes", *(["_line"] if fmt == "jsonl.gz" else EXPORT_COLS)]
+    to_write = (
+        rows.join(assign_shards(rows, shard_bytes), "doc_id")
+        .select(*dict.fromkeys(payload))
+        .repartition(tasks, "shard")
+        .sortWithinPartitions("shard", "rank")
+    )
+
+    # Executors get URIs (or local paths); the driver works with the filesystem's own paths.
+    final_uri = f"{root}/{safe_name(strategy)}"
+    tmp_uri = f"{root}/.{safe_name(strategy)}.tmp-{uuid.uuid4().hex[:8]}"
+    fs, final = _fs_and_path(final_uri)
+    tmp = _fs_and_path(tmp_uri)[1]
+    fs.create_dir(tmp, recursive=True)
+    try:
+        written = to_write.mapInPandas(shard_writer(tmp_uri, fmt), SHARD_SCHEMA).collect()
+        meta = sorted((r.asDict() for r in written), key=lambda d: d["shard"])
+        exported = sum(m["docs"] for m in meta)
+        if exported != comp["docs"] or [m["shard"] for m in meta] != list(range(len(meta))):
+            raise InputError(
+                f"{strategy}: exported {exported} documents in shards {[m['shard'] for m in meta]}, "
+                f"expected {comp['docs']} in contiguous shards; nothing was replaced"
+            )
+        manifest = {
+            "strategy": strategy,
+            "format": fmt,
+            "documents": exported,
+            "tokens": comp["tokens"],
+            "bytes": sum(m["bytes"] for m in meta),
+            "uncompressed_bytes": sum(m["uncompressed_bytes"] for m in meta),
+            "shard_mb": conf.export.shard_mb,
+            "shards": [{k: v for k, v in m.items() if k != "shard"} for m in meta],
+            "composition": {"domain": comp["domain"], "source": comp["source"]},
+            "selection": {
+                "run_id": info["runs"][0],
+                "selected_at": info["selected_at"],
+            },
+            "table_versions": {**recorded, gold.SELECTION.name: v_selection},
+            "export": {
+                "run_id": run.run_id,
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        }
+        with fs.open_output_stream(f"{tmp}/manifest.json") as fh:
+            fh.write((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        _replace_folder(fs, tmp, final)
+    except BaseException:
+        if _exists(fs, tmp):
+            fs.delete_dir(tmp)
+        raise
+    manifest["path"] = final_uri
+    return manifest
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n / 1024:.1f} KiB"
+
+
+def export(ctx: JobContext) -> str:
+    """The stage body: every (or the configured) strategy of gold.selection → files + manifest."""
+    conf, lh, run = ctx.conf, ctx.lakehouse, ctx.run
+    v_sel = run.tables_read.get(gold.SELECTION.name)
+    if v_sel is None:
+        raise UsageError("gold.selection does not exist yet; run select first")
+    selection = lh.read(gold.SELECTION, version=v_sel)
+    infos = selection_info(selection)
+    have = sorted(infos)
+    if not have:
+        raise UsageError(f"gold.selection v{v_sel} is empty; run select first")
+    wanted = [conf.export.strategy] if conf.export.strategy else have
+    if wanted[0] not in infos:
+        raise UsageError(
+            f"export.strategy {wanted[0]!r}: gold.selection v{v_sel} has no rows for it "
+            f"(has: {', '.join(have)})"
+        )
+    root = export_root(conf)
+    lines = []
+    docs = tokens = 0
+    for s in wanted:
+        m = export_strategy(ctx, selection, s, infos[s], root, v_sel)
+        docs += m["documents"]
+        tokens += m["tokens"]
+        top = ", ".join(
+            f"{d['domain'] or '(none)'} {d['tokens'] / max(m['tokens'], 1):.0%}"
+            for d in m["composition"]["domain"][:3]
+        )
+        lines.append(
+            f"  {s}: {m['documents']:,} docs, {m['tokens']:,} tokens in {len(m['shards'])} shard(s) "
+            f"({_size(m['bytes'])} on disk) -> {m['path']}; top domains {top}"
+        )
+    run.rows_in = run.rows_out = docs
+    head = (
+        f"export run {run.run_id}: gold.selection v{v_sel} -> {root} ({conf.export.format}, "
+        f"~{conf.export.shard_mb:g} MiB shards): {docs:,} docs, {tokens:,} tokens"
+    )
+    return "\n".join([head, *lines])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``corpuslake-export`` and ``spark-submit jobs/export.py``."""
+    args = job_parser(
+        STAGE, "Export selected documents as sharded JSONL.gz or Parquet with a manifest."
+    ).parse_args(argv)
+    return run_job(STAGE, args, export, READS, preflight=preflight)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""select: gold.doc_scores + silver.documents → gold.selection (documents per strategy under a token budget).
+
+For each strategy in ``select.strategies`` the documents are ordered by score (desc, ties by doc_id asc) and
+taken while the running token sum stays within ``select.token_budget``: the pick stops at the first document
+that would overflow the budget (a prefix of the score order, so rank and cum_tokens read as "the best n
+documents"; no greedy fill with later, smaller documents). With ``select.max_domain_share`` each domain
+holds at most floor(share × budget) tokens: a document past its domain's cap is skipped and the pick goes on
+with the other domains. The pick is one SQL query, ``jobs/sql/select_pick.sql``.
+
+``blend`` combines strategies: each blended strategy's scores become percentile ranks (0 worst, 1 best),
+and the blend score is their weighted sum with ``select.blend`` weights normalized to 1
+(``jobs/sql/select_blend.sql``).
+
+A strategy with no rows in gold.doc_scores is skipped (the summary says so). Each selected strategy's
+partition of gold.selection is replaced, so the table holds the latest selection per strategy. Rows record
+the versions of silver.documents and gold.doc_scores the run read plus the tables the strategy's
+doc_scores rows record. A re-run on the same table versions writes the same rows (apart from run_id and
+selected_at).
+
+Gate (schemas/gold.py SELECTION suite): cum_tokens ≤ budget, unique doc_ids and ranks per strategy, ranks
+exactly 1..n, cum_tokens the running sum of tokens, domain caps held, and every doc_id present in
+silver.documents at the version read.
+
+Run it:  corpuslake stage select --conf conf/local.yaml
+(The module is not called select.py: ``spark-submit jobs/<stage>.py`` puts jobs/ first on sys.path, where
+a select.py would shadow the standard library's ``select`` and break every stage run as a script.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+from jobs.config import Conf
+from jobs.gates import Output, publish
+from jobs.queries import run_sql
+from jobs.runtime import InputError, JobContext, UsageError, job_parser, run_job
+from schemas import gold, silver
+
+STAGE = "select"
+READS = (silver.DOCUMENTS, gold.DOC_SCORES)
+BLEND = "blend"
+CANDIDATE_COLS = ("strategy", "doc_id", "score", "domain", "n_tokens")
+
+log = logging.getLogger(__name__)
+
+
+def preflight(conf: Conf) -> None:
+    """``blend`` needs weights; everything else is checked against gold.doc_scores in the body."""
+    if BLEND in conf.select.strategies and not conf.select.blend:
+        raise UsageError(
+            f"{conf.source_file or 'profile'}: select.strategies has 'blend' but select.blend is empty; "
+            "give weights, e.g. select.blend: {betr: 0.5, metarater: 0.5}"
+        )
+
+
+def domain_cap(token_budget: int, max_domain_share: float | None) -> int | None:
+    """Tokens one domain may hold: floor(share × budget), or None without a cap."""
+    if max_domain_share is None:
+        return None
+    return math.floor(max_domain_share * token_budget)
+
+
+def blend_weights(weights: dict[str, float], available: Iterable[str]) -> dict[str, float]:
+    """``select.blend`` normalized to sum 1, in strategy-name order.
+
+    Args:
+        weights: strategy → weight ≥ 0.
+        available: strategies with rows in gold.doc_scores.
+
+    Raises:
+        UsageError: no weights, a blended strategy without rows, a negative or non-finite weight, or all 0.
+    """
+    have = set(available)
+    if not weights:
+        raise UsageError("select.blend is empty; give strategy weights to blend")
+    missing = sorted(k for k in weights if k not in have or k == BLEND)
+    if missing:
+        raise UsageError(
+            f"select.blend: {', '.join(missing)} has no rows in gold.doc_scores "
+            f"(strategies with rows: {', '.join(sorted(have - {BLEND})) or 'none'})"
+        )
+    bad = sorted(k for k, w in weights.items() if not math.isfinite(w) or w < 0)
+    if bad:
+        raise UsageError(f"select.blend: weights must be finite and ≥ 0; got {', '.join(bad)}")
+    total = sum(weights.values())
+    if total <= 0:
+        raise UsageError("select.blend: weights sum to 0")
+    return {k: weights[k] / total for k in sorted(weights)}
+
+
+def blend_scores(scores: DataFrame, weights: dict[str, float]) -> DataFrame:
+    """gold.doc_scores rows → ``[strategy='blend', doc_id, score, domain, n_tokens]``.
+
+    Args:
+        scores: ``[strategy, doc_id, score, domain, n_tokens]`` (other strategies' rows are ignored).
+        weights: normalized weights from ``blend_weights``.
+
+    Returns:
+        One row per document any blended strategy scored; score = Σ_s w_s · percent_rank_s (a strategy
+        that did not score the document contributes 0).
+    """
+    spark = scores.sparkSession
+    schema = StructType(
+        [StructField("strategy", StringType(), False), StructField("weight", DoubleType(), False)]
+    )
+    w = spark.createDataFrame(sorted(weights.items()), schema)
+    rows = scores.filter(F.col("strategy").isin(list(weights))).select(*CANDIDATE_COLS)
+    return run_sql(spark, "select_blend", views={"blend_scores": rows, "blend_weights": w}).select(
+        *CANDIDATE_COLS
+    )
+
+
+def pick(token_budget: int, max_domain_tokens: int | None = None) -> Callable[[DataFrame], DataFrame]:
+    """Candidates ``[strategy, doc_id, score, domain, n_tokens]`` → the pick per strategy.
+
+    Args:
+        token_budget: tokens per strategy; the pick stops at the first document that would pass it.
+        max_domain_tokens: tokens per (strategy, domain); a document past its domain's cap is skipped and
+            the pick goes on (None: no cap).
+
+    Returns:
+        A transform giving ``[strategy, doc_id, rank, score, domain, tokens, cum_tokens]``; rank 1..n by
+        score desc, doc_id asc; cum_tokens the running sum, ≤ token_budget.
+    """
+
+    def run(candidates: DataFrame) -> DataFrame:
+        cap = token_budget if max_domain_tokens is None else max_domain_tokens
+        return run_sql(
+            candidates.sparkSession,
+            "select_pick",
+            views={"select_candidates": candidates.select(*CANDIDATE_COLS)},
+            token_budget=token_budget,
+            domain_cap=cap,
+        )
+
+    return run
+
+
+def merge_versions(read: dict[str, int | None], recorded: Iterable[str]) -> str:
+    """The ``table_versions`` JSON of one strategy's rows.
+
+    Args:
+        read: the versions this run read (silver.documents, gold.doc_scores); they win over recorded ones.
+        recorded: the distinct ``table_versions`` JSONs of the strategy's gold.doc_scores rows (what the
+            scores were computed from). A table recorded with several versions keeps their sorted list.
+
+    Raises:
+        InputError: a recorded value is not a JSON object.
+    """
+    seen: dict[str, set] = {}
+    for text in recorded:
+        try:
+            obj = json.loads(text)
+        except (TypeError, json.JSONDecodeError):
+            obj = None
+        if not isinstance(obj, dict):
+            raise InputError(f"gold.doc_scores: table_versions is not a JSON object: {text!r}")
+        for table, version in obj.items():
+            seen.setdefault(table, set()).add(json.dumps(version, sort_keys=True))
+    merged: dict[str, Any] = {}
+    for table, versions in seen.items():
+        vals = sorted((json.loads(v) for v in versions), key=lambda v: json.dumps(v, sort_keys=True))
+        merged[table] = vals[0] if len(vals) == 1 else vals
+    merged.update(read)
+    return json.dumps(merged, sort_keys=True)
+
+
+def selection_check(docs: DataFrame, max_domain_tokens: int | None) -> Callable[[DataFrame], DataFrame]:
+    """The gate's cross-row and cross-table checks, as columns the SELECTION suite expects to be null.
+
+    Adds (each the offending doc_id, else null) ``_missing_doc``: not in ``docs`` (silver.documents at
+    the version read); ``_rank_gap``: ranks are not exactly 1..n; ``_cum_mismatch``: cum_tokens is not
+    the running sum of tokens in rank order; ``_over_domain_cap``: the domain's tokens pass the cap.
+    """
+    ids = docs.select("doc_id", F.lit(True).alias("_in_silver"))
+
+    def check(staged: DataFrame) -> DataFrame:
+        by_rank = Window.partitionBy("run_id", "strategy").orderBy("rank")
+        running = by_rank.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        out = (
+            staged.join(ids, "doc_id", "left")
+            .withColumn("_missing_doc", F.when(F.col("_in_silver").isNull(), F.col("doc_id")))
+            .withColumn("_rank_gap", F.when(F.row_number().over(by_rank) != F.col("rank"), F.col("doc_id")))
+            .withColumn(
+                "_cum_mismatch", F.when(F.sum("tokens").over(running) != F.col("cum_tokens"), F.col("doc_id"))
+            )
+        )
+        if max_domain_tokens is None:
+            out = out.withColumn("_over_domain_cap", F.lit(None).cast("string"))
+        else:
+            per_domain = F.sum("tokens").over(Window.partitionBy("run_id", "strategy", "domain"))
+            out = out.withColumn(
+                "_over_domain_cap", F.when(per_domain > F.lit(max_domain_tokens), F.col("doc_id"))
+            )
+        # Materialized once: the suite runs a Spark job per expectation, and each would otherwise redo the
+        # silver join and the windows. The staged rows are narrow (no text), so this stays small.
+        return out.drop("_in_silver").localCheckpoint(eager=True)
+
+    return check
+
+
+def _read_at(lakehouse, spec, version: int | None) -> DataFrame:
+    return lakehouse.read(spec) if version is None else lakehouse.read(spec, version=version)
+
+
+def _selection_rows(picked: DataFrame, run_id: str, selected_at, versions: dict[str, str]) -> DataFrame:
+    by_strategy = F.create_map(*[F.lit(x) for s, v in sorted(versions.items()) for x in (s, v)])
+    return picked.select(
+        F.lit(run_id).alias("run_id"),
+        "strategy",
+        "doc_id",
+        F.col("rank").cast("int").alias("rank"),
+        F.col("score").cast("double").alias("score"),
+        "domain",
+        F.col("tokens").cast("long").alias("tokens"),
+        F.col("cum_tokens").cast("long").alias("cum_tokens"),
+        F.lit(selected_at).cast("timestamp").alias("selected_at"),
+        by_strategy[F.col("strategy")].alias("table_versions"),
+    )
+
+
+def select(ctx: JobContext) -> str:
+    """The stage body: pick per strategy → gate → replace those strategies' partitions of gold.selection."""
+    conf, lh, run = ctx.conf, ctx.lakehouse, ctx.run
+    sc = conf.select
+    v_silver = run.tables_read.get(silver.DOCUMENTS.name)
+    v_scores = run.tables_read.get(gold.DOC_SCORES.name)
+    if v_scores is None:
+        raise UsageError("gold.doc_scores does not exist yet; run aggregate_docs first")
+    scores = _read_at(lh, gold.DOC_SCORES, v_scores)
+    stats = {
+        r["strategy"]: r
+        for r in scores.groupBy("strategy")
+        .agg(F.count("*").alias("n"), F.collect_set("table_versions").alias("versions"))
+        .collect()
+    }
+    read = {silver.DOCUMENTS.name: v_silver, gold.DOC_SCORES.name: v_scores}
+
+    chosen: list[str] = []
+    lines: list[str] = []
+    versions: dict[str, str] = {}
+    weights: dict[str, float] = {}
+    for s in dict.fromkeys(sc.strategies):
+        if s == BLEND:
+            weights = blend_weights(sc.blend, [k for k in stats if k != BLEND])
+            versions[s] = merge_versions(read, [v for k in weights for v in stats[k]["versions"]])
+            chosen.append(s)
+        elif s in stats:
+            versions[s] = merge_versions(read, stats[s]["versions"])
+            chosen.append(s)
+        else:
+            lines.append(f"  {s}: skipped, no rows in gold.doc_scores v{v_scores}")
+            log.info("select: %s has no rows in gold.doc_scores v%s; skipped", s, v_scores)
+    if not chosen:
+        raise UsageError(
+            f"none of select.strategies ({', '.join(sc.strategies)}) has rows in gold.doc_scores "
+            f"v{v_scores} (it has: {', '.join(sorted(stats)) or 'nothing'}); run aggregate_docs first"
+        )
+
+    plain = [s for s in chosen if s != BLEND]
+    candidates = scores.filter(F.col("strategy").isin(plain)).select(*CANDIDATE_COLS)
+    if BLEND in chosen:
+        candidates = candidates.unionByName(blend_scores(scores, weights))
+    cap = domain_cap(sc.token_budget, sc.max_domain_share)
+    picked = candidates.transform(pick(sc.token_budget, cap)).persist()
+    try:
+        top = (
+            picked.groupBy("strategy", "domain")
+            .agg(F.count("*").alias("docs"), F.sum("tokens").alias("t"))
+            .collect()
+        )
+        per: dict[str, dict[str, int]] = {}
+        for r in top:
+            acc = per.setdefault(r["strategy"], {"docs": 0, "tokens": 0})
+            acc["docs"] += r["docs"]
+            acc["tokens"] += r["t"]
+        empty = [s for s in chosen if s not in per]
+        if empty:
+            raise UsageError(
+                f"select: nothing fits the token budget {sc.token_budget:,} for {', '.join(empty)} (the "
+                "best-scored document alone is larger"
+                + (f", or every domain's first document passes the cap of {cap:,} tokens" if cap else "")
+                + "); raise select.token_budget"
+            )
+        n = sum(r["docs"] for r in per.values())
+        rows = _selection_rows(picked, run.run_id, run.started_at, versions)
+        docs = _read_at(lh, silver.DOCUMENTS, v_silver)
+        commits = publish(
+            lh,
+            run,
+            [
+                Output(
+                    gold.SELECTION,
+                    rows,
+                    "overwrite-partition",
+                    {"expected_rows": n, "token_budget": sc.token_budget, "checked": True},
+                    check=selection_check(docs, cap),
+                )
+            ],
+        )
+    finally:
+        picked.unpersist()
+    run.rows_in = sum(stats[s]["n"] for s in plain) + (
+        sum(stats[k]["n"] for k in weights) if BLEND in chosen else 0
+    )
+    run.rows_out = n
+    c = commits[gold.SELECTION.name]
+    out = [
+        f"select run {run.run_id}: gold.doc_scores v{v_scores}, silver.documents v{v_silver} -> "
+        f"gold.selection v{c.version} ({n:,} rows; budget {sc.token_budget:,} tokens"
+        + (f", domain cap {cap:,}" if cap is not None else "")
+        + ")"
+    ]
+    for s in chosen:
+        r = per[s]
+        doms = sorted((x for x in top if x["strategy"] == s), key=lambda x: (-x["t"], x["domain"] or ""))
+        share = ", ".join(f"{x['domain'] or '(none)'} {x['t'] / r['tokens']:.0%}" for x in doms[:3])
+        extra = f" blend of {', '.join(f'{k} {w:.2f}' for k, w in weights.items())};" if s == BLEND else ""
+        out.append(
+            f"  {s}:{extra} {r['docs']:,} docs, {r['tokens']:,} tokens "
+            f"({r['tokens'] / sc.token_budget:.1%} of budget); top domains {share}"
+        )
+    return "\n".join(out + lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``corpuslake-select`` and ``spark-submit jobs/selection.py``."""
+    args = job_parser(STAGE, "Select documents per strategy to a token budget.").parse_args(argv)
+    return run_job(STAGE, args, select, READS, preflight=preflight)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,459 @@
+"""aggregate_docs: the bigram classifier, BETR's positives and threshold, RDS+'s round-robin, the stage."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+from jobs import aggregate_docs as agg
+from jobs import textclf
+from jobs.config import BetrConf, BigramConf
+from jobs.runtime import EXIT_OK, EXIT_USAGE, UsageError, run_job
+from jobs.tables import EmbeddedLakehouse
+from schemas import gold, scores, silver
+from udfs.quality import SIGNALS
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+W_STAR = {"rps_doc_word_count": 0.7, "rps_doc_mean_word_length": 0.3}
+CLF = BigramConf(num_features=1 << 12, max_iter=8, reg_param=1e-3)
+
+SCIENCE = "atom cell energy force gene orbit photon enzyme quantum fossil molecule velocity".split()
+OTHER = "recipe movie holiday guitar soccer garden fashion coffee travel novel dance market".split()
+
+
+def _text(rng: np.random.Generator, q: float, n_words: int) -> str:
+    """A page whose words come from SCIENCE with probability q, else OTHER."""
+    sci = rng.random(n_words) < q
+    return " ".join(
+        SCIENCE[rng.integers(len(SCIENCE))] if s else OTHER[rng.integers(len(OTHER))] for s in sci
+    )
+
+
+# ------------------------------------------------------------------------------------------ classifier
+
+
+def test_classifier_separates_a_separable_task_deterministically(spark):
+    rng = np.random.default_rng(0)
+    rows = [(f"d{i:03d}", _text(rng, float(i % 2), int(rng.integers(5, 30))), i % 2) for i in range(120)]
+    df = spark.createDataFrame(rows, "doc_id string, text string, label int")
+    train, held = df.filter(F.col("doc_id") < "d090"), df.filter(F.col("doc_id") >= "d090")
+    model = textclf.train(train, CLF)
+    got = textclf.score(model, held).collect()
+    assert len(got) == 30 and set(got[0].asDict()) == {"doc_id", "text", "label", "p_include"}
+    assert all((r["p_include"] > 0.5) == (r["label"] == 1) for r in got)  # held-out accuracy 1.0
+
+
+def test_classifier_uses_bigrams_and_is_deterministic(spark):
+    """The same words, only their order tells the classes apart: unigram counts cannot, bigrams can."""
+    rows = [(f"a{i}", "Red fox, blue cat", 1) for i in range(10)] + [
+        (f"b{i}", "red cat blue FOX", 0) for i in range(10)
+    ]
+    df = spark.createDataFrame(rows, "doc_id string, text string, label int")
+    clf = CLF.model_copy(update={"max_iter": 4})
+    got = [(r["label"], r["p_include"]) for r in textclf.score(textclf.train(df, clf), df).collect()]
+    assert all((p > 0.9) if label else (p < 0.1) for label, p in got)
+    assert [(r["label"], r["p_include"]) for r in textclf.score(textclf.train(df, clf), df).collect()] == got
+
+
+def test_classifier_needs_both_labels(spark):
+    df = spark.createDataFrame([("a", "x y", 1)], "doc_id string, text string, label int")
+    with pytest.raises(ValueError, match="both labels"):
+        textclf.train(df, CLF)
+
+
+def test_class_sample_caps_each_label(spark):
+    rows = [(f"n{i:02d}", 0) for i in range(40)] + [(f"p{i}", 1) for i in range(3)]
+    df = spark.createDataFrame(rows, "doc_id string, label int")
+    got = agg.class_sample(df, 5, seed=2).collect()
+    assert sorted(r["label"] for r in got) == [0] * 5 + [1] * 3
+    h = {
+        r["doc_id"]: r["h"]
+        for r in df.select("doc_id", agg.unit_hash(2, "class-sample").alias("h")).collect()
+    }
+    smallest = sorted((d for d, _ in rows if d.startswith("n")), key=lambda d: (h[d], d))[:5]
+    assert sorted(r["doc_id"] for r in got if r["label"] == 0) == sorted(smallest)
+    assert agg.class_sample(df, None, seed=2) is df
+
+
+# ------------------------------------------------------------------------------------------------ BETR
+
+
+def _sim_rows(spark, rows):
+    return spark.createDataFrame(rows, "doc_id string, benchmark string, best_rank int, max_cosine double")
+
+
+def test_betr_positions_balance_benchmarks(spark):
+    # arc has many targets (three documents at rank 1), piqa few: a plain min over best ranks would take
+    # d1, d2, d3, d5 (all rank 1); positions take each benchmark's best in turn.
+    sim = _sim_rows(
+        spark,
+        [
+            ("d1", "arc", 1, 0.9),
+            ("d2", "arc", 1, 0.8),
+            ("d3", "arc", 1, 0.7),
+            ("d4", "arc", 2, 0.6),
+            ("d7", "arc", None, 0.1),
+            ("d5", "piqa", 1, 0.9),
+            ("d6", "piqa", 3, 0.5),
+            ("d1", "piqa", 5, 0.4),
+            ("d7", "piqa", None, 0.2),
+        ],
+    )
+    got = {r["doc_id"]: (r["position"], r["label"]) for r in agg.betr_labels(sim, 0.5).collect()}
+    assert got == {
+        "d1": (1, 1),
+        "d5": (1, 1),
+        "d2": (2, 1),
+        "d6": (2, 1),
+        "d3": (3, 0),
+        "d4": (4, 0),
+        "d7": (None, 0),  # ranked by no benchmark: worst, never a positive
+    }
+    # ceil(0.1 * 7) = 1 positive: ties at position 1 go by doc_id
+    assert [r["doc_id"] for r in agg.betr_labels(sim, 0.1).filter("label = 1").collect()] == ["d1"]
+
+
+def test_betr_benchmarks_by_mode():
+    present = ["piqa", "arc", "hellaswag"]
+    assert agg.betr_benchmarks(present, "aware", None) == ["arc", "hellaswag", "piqa"]
+    assert agg.betr_benchmarks(present, "aware", ["piqa", "arc"]) == ["arc", "piqa"]
+    assert agg.betr_benchmarks(present, "blind", ["arc"]) == ["hellaswag", "piqa"]
+    with pytest.raises(UsageError, match="none is left"):
+        agg.betr_benchmarks(present, "blind", present)
+    with pytest.raises(UsageError, match="mmlu"):
+        agg.betr_benchmarks(present, "aware", ["arc", "mmlu"])
+    with pytest.raises(UsageError, match="needs aggregate.betr.eval_benchmarks"):
+        agg.betr_benchmarks(present, "blind", None)
+
+
+def _pool(n: int, seed: int):
+    """n documents with a hidden science share q: texts, token counts, and BETR best ranks that follow q."""
+    rng = np.random.default_rng(seed)
+    q = rng.random(n)
+    docs, sim = [], []
+    for i in range(n):
+        text = _text(rng, q[i], int(rng.integers(20, 120)))
+        docs.append((f"doc{i:04d}", text, math.ceil(len(text.encode()) / 4)))
+    for b, noise in (("arc", 0.1), ("piqa", 0.2)):
+        key = q + rng.normal(0, noise, n)
+        order = np.argsort(-key, kind="stable")
+        rank = np.empty(n, dtype=int)
+        rank[order] = np.arange(1, n + 1)
+        for i in range(n):
+            sim.append((f"doc{i:04d}", b, int(rank[i]) if rank[i] <= n // 3 else None, float(key[i])))
+    return docs, sim
+
+
+def test_betr_threshold_keeps_the_token_share(spark):
+    docs_rows, sim_rows = _pool(400, seed=1)
+    docs = spark.createDataFrame(docs_rows, "doc_id string, text string, n_tokens long")
+    sim = _sim_rows(spark, sim_rows)
+    bc = BetrConf(positive_share=0.2, keep_token_share=0.3, heldout_share=0.5)
+    res = agg.betr(docs, sim, bc, CLF)
+    try:
+        pool = res.scores.toPandas().set_index("doc_id")
+    finally:
+        res.scores.unpersist()
+    assert len(pool) == 400 and pool["p_include"].between(0, 1).all()
+    held_ids = {
+        r["doc_id"] for r in docs.filter(agg.unit_hash(CLF.seed, "betr-heldout") < bc.heldout_share).collect()
+    }
+    assert res.n_heldout == len(held_ids) and 150 < len(held_ids) < 250
+    assert res.n_scored == 400 and res.n_positive == 80 and res.n_train == 400 - len(held_ids)
+
+    held = pool.loc[sorted(held_ids)]
+    t = res.threshold.threshold
+    kept = held.loc[held["p_include"] >= t, "n_tokens"].sum() / held["n_tokens"].sum()
+    assert abs(kept - 0.3) <= 0.01  # the requested share, within 1%
+    assert res.threshold.kept_share == pytest.approx(kept, abs=1e-12)
+    pool_kept = pool.loc[pool["p_include"] >= t, "n_tokens"].sum() / pool["n_tokens"].sum()
+    assert res.pool_kept_share == pytest.approx(pool_kept, abs=1e-12)
+    assert abs(pool_kept - 0.3) < 0.1  # the same threshold on the whole pool keeps about as much
+
+
+def test_token_threshold_picks_the_closest_share(spark):
+    rows = [("a", 0.9, 10), ("b", 0.8, 30), ("c", 0.8, 20), ("d", 0.5, 25), ("e", 0.1, 15)]
+    df = spark.createDataFrame(rows, "doc_id string, p_include double, n_tokens long")
+    # cumulative by distinct p: 0.9 → 10%, 0.8 → 60%, 0.5 → 85%, 0.1 → 100%
+    t = agg.token_threshold(df, 0.5)
+    assert (t.threshold, t.kept_share, t.kept_docs, t.kept_tokens, t.total_tokens) == (0.8, 0.6, 3, 60, 100)
+    assert agg.token_threshold(df, 1.0).threshold == 0.1
+    assert agg.token_threshold(df, 0.05).threshold == 0.9
+
+
+# ------------------------------------------------------------------------------------------------ RDS+
+
+# Hand-worked: tasks arc, boolq, csqa (name order). Documents by max cosine, best first:
+#   arc    a .9, b .8, c .7, e .3, d .2, f .1, g .0
+#   boolq  a .95, d .9, b .5, c .4, e .3, f .2, g .0
+#   csqa   c .9, f .9 (tie: c first by doc_id), e .8, a .5, b .1, d .05, g .0
+# Round 1: arc a; boolq's a is taken → d; csqa c.  Round 2: arc b; boolq's b and c are taken → e;
+# csqa's c is taken → f.  Round 3: arc's next free one is g; every document is then picked.
+RDS_COS = {
+    "arc": {"a": 0.9, "b": 0.8, "c": 0.7, "e": 0.3, "d": 0.2, "f": 0.1, "g": 0.0},
+    "boolq": {"a": 0.95, "d": 0.9, "b": 0.5, "c": 0.4, "e": 0.3, "f": 0.2, "g": 0.0},
+    "csqa": {"c": 0.9, "f": 0.9, "e": 0.8, "a": 0.5, "b": 0.1, "d": 0.05, "g": 0.0},
+}
+RDS_EXPECTED = [
+    ("a", "arc", 1),
+    ("d", "boolq", 1),
+    ("c", "csqa", 1),
+    ("b", "arc", 2),
+    ("e", "boolq", 2),
+    ("f", "csqa", 2),
+    ("g", "arc", 3),
+]
+
+
+def test_rds_round_robin_hand_example(spark):
+    rows = [(d, b, c) for b, docs in reversed(RDS_COS.items()) for d, c in docs.items()]
+    sim = spark.createDataFrame(rows, "doc_id string, benchmark string, max_cosine double")
+    got = [(r["doc_id"], r["benchmark"], r["round"]) for r in agg.rds_order(sim).orderBy("pick").collect()]
+    assert got == RDS_EXPECTED
+
+
+def _naive_round_robin(lists, limit):
+    chosen, out, ptr, rnd = set(), [], [0] * len(lists), 0
+    total = min(limit, len({d for lst in lists for d in lst}))
+    while len(out) < total:
+        rnd += 1
+        for t, lst in enumerate(lists):
+            while ptr[t] < len(lst) and lst[ptr[t]] in chosen:
+                ptr[t] += 1
+            if len(out) < total and ptr[t] < len(lst):
+                chosen.add(lst[ptr[t]])
+                out.append((lst[ptr[t]], t, rnd))
+    return out
+
+
+def test_round_robin_matches_the_plain_loop():
+    rng = np.random.default_rng(4)
+    n = 3000
+    base = rng.permutation(n)
+    # Lists that agree a lot (long runs of taken documents to skip) plus a short list that runs out.
+    lists = [base, np.roll(base, 7), base[::-1].copy(), rng.permutation(n)[:50]]
+    for limit in (n, 1234):
+        docs, tasks, rounds = agg.round_robin(lists, n, limit)
+        assert list(zip(docs.tolist(), tasks.tolist(), rounds.tolist(), strict=True)) == _naive_round_robin(
+            [lst.tolist() for lst in lists], limit
+        )
+    docs, _, _ = agg.round_robin(lists, n)
+    assert sorted(docs.tolist()) == list(range(n))
+
+
+# ----------------------------------------------------------------------------------------- the stage
+
+
+def _silver_row(doc_id: str, domain: str | None, text: str) -> dict:
+    n = len(text.encode())
+    return {
+        "doc_id": doc_id,
+        "url": None,
+        "domain": domain,
+        "source": "s",
+        "lang": "en",
+        "lang_score": 1.0,
+        "text": text,
+        "n_bytes": n,
+        "n_bytes_raw": n,
+        "n_tokens_est": math.ceil(n / 4),
+        "text_hash": doc_id,
+        "contamination": None,
+        "clean_run_id": "clean-0",
+        "cleaned_at": NOW,
+    }
+
+
+def _similarity_row(doc_id, benchmark, method, best_rank, cos) -> dict:
+    return {
+        "doc_id": doc_id,
+        "benchmark": benchmark,
+        "method": method,
+        "model_id": "emb",
+        "revision": "main",
+        "best_rank": best_rank,
+        "max_cosine": cos,
+        "n_targets": 3,
+        "pool_docs": 120,
+        "run_id": "sim-0",
+        "scored_at": NOW,
+    }
+
+
+def _correlation_row(domain: str, weight: float, chosen: bool) -> dict:
+    return {
+        "domain": domain,
+        "estimator": "spearmanr",
+        "projection": "linear" if chosen else "l2",
+        "benchmark_group": "arc",
+        "estimate": 0.5,
+        "rank": 1,
+        "tau": 1.0,
+        "weight": weight,
+        "chosen": chosen,
+        "n_models": 3,
+        "n_docs": 10,
+        "domain_tokens": 100,
+        "token_share": 0.25,
+        "run_id": "dom-0",
+        "computed_at": NOW,
+        "table_versions": "{}",
+    }
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory):
+    """120 silver documents over 4 domains (science-heavy sci.org), similarity for betr and rds."""
+    base = tmp_path_factory.mktemp("aggdocs")
+    lh = EmbeddedLakehouse(spark, str(base / "wh"))
+    rng = np.random.default_rng(3)
+    domains = ["sci.org", "news.com", "blog.net", None]
+    docs, sim = [], []
+    for i in range(120):
+        domain = domains[i % 4]
+        q = float(np.clip((0.8 if domain == "sci.org" else 0.2) + rng.normal(0, 0.15), 0, 1))
+        doc = f"doc{i:03d}"
+        docs.append(_silver_row(doc, domain, _text(rng, q, int(rng.integers(20, 80)))))
+        for b in ("arc", "piqa", "mmlu"):
+            cos = float(q + rng.normal(0, 0.05))
+            sim.append(_similarity_row(doc, b, "betr", None, cos))
+            if i < 90:  # rds scored the first 90 documents only
+                sim.append(_similarity_row(doc, b, "rds", None, cos))
+    # best ranks: per benchmark, the top 40 by cosine
+    for b in ("arc", "piqa", "mmlu"):
+        rows = sorted(
+            (r for r in sim if r["benchmark"] == b and r["method"] == "betr"),
+            key=lambda r: (-r["max_cosine"], r["doc_id"]),
+        )
+        for k, r in enumerate(rows[:40]):
+            r["best_rank"] = k + 1
+    sim.append(_similarity_row("gone", "arc", "rds", None, 0.99))  # not in silver any more: ignored
+    lh.write(spark.createDataFrame(docs, silver.DOCUMENTS.schema), silver.DOCUMENTS, "overwrite")
+    lh.write(spark.createDataFrame(sim, scores.SIMILARITY.schema), scores.SIMILARITY, "overwrite")
+    corr = [
+        _correlation_row("sci.org", 1.0, True),
+        _correlation_row("news.com", 0.0, True),
+        _correlation_row("news.com", 1.0, False),  # not the chosen estimator/projection: ignored
+    ]
+    lh.write(
+        spark.createDataFrame(corr, gold.DOMAIN_CORRELATIONS.schema), gold.DOMAIN_CORRELATIONS, "overwrite"
+    )
+    # quality signals for the first 100 documents, and Meta-rater's w* over two of them
+    qual = [
+        {
+            "doc_id": f"doc{i:03d}",
+            **{sig.name: float(rng.uniform(1, 50)) for sig in SIGNALS},
+            "kept": True,
+            "clean_run_id": "clean-0",
+        }
+        for i in range(100)
+    ]
+    lh.write(spark.createDataFrame(qual, scores.QUALITY.schema), scores.QUALITY, "overwrite")
+    weights = [
+        ("final", s, w, "fit", None, None, None, None, None, "w-0", NOW, "{}") for s, w in W_STAR.items()
+    ]
+    weights.append(
+        ("p0", "rps_doc_word_count", 1.0, "proposal", None, None, None, None, None, "w-0", NOW, "{}")
+    )
+    lh.write(spark.createDataFrame(weights, gold.RATER_WEIGHTS.schema), gold.RATER_WEIGHTS, "overwrite")
+
+    def args(**betr) -> argparse.Namespace:
+        data = {
+            "profile": "test",
+            "spark": {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "log_level": "ERROR"},
+            "storage": {"engine": "embedded", "warehouse": str(base / "wh")},
+            "ingest": {"inputs": [{"name": "x", "path": str(base / "none")}]},
+            "aggregate": {
+                "betr": {"keep_token_share": 0.25, "heldout_share": 0.3, **betr},
+                "classifier": {"num_features": 4096, "max_iter": 8, "reg_param": 0.001},
+            },
+            "select": {"seed": 5},
+        }
+        path = base / f"c{len(list(base.glob('c*.yaml')))}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return argparse.Namespace(conf=str(path), overrides=[], run_id=None, verbose=False)
+
+    return lh, docs, qual, args
+
+
+def _run(args) -> tuple[int, str]:
+    out = io.StringIO()
+    code = run_job(agg.STAGE, args, agg.aggregate_docs, agg.READS, out=out, preflight=agg.preflight)
+    return code, out.getvalue()
+
+
+def test_stage_writes_every_computable_strategy(lake):
+    lh, docs, qual, args = lake
+    code, out = _run(args(mode="blind", eval_benchmarks=["mmlu"]))
+    assert code == EXIT_OK, out
+    rows = lh.read(gold.DOC_SCORES).toPandas()
+    counts = rows.groupby("strategy").size().to_dict()
+    assert counts == {"betr": 120, "pplcorr": 120, "metarater": 100, "rds": 90, "random": 120}
+    assert "blind (arc, piqa; betr ranks)" in out and "skipped" not in out
+    assert not rows.duplicated(["doc_id", "strategy"]).any() and np.isfinite(rows["score"]).all()
+
+    tokens = {d["doc_id"]: d["n_tokens_est"] for d in docs}
+    domain = {d["doc_id"]: d["domain"] for d in docs}
+    assert all(rows["n_tokens"] == rows["doc_id"].map(tokens))
+    assert all(rows["domain"].fillna("-") == rows["doc_id"].map(domain).fillna("-"))
+
+    betr = rows[rows["strategy"] == "betr"]
+    t = float(betr["detail"].iloc[0].split()[0].removeprefix("threshold="))
+    assert all(
+        betr["detail"] == [f"threshold={t!r} kept={'true' if s >= t else 'false'}" for s in betr["score"]]
+    )
+    assert betr["score"].between(0, 1).all() and f"threshold {t:.6g}" in out
+
+    ppl = rows[rows["strategy"] == "pplcorr"].set_index("doc_id")
+    sci = [d for d in ppl.index if domain[d] == "sci.org"]
+    assert all(ppl.loc[sci, "detail"] == "spearmanr/linear include_domain=true")
+    assert ppl.loc[sci, "score"].mean() > ppl.drop(index=sci)["score"].mean() + 0.3
+
+    rds = rows[rows["strategy"] == "rds"].sort_values("score", ascending=False)
+    assert sorted(rds["score"]) == [-float(k) for k in range(90, 0, -1)] and "gone" not in set(rds["doc_id"])
+    assert list(rds["detail"].iloc[:4]) == [
+        "task=arc round=1",
+        "task=mmlu round=1",
+        "task=piqa round=1",
+        "task=arc round=2",
+    ]
+
+    rnd = rows[rows["strategy"] == "random"]
+    assert rnd["score"].between(0, 1, inclusive="left").all() and rnd["score"].nunique() == 120
+
+    meta = rows[rows["strategy"] == "metarater"].set_index("doc_id")
+    want = 0.0
+    for sig in ("rps_doc_mean_word_length", "rps_doc_word_count"):  # summed in this order
+        x = np.array([r[sig] for r in qual])
+        want = want + W_STAR[sig] * 5 * (x - x.min()) / (x.max() - x.min())
+    assert meta.loc[[r["doc_id"] for r in qual], "score"].to_numpy() == pytest.approx(want, abs=1e-9)
+
+    versions = {s: json.loads(v) for s, v in rows.groupby("strategy")["table_versions"].first().items()}
+    sv, sim_v, corr_v = (
+        lh.version(x) for x in (silver.DOCUMENTS, scores.SIMILARITY, gold.DOMAIN_CORRELATIONS)
+    )
+    assert versions["betr"] == versions["rds"] == {"silver.documents": sv, "scores.similarity": sim_v}
+    assert versions["pplcorr"] == {"silver.documents": sv, "gold.domain_correlations": corr_v}
+    assert versions["random"] == {"silver.documents": sv}
+    assert versions["metarater"] == {
+        "silver.documents": sv,
+        "gold.rater_weights": lh.version(gold.RATER_WEIGHTS),
+        "scores.quality": lh.version(scores.QUALITY),
+    }
+
+
+def test_stage_refuses_bad_betr_conf(lake, capsys):
+    lh, *_, args = lake
+    code, _ = _run(args(mode="blind"))
+    assert code == EXIT_USAGE and "eval_benchmarks is not set" in capsys.readouterr().err
+    code, _ = _run(args(eval_benchmarks=["arc", "hellaswag"]))
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "hellaswag" in err

@@ -50,7 +50,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
 from jobs.config import Conf
-from jobs.queries import run_sql
+from jobs.queries import parse_versions, run_sql
 from jobs.runtime import InputError, JobContext, UsageError, job_parser, run_job
 from jobs.tables import _fs_and_path, safe_name
 from schemas import gold, silver
@@ -283,13 +283,7 @@ def _replace_folder(fs: pafs.FileSystem, tmp: str, final: str) -> None:
 def _versions(recorded: list[str], strategy: str) -> dict:
     merged: dict = {}
     for text in recorded:
-        try:
-            obj = json.loads(text)
-        except (TypeError, json.JSONDecodeError):
-            obj = None
-        if not isinstance(obj, dict):
-            raise InputError(f"gold.selection ({strategy}): table_versions is not a JSON object: {text!r}")
-        merged.update(obj)
+        merged.update(parse_versions(text, f"gold.selection ({strategy})"))
     return merged
 
 

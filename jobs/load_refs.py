@@ -39,6 +39,14 @@ def _target_text(obj: dict, fields: list[str]) -> str:
     return "\n".join(p for p in parts if p.strip())
 
 
+def _matches(conf_file: str | None, key: str, path: str) -> list:
+    """The files a configured path names; a path that names none is a usage error, not an empty table."""
+    matches = list_files(path)
+    if not matches:
+        raise UsageError(f"{conf_file or 'profile'}: {key}.path: no files match {path!r}")
+    return matches
+
+
 def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str]]:
     """Rows for ref.benchmarks and the problems found (bad lines are reported, never silently skipped).
 
@@ -47,11 +55,7 @@ def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str]]
     """
     rows, problems = [], []
     for i, inp in enumerate(conf.refs.benchmarks):
-        matches = list_files(inp.path)
-        if not matches:
-            raise UsageError(
-                f"{conf_file or 'profile'}: refs.benchmarks[{i}].path: no files match {inp.path!r}"
-            )
+        matches = _matches(conf_file, f"refs.benchmarks[{i}]", inp.path)
         for uri, _, _ in matches:
             with open(uri, encoding="utf-8") as fh:
                 for line_no, line in enumerate(fh, 1):
@@ -120,11 +124,7 @@ def read_model_scores(conf, conf_file: str | None) -> tuple[list[dict], list[str
     """
     rows, problems = [], []
     for i, inp in enumerate(conf.refs.model_scores):
-        matches = list_files(inp.path)
-        if not matches:
-            raise UsageError(
-                f"{conf_file or 'profile'}: refs.model_scores[{i}].path: no files match {inp.path!r}"
-            )
+        matches = _matches(conf_file, f"refs.model_scores[{i}]", inp.path)
         fields = (inp.model_field, inp.benchmark_field, inp.accuracy_field)
         for uri, _, _ in matches:
             fmt = inp.format if inp.format != "auto" else ("csv" if uri.lower().endswith(".csv") else "jsonl")

@@ -40,3 +40,20 @@ def run_sql(spark: SparkSession, name: str, views: dict[str, DataFrame], **param
 def table_versions(lakehouse, specs) -> str:
     """JSON ``{"table": version}`` of each table's latest snapshot: what a run read."""
     return json.dumps({s.name: lakehouse.version(s) for s in specs}, sort_keys=True)
+
+
+def parse_versions(text, where: str) -> dict:
+    """A recorded ``table_versions`` value as a dict.
+
+    Raises:
+        InputError: it is not a JSON object (``where`` names the table and strategy in the message).
+    """
+    from jobs.runtime import InputError
+
+    try:
+        obj = json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        obj = None
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: table_versions is not a JSON object: {text!r}")
+    return obj

@@ -41,8 +41,8 @@ from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from jobs.config import Conf
 from jobs.gates import Output, publish
-from jobs.queries import run_sql
-from jobs.runtime import InputError, JobContext, UsageError, job_parser, run_job
+from jobs.queries import parse_versions, run_sql
+from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import gold, silver
 
 STAGE = "select"
@@ -158,12 +158,7 @@ def merge_versions(read: dict[str, int | None], recorded: Iterable[str]) -> str:
     """
     seen: dict[str, set] = {}
     for text in recorded:
-        try:
-            obj = json.loads(text)
-        except (TypeError, json.JSONDecodeError):
-            obj = None
-        if not isinstance(obj, dict):
-            raise InputError(f"gold.doc_scores: table_versions is not a JSON object: {text!r}")
+        obj = parse_versions(text, "gold.doc_scores")
         for table, version in obj.items():
             seen.setdefault(table, set()).add(json.dumps(version, sort_keys=True))
     merged: dict[str, Any] = {}

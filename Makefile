@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 CONF ?= conf/local.yaml
 SAMPLE ?= data/sample
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean chromium report
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -19,10 +19,23 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# Ends by writing the HTML report (reports/report.html) and printing its path.
 demo: install
 	$(VENV)/bin/corpuslake demo --conf $(CONF)
 
-test: install
+report: install
+	$(VENV)/bin/corpuslake report --conf $(CONF) --out reports/report.html
+
+# Headless Chromium (Debian package) renders the report for the screenshot test; best effort: without
+# root or a Debian registry the test skips and says so.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1)) ; } || \
+	  echo "chromium not installed: the report screenshot test will skip"
+
+test: install chromium
 	$(PY) -m pytest -q
 
 bench: install
@@ -33,4 +46,4 @@ bench: install
 	$(PY) bench/aggregate.py
 
 clean:
-	rm -rf lakehouse export $(SAMPLE) .pytest_cache .cache/models
+	rm -rf lakehouse export reports $(SAMPLE) .pytest_cache .cache/models

@@ -1,11 +1,13 @@
-"""The ``corpuslake`` command: run stages, the demo, and look at tables.
+"""The ``corpuslake`` command: run the pipeline or one stage, the demo, and look at tables and runs.
 
-    corpuslake demo    [--conf conf/local.yaml] [--set k=v …]   sample corpus + demo models → every stage
+    corpuslake run     [--conf conf/local.yaml] [--from STAGE] [--to STAGE] [--set k=v …]
     corpuslake stage   NAME [--conf …] [--set k=v …] [--run-id ID]
-    corpuslake sample  [--out DIR] [--docs N] [--seed S]
-    corpuslake tables  [--conf …]                                name, version, rows, last gate
+    corpuslake demo    [--conf …] [--set k=v …]      sample corpus + demo models → every stage → report
+    corpuslake tables  [--conf …]                    name, version, rows, last run, last gate
     corpuslake history TABLE [--conf …]
-    corpuslake sql     "select …" [--conf …]
+    corpuslake sql     "select …" | QUERY_NAME | FILE.sql  [--limit N] [--list]
+    corpuslake report  [--out reports/report.html]
+    corpuslake sample  [--out DIR] [--docs N] [--seed S]
 
 Exit codes: 0 ok, 1 other error, 2 bad usage or conf, 3 gate failed.
 """
@@ -33,6 +35,7 @@ from jobs import (
     score_similarity,
     selection,
 )
+from jobs.catalog import all_specs, table_spec
 from jobs.config import ConfError, load_conf
 from jobs.runtime import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
@@ -68,45 +71,77 @@ STAGES: dict[str, tuple[Callable, tuple, Callable | None]] = {
 }
 
 
-def _all_specs():
-    from schemas import audit, bronze, gold, ref, scores, silver
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``corpuslake run: error: … (see corpuslake run --help)``, exit 2."""
 
-    return (*bronze.TABLES, *ref.TABLES, *silver.TABLES, *scores.TABLES, *gold.TABLES, *audit.TABLES)
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _spec(name: str):
-    for spec in _all_specs():
-        if spec.name == name:
-            return spec
-    known = ", ".join(s.name for s in _all_specs())
-    raise runtime.UsageError(f"unknown table {name!r}; known tables: {known}")
+def _stage_name(value: str) -> str:
+    if value not in STAGES:
+        raise argparse.ArgumentTypeError(f"unknown stage {value!r}; stages in order: {', '.join(STAGES)}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="corpuslake", description="Curate LLM pretraining data on Spark + Delta."
+    p = _Parser(
+        prog="corpuslake",
+        description="Curate LLM pretraining data on Spark + Delta Lake. Stages in order: "
+        + ", ".join(STAGES),
+        epilog="Exit codes: 0 ok, 1 other error, 2 bad usage or conf, 3 a gate failed. "
+        "Every command takes --help.",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    d = sub.add_parser("demo", help="generate the sample corpus (if missing) and run the pipeline on it")
-    runtime.add_conf_args(d)
-    s = sub.add_parser("stage", help="run one stage")
-    s.add_argument("name", choices=sorted(STAGES), help="stage name")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    r = sub.add_parser(
+        "run",
+        help="run the pipeline (every stage, or --from/--to a range) and print a closing table",
+        description="Run stages in pipeline order, stopping at the first that fails. "
+        "Stages: " + ", ".join(STAGES),
+    )
+    r.add_argument("--from", dest="first", type=_stage_name, metavar="STAGE", help="first stage to run")
+    r.add_argument("--to", dest="last", type=_stage_name, metavar="STAGE", help="last stage to run")
+    runtime.add_conf_args(r)
+    s = sub.add_parser("stage", help="run one stage", description="Run one stage: " + ", ".join(STAGES))
+    s.add_argument("name", type=_stage_name, metavar="NAME", help="stage name")
     s.add_argument("--run-id", default=None, help="reuse a run id to retry a run idempotently")
     runtime.add_conf_args(s)
+    d = sub.add_parser(
+        "demo",
+        help="sample corpus + demo models (if missing) → every stage → the HTML report",
+        description="Write the sample corpus and build the demo models if missing, run every stage, "
+        "print what was selected and write the HTML report.",
+    )
+    d.add_argument("--report", default="reports/report.html", help="where the HTML report goes")
+    runtime.add_conf_args(d)
+    t = sub.add_parser("tables", help="list tables: version, rows, last run, last gate")
+    runtime.add_conf_args(t)
+    h = sub.add_parser("history", help="a table's Delta history (version, time, operation, run)")
+    h.add_argument("table", help="layer.table, e.g. gold.selection")
+    runtime.add_conf_args(h)
+    q = sub.add_parser(
+        "sql",
+        help="run a SQL query over the tables and print the result",
+        description="QUERY is SQL text, the name of a saved query in jobs/sql (see --list) or a .sql file. "
+        "Every table is a view by its name: bronze.documents, silver.filtered, gold.selection, …",
+    )
+    q.add_argument("query", nargs="?", help='e.g. "select count(*) from silver.documents", or funnel')
+    q.add_argument("--limit", type=int, default=50, help="rows to print")
+    q.add_argument("--list", action="store_true", help="list the saved queries and exit")
+    runtime.add_conf_args(q)
+    o = sub.add_parser(
+        "report",
+        help="write the self-contained HTML report of the lakehouse",
+        description="Funnel, score histograms, domain correlations, rater weights, selections, gates and "
+        "table versions in one HTML file with embedded plots.",
+    )
+    o.add_argument("--out", default="reports/report.html", help="the HTML file to write")
+    runtime.add_conf_args(o)
     g = sub.add_parser("sample", help="write the bundled sample corpus")
     g.add_argument("--out", default="data/sample")
     g.add_argument("--docs", type=int, default=5000)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--max-doc-bytes", type=int, default=200_000)
-    t = sub.add_parser("tables", help="list tables: version, rows, last gate")
-    runtime.add_conf_args(t)
-    h = sub.add_parser("history", help="a table's Delta history")
-    h.add_argument("table")
-    runtime.add_conf_args(h)
-    q = sub.add_parser("sql", help="run a SQL query over the tables and print the result")
-    q.add_argument("query")
-    q.add_argument("--limit", type=int, default=50)
-    runtime.add_conf_args(q)
     return p
 
 
@@ -131,18 +166,23 @@ def _ensure_sample(conf) -> str | None:
     return f"wrote the sample corpus to {conf.sample.out} ({conf.sample.docs} docs, seed {conf.sample.seed})"
 
 
-def _with_lakehouse(args, fn) -> int:
-    from jobs.session import get_spark
-    from jobs.tables import open_lakehouse
-
+def _load(args):
     try:
-        conf = load_conf(args.conf, args.overrides)
+        return load_conf(args.conf, args.overrides)
     except ConfError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def _with_lakehouse(args, fn, conf=None) -> int:
+    """Load the profile (unless given), connect with every table registered for SQL, run ``fn``."""
+    from jobs.catalog import connect
+
+    conf = conf or _load(args)
+    if conf is None:
         return EXIT_USAGE
     try:
-        spark = get_spark(conf.spark, conf.storage.engine)
-        lh = open_lakehouse(spark, conf.storage.warehouse, conf.storage.engine, conf.storage.storage_options)
+        spark, lh = connect(conf)
         fn(conf, spark, lh)
         return EXIT_OK
     except runtime.UsageError as exc:
@@ -165,18 +205,30 @@ def _tables(conf, spark, lh) -> None:
         .agg(F.max_by(F.struct("success", "run_id"), "validated_at").alias("last"))
         .collect()
     }
-    print(f"{'table':<22}{'version':>8}{'rows':>10}  {'last gate':<10} path")
-    for spec in _all_specs():
+    written = {
+        r["table"]: r["last"]
+        for r in lh.read(audit_schemas.RUNS)
+        .filter(F.col("status") == "succeeded")
+        .select("run_id", "ended_at", F.explode("tables_written").alias("table", "version"))
+        .groupBy("table")
+        .agg(F.max_by(F.struct("run_id", "ended_at"), "ended_at").alias("last"))
+        .collect()
+    }
+    print(f"{'table':<24}{'version':>8}{'rows':>10}  {'last run':<20} {'last gate':<10} path")
+    for spec in all_specs():
         v = lh.version(spec)
         rows = lh.read(spec).count() if v is not None else 0
-        g = gates.get(spec.name)
+        g, w = gates.get(spec.name), written.get(spec.name)
         gate = "-" if g is None else ("passed" if g["success"] else "FAILED")
-        print(f"{spec.name:<22}{'-' if v is None else v:>8}{rows:>10}  {gate:<10} {lh.path(spec)}")
+        when = "-" if w is None else f"{w['ended_at']:%Y-%m-%d %H:%M:%S}"
+        print(f"{spec.name:<24}{'-' if v is None else v:>8}{rows:>10}  {when:<20} {gate:<10} {lh.path(spec)}")
 
 
 def _history(name: str):
     def show(conf, spark, lh) -> None:
-        spec = _spec(name)
+        spec = table_spec(name)
+        if lh.version(spec) is None:
+            raise runtime.UsageError(f"{name} has not been written yet under {lh.warehouse}")
         for h in lh.history(spec):
             ts = h.get("timestamp")
             if isinstance(ts, int):  # delta-rs gives epoch milliseconds
@@ -187,12 +239,55 @@ def _history(name: str):
     return show
 
 
+def resolve_query(query: str) -> str:
+    """SQL text as given, a saved query's text by name (``funnel``), or a ``.sql`` file's text.
+
+    Raises:
+        UsageError: a ``.sql`` path that does not exist.
+    """
+    from jobs import queries
+
+    q = query.strip()
+    if q.endswith(".sql") and " " not in q:
+        if not os.path.isfile(q):
+            raise runtime.UsageError(f"{q}: no such SQL file")
+        with open(q, encoding="utf-8") as fh:
+            return fh.read()
+    if q in queries.saved_queries():
+        return queries.sql_text(q)
+    return query
+
+
 def _sql(query: str, limit: int):
     def show(conf, spark, lh) -> None:
-        lh.register_sql(_all_specs())
-        spark.sql(query).show(limit, truncate=60)
+        from pyspark.errors import PySparkException
+
+        try:
+            df = spark.sql(resolve_query(query))
+            df.show(limit, truncate=60)
+        except PySparkException as exc:  # a typo in a query is the user's to fix: one line, exit 2
+            first = str(exc).strip().splitlines()[0]
+            raise runtime.UsageError(f"the query failed: {first}") from None
 
     return show
+
+
+def _list_queries() -> int:
+    from jobs import queries
+
+    for name, about in queries.saved_queries().items():
+        print(f"{name:<24} {about}")
+    return EXIT_OK
+
+
+def _report(out: str):
+    def write(conf, spark, lh) -> None:
+        from jobs import report
+
+        path = report.write_report(spark, lh, conf, out)
+        print(f"report: {path}")
+
+    return write
 
 
 def _selection_summary(spark, conf) -> None:
@@ -217,12 +312,83 @@ def _selection_summary(spark, conf) -> None:
             print(f"  {r['domain']:<32} weight {r['weight']:.3f}  estimate {r['estimate']:+.3f}")
 
 
-def demo(args) -> int:
-    """Generate the sample if needed, ingest it, and show where everything is."""
+def run_stages(conf, stages: list[str], verbose: bool = False) -> tuple[int, list[runtime.StageResult]]:
+    """Run ``stages`` in order on one loaded conf, stopping at the first that does not succeed."""
+    results: list[runtime.StageResult] = []
+    code = EXIT_OK
+    for name in stages:
+        body, reads, preflight = STAGES[name]
+        code = runtime.run_job(
+            name,
+            argparse.Namespace(run_id=None, verbose=verbose),
+            body,
+            reads,
+            conf=conf,
+            preflight=preflight,
+            results=results,
+        )
+        if code != EXIT_OK:
+            break
+    return code, results
+
+
+def closing_table(results: list[runtime.StageResult], planned: list[str]) -> str:
+    """One row per stage of the run: status, time, rows in and out, tables and versions written."""
+    from jobs.progress import fmt_seconds
+
+    done = {r.stage: r for r in results}
+    lines = [f"{'stage':<20} {'status':<12} {'time':>8} {'rows in':>10} {'rows out':>10}  tables written"]
+    for name in planned:
+        r = done.get(name)
+        if r is None:
+            lines.append(f"{name:<20} {'not run':<12}")
+            continue
+        tables = ", ".join(f"{t} v{v}" for t, v in sorted((r.tables_written or {}).items())) or "-"
+        rows_in = "-" if r.rows_in is None else f"{r.rows_in:,}"
+        rows_out = "-" if r.rows_out is None else f"{r.rows_out:,}"
+        lines.append(
+            f"{name:<20} {r.status:<12} {fmt_seconds(r.seconds):>8} {rows_in:>10} {rows_out:>10}  {tables}"
+        )
+    total = sum(r.seconds for r in results)
+    lines.append(f"{'total':<20} {'':<12} {fmt_seconds(total):>8}")
+    return "\n".join(lines)
+
+
+def stage_range(first: str | None, last: str | None) -> list[str]:
+    """Stage names from ``first`` to ``last`` inclusive, in pipeline order.
+
+    Raises:
+        UsageError: ``first`` comes after ``last``.
+    """
+    names = list(STAGES)
+    i = names.index(first) if first else 0
+    j = names.index(last) if last else len(names) - 1
+    if i > j:
+        raise runtime.UsageError(
+            f"--from {first} comes after --to {last} in the pipeline ({', '.join(names)})"
+        )
+    return names[i : j + 1]
+
+
+def run(args) -> int:
+    """``corpuslake run``: the stages in range, then the closing table."""
     try:
-        conf = load_conf(args.conf, args.overrides)
-    except ConfError as exc:
+        planned = stage_range(args.first, args.last)
+    except runtime.UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    conf = _load(args)
+    if conf is None:
+        return EXIT_USAGE
+    code, results = run_stages(conf, planned, args.verbose)
+    print("\n" + closing_table(results, planned))
+    return code
+
+
+def demo(args) -> int:
+    """Generate the sample and demo models if needed, run every stage, summarize, write the report."""
+    conf = _load(args)
+    if conf is None:
         return EXIT_USAGE
     note = _ensure_sample(conf)
     if note:
@@ -232,20 +398,13 @@ def demo(args) -> int:
 
         print(f"demo models: {conf.sample.models} (built once from the sample, then reused)")
         demo_models.build(conf.sample.out, conf.sample.models, seed=conf.sample.seed)
-    for name, (body, reads, preflight) in STAGES.items():
-        code = runtime.run_job(
-            name,
-            argparse.Namespace(run_id=None, verbose=args.verbose),
-            body,
-            reads,
-            conf=conf,
-            preflight=preflight,
-        )
-        if code != EXIT_OK:
-            return code
+    planned = list(STAGES)
+    code, results = run_stages(conf, planned, args.verbose)
+    print("\n" + closing_table(results, planned))
+    if code != EXIT_OK:
+        return code
 
     def where(conf, spark, lh) -> None:
-        lh.register_sql(_all_specs())
         print("\nwhat the pipeline kept, per input file (spark.sql over bronze and silver):")
         spark.sql(
             "select regexp_extract(b.source_file, '[^/]+$', 0) as file, count(*) as ingested, "
@@ -255,16 +414,16 @@ def demo(args) -> int:
         ).show(truncate=False)
         _selection_summary(spark, conf)
         print(f"tables are under {lh.warehouse} ({lh.engine} Delta engine); try:")
-        print(
-            '  corpuslake tables  |  corpuslake sql "select strategy, count(*), max(cum_tokens) '
-            'from gold.selection group by 1"'
-        )
+        print("  corpuslake tables  |  corpuslake sql funnel  |  corpuslake sql --list")
+        _report(args.report)(conf, spark, lh)
 
-    return _with_lakehouse(args, where)
+    return _with_lakehouse(args, where, conf)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        return run(args)
     if args.command == "demo":
         return demo(args)
     if args.command == "stage":
@@ -289,6 +448,16 @@ def main(argv: list[str] | None = None) -> int:
         return _with_lakehouse(args, _tables)
     if args.command == "history":
         return _with_lakehouse(args, _history(args.table))
+    if args.command == "report":
+        return _with_lakehouse(args, _report(args.out))
+    if args.list:
+        return _list_queries()
+    if not args.query:
+        print(
+            "corpuslake sql: error: give a query, a saved query name or a .sql file (see --list)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     return _with_lakehouse(args, _sql(args.query, args.limit))
 
 

@@ -38,6 +38,22 @@ class SparkConf(_Strict):
     )
 
 
+class ProgressConf(_Strict):
+    """corpuslake's own progress lines (documents, rate, ETA per stage), printed by the driver to stderr."""
+
+    enabled: Literal["auto"] | bool = Field(
+        "auto", description="auto: only when stderr is a terminal (so test and CI logs stay quiet)"
+    )
+    interval_s: float = Field(10.0, gt=0, description="seconds between lines; shorter stages print none")
+
+    def on(self) -> bool:
+        if self.enabled == "auto":
+            import sys
+
+            return sys.stderr.isatty()
+        return bool(self.enabled)
+
+
 class StorageConf(_Strict):
     """Where the lakehouse lives and which Delta engine writes it."""
 
@@ -462,6 +478,7 @@ class Conf(_Strict):
 
     profile: str = "local"
     spark: SparkConf = Field(default_factory=SparkConf)
+    progress: ProgressConf = Field(default_factory=ProgressConf)
     storage: StorageConf
     ingest: IngestConf
     refs: RefsConf = Field(default_factory=RefsConf)

@@ -23,6 +23,24 @@ def sql_text(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+SAVED_MARK = "-- query:"
+
+
+def saved_queries() -> dict[str, str]:
+    """The queries users run as they are (``corpuslake sql NAME``, notebooks, the report): name → about.
+
+    They are the files of ``jobs/sql/`` whose first line is ``-- query: <what it shows>``; they read the
+    tables by name (``gold.selection``) and take no parameters. The other files are stage steps over
+    temporary views.
+    """
+    out = {}
+    for path in sorted(SQL_DIR.glob("*.sql")):
+        first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+        if first.startswith(SAVED_MARK):
+            out[path.stem] = first[len(SAVED_MARK) :].strip()
+    return out
+
+
 def run_sql(spark: SparkSession, name: str, views: dict[str, DataFrame], **params) -> DataFrame:
     """Run ``jobs/sql/<name>.sql`` with ``views`` registered as temporary views and ``params`` bound.
 

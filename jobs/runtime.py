@@ -7,11 +7,13 @@ A user never sees a stack trace: unexpected errors print one line and the path o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import logging
 import os
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from pyspark.sql import SparkSession
 from jobs import audit
 from jobs.config import Conf, ConfError, load_conf
 from jobs.gates import GateFailed
+from jobs.progress import Ticker
 from jobs.session import get_spark
 from jobs.tables import CommitConflict, Lakehouse, SchemaMismatch, open_lakehouse
 
@@ -64,6 +67,36 @@ class JobContext:
     lakehouse: Lakehouse
     conf: Conf
     run: audit.Run
+    progress: Ticker | None = None
+
+    def count(self, label: str, total: int | None, unit: str = "docs"):
+        """A block whose executor work counts ``unit`` toward the progress line (see ``jobs.progress``)."""
+        if self.progress is None:
+            return contextlib.nullcontext(None)
+        return self.progress.count(label, total, unit)
+
+    def phase(self, text: str):
+        """A block the progress line names (e.g. ``gold.selection: gate and commit``)."""
+        if self.progress is None:
+            return contextlib.nullcontext(None)
+        return self.progress.phase(text)
+
+
+@dataclass
+class StageResult:
+    """How one stage run ended, for a run's closing table."""
+
+    stage: str
+    code: int
+    seconds: float
+    run_id: str | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    tables_written: dict[str, int] | None = None
+
+    @property
+    def status(self) -> str:
+        return {EXIT_OK: "ok", EXIT_USAGE: "bad conf", EXIT_GATE: "gate failed"}.get(self.code, "failed")
 
 
 def add_conf_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -111,6 +144,7 @@ def run_job(
     conf: Conf | None = None,
     out=None,
     preflight: Callable[[Conf], None] | None = None,
+    results: list[StageResult] | None = None,
 ) -> int:
     """Run one stage: load conf → session → lakehouse → audit start → upstream check → body → audit end.
 
@@ -123,10 +157,31 @@ def run_job(
         out: where summaries go (default stdout).
         preflight: checks of the conf that need no Spark (model folders, architectures); a
             ``UsageError`` from it exits 2 before any session starts or audit row is written.
+        results: where to append this run's ``StageResult`` (the CLI's closing table).
 
     Returns:
         The process exit code.
     """
+    t0 = time.perf_counter()
+    run_box: list = []
+    code = _run_job(stage, args, body, reads, conf, out, preflight, run_box)
+    if results is not None:
+        run = run_box[0] if run_box else None
+        results.append(
+            StageResult(
+                stage,
+                code,
+                time.perf_counter() - t0,
+                run.run_id if run else None,
+                run.rows_in if run else None,
+                run.rows_out if run else None,
+                dict(run.tables_written) if run else None,
+            )
+        )
+    return code
+
+
+def _run_job(stage, args, body, reads, conf, out, preflight, run_box: list) -> int:
     out = out or sys.stdout
     _setup_logging(getattr(args, "verbose", False))
     try:
@@ -143,8 +198,10 @@ def run_job(
             spark, conf.storage.warehouse, conf.storage.engine, conf.storage.storage_options
         )
         run = audit.start_run(lakehouse, stage, args.run_id, conf.profile)
+        run_box.append(run)
         run.tables_read.update(audit.check_upstream(lakehouse, list(reads)))
-        summary = body(JobContext(spark, lakehouse, conf, run))
+        with Ticker(spark, stage, conf.progress.on(), conf.progress.interval_s) as ticker:
+            summary = body(JobContext(spark, lakehouse, conf, run, ticker))
         audit.finish_run(lakehouse, run, "succeeded", summary)
         print(summary, file=out)
         return EXIT_OK

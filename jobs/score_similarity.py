@@ -262,6 +262,7 @@ def score_similarity(ctx: JobContext) -> str:
             lines.append(
                 f"  {method}: {len(tb)} targets over {len(counts)} benchmarks x {n_docs:,} documents"
             )
+        run.rows_out = (run.rows_out or 0) + expected  # the similarity rows, beside any new embeddings
         out = parts[0]
         for p in parts[1:]:
             out = out.unionByName(p)

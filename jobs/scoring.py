@@ -29,6 +29,7 @@ from pyspark.sql.types import StructType
 
 from jobs.config import Conf, GpuConf
 from jobs.gates import Output, publish
+from jobs.progress import active_counter
 from jobs.runtime import JobContext, UsageError
 from jobs.tables import Lakehouse
 from schemas import silver
@@ -121,12 +122,17 @@ def model_transform(
 
     fn = score or default
 
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for pdf in batches:
-            res = fn(spec, pdf)
-            yield pd.concat([pdf[keep].reset_index(drop=True), res.reset_index(drop=True)], axis=1)
-
     def transform(docs: DataFrame) -> DataFrame:
+        # The progress counter of the block this transform is applied in (None outside one).
+        counter = active_counter()
+
+        def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for pdf in batches:
+                res = fn(spec, pdf)
+                if counter is not None:
+                    counter.add(len(pdf))
+                yield pd.concat([pdf[keep].reset_index(drop=True), res.reset_index(drop=True)], axis=1)
+
         return docs.select(*keep, "text").mapInPandas(run, out_schema, profile=profile)
 
     return transform
@@ -209,6 +215,8 @@ def score_and_publish(
     lh, run = ctx.lakehouse, ctx.run
     n_todo = todo.count()
     out = Scored(label, skipped=(total - n_todo) if total is not None else 0)
+    # audit.runs: documents scheduled in, score rows published out (summed over the stage's models)
+    run.rows_in = (run.rows_in or 0) + n_todo
     if n_todo == 0:
         return out
     parts = chunk_ids(todo, n_todo, conf.score.chunk_docs)
@@ -217,27 +225,27 @@ def score_and_publish(
             part = part.repartition(conf.score.partitions, "doc_id")
         n_part = part.count() if len(parts) > 1 else n_todo
         t0 = time.perf_counter()
-        rows = scorer(part).persist()
+        chunk = f"{label} (chunk {i}/{len(parts)})" if len(parts) > 1 else label
+        rows = None
         try:
-            agg = rows.agg(F.count("*").alias("n"), F.sum("n_tokens").alias("t")).first()
+            with ctx.count(chunk, n_part):
+                rows = scorer(part).persist()
+                agg = rows.agg(F.count("*").alias("n"), F.sum("n_tokens").alias("t")).first()
             seconds = time.perf_counter() - t0
-            publish(
-                lh,
-                run,
-                [
-                    Output(
-                        spec,
-                        rows,
-                        "append",
-                        {"expected_rows": n_part, "checked": True, **(params or {})},
-                        check=gate_view(lh, spec, keys),
-                    )
-                ],
-                idempotent=False,
+            output = Output(
+                spec,
+                rows,
+                "append",
+                {"expected_rows": n_part, "checked": True, **(params or {})},
+                check=gate_view(lh, spec, keys),
             )
+            with ctx.phase(f"{chunk}: {agg['n']:,} docs scored; gate and commit {spec.name}"):
+                publish(lh, run, [output], idempotent=False)
         finally:
-            rows.unpersist()
+            if rows is not None:
+                rows.unpersist()
         out.docs += agg["n"]
+        run.rows_out = (run.rows_out or 0) + agg["n"]
         out.tokens += int(agg["t"] or 0)
         out.seconds += seconds
         out.chunks += 1

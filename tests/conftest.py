@@ -80,3 +80,41 @@ def ingested(spark, sample, tmp_path_factory):
     args = argparse.Namespace(conf=str(conf), overrides=[], run_id="ingest-1", verbose=False)
     assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
     return EmbeddedLakehouse(spark, str(base / "wh")), truth, out, args
+
+
+@pytest.fixture(scope="session")
+def pipeline(spark, sample, tmp_path_factory):
+    """Every stage run once over the sample corpus with tiny models, through ``corpuslake run``.
+
+    Returns the profile path, the warehouse, the export folder and what the run printed.
+    """
+    import contextlib
+    import io
+    import types
+
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+    import pipeline_lake
+
+    from jobs import cli
+
+    reuse = os.environ.get("CORPUSLAKE_TEST_PIPELINE")
+    if reuse:  # local iteration only: a folder an earlier session's fixture left (see run.log there)
+        base = Path(reuse)
+        return types.SimpleNamespace(
+            conf=base / "pipeline.yaml",
+            warehouse=base / "wh",
+            export=base / "export",
+            stdout=(base / "run.log").read_text(),
+            base=base,
+        )
+    out_dir, _ = sample
+    base = tmp_path_factory.mktemp("pipeline")
+    conf = pipeline_lake.write_profile(base, out_dir, MAX_DOC_BYTES)
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = cli.main(["run", "--conf", str(conf)])
+    assert code == 0, stdout.getvalue()
+    (base / "run.log").write_text(stdout.getvalue())
+    return types.SimpleNamespace(
+        conf=conf, warehouse=base / "wh", export=base / "export", stdout=stdout.getvalue(), base=base
+    )

@@ -1,0 +1,25 @@
+-- query: the corpus funnel: raw records -> bronze -> each clean step -> silver.documents
+-- One row per step, in pipeline order: documents removed by the step and documents left after it.
+-- Clean recomputes silver from all of bronze, so the counts reconcile: read = rejected + filtered + kept.
+with
+  accepted as (select count(*) as n from bronze.documents),
+  rejected as (select count(*) as n from bronze.rejects),
+  steps as (
+    select * from values
+      (1, 'normalize'), (2, 'language'), (3, 'rules'), (4, 'exact_dedup'), (5, 'near_dedup'),
+      (6, 'decontamination') as t(ord, step)
+  ),
+  dropped as (select step, count(*) as n from silver.filtered group by step),
+  clean_steps as (
+    select s.ord, s.step, coalesce(d.n, 0) as removed
+    from steps s left join dropped d on s.step = d.step
+  )
+select 0 as ord, 'ingest' as stage, 'records read' as step, cast(0 as bigint) as removed,
+       (select n from accepted) + (select n from rejected) as remaining
+union all
+select 1, 'ingest', 'rejected', (select n from rejected), (select n from accepted)
+union all
+select 1 + ord, 'clean', step, removed,
+       (select n from accepted) - sum(removed) over (order by ord rows between unbounded preceding and current row)
+from clean_steps
+order by ord

@@ -14,19 +14,43 @@ from pyspark.sql import SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 from pyspark.sql.types import StructType
 
+TARGET_PARTITION_BYTES = 128 * 1024 * 1024
 
-class _FilePartition(InputPartition):
-    def __init__(self, uri: str, partition_values: dict):
-        super().__init__(uri)
-        self.uri = uri
-        self.partition_values = partition_values
+
+class _FilesPartition(InputPartition):
+    """Some of the snapshot's files, read one after another by one task."""
+
+    def __init__(self, files: list[tuple[str, dict]]):
+        super().__init__(len(files))
+        self.files = files
+
+
+def group_files(files: list[dict], max_parts: int) -> list[list[dict]]:
+    """Files in at most ``max_parts`` groups (more when the data exceeds 128 MiB per group), by size.
+
+    Small tables are many small files (every commit adds some, audit tables one per event): one task per
+    file made a query over audit.runs cost seconds of task overhead. Largest first into the lightest
+    group keeps the groups even.
+    """
+    if not files:
+        return []
+    total = sum(int(f.get("size_bytes") or 0) for f in files)
+    n = max(1, min(len(files), max(max_parts, -(-total // TARGET_PARTITION_BYTES))))
+    groups: list[list[dict]] = [[] for _ in range(n)]
+    loads = [0] * n
+    for f in sorted(files, key=lambda f: (-int(f.get("size_bytes") or 0), f["uri"])):
+        i = loads.index(min(loads))
+        groups[i].append(f)
+        loads[i] += int(f.get("size_bytes") or 0) or 1
+    return [g for g in groups if g]
 
 
 class _SnapshotReader(DataSourceReader):
-    def __init__(self, table_uri: str, partition_by: list[str], schema: StructType):
+    def __init__(self, table_uri: str, partition_by: list[str], schema: StructType, max_parts: int):
         self.table_uri = table_uri
         self.partition_by = partition_by
         self.schema = schema
+        self.max_parts = max_parts
 
     def partitions(self):
         from deltalake import DeltaTable
@@ -34,29 +58,29 @@ class _SnapshotReader(DataSourceReader):
         from jobs.tables import delta_files
 
         files = delta_files(DeltaTable(self.table_uri), self.partition_by)
-        parts = [_FilePartition(f["uri"], f["partition_values"]) for f in files]
+        groups = group_files(files, self.max_parts)
+        parts = [_FilesPartition([(f["uri"], f["partition_values"]) for f in g]) for g in groups]
         # Spark needs at least one partition; an empty one yields no rows.
-        return parts or [_FilePartition("", {})]
+        return parts or [_FilesPartition([])]
 
-    def read(self, partition: _FilePartition):
+    def read(self, partition: _FilesPartition):
         import pyarrow as pa
         import pyarrow.parquet as pq
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        if not partition.uri:
-            return
         target = to_arrow_schema(self.schema)
         data_cols = [f.name for f in target if f.name not in self.partition_by]
-        pf = pq.ParquetFile(partition.uri)
-        for batch in pf.iter_batches(batch_size=4096, columns=data_cols):
-            cols = []
-            for f in target:
-                if f.name in self.partition_by:
-                    value = partition.partition_values.get(f.name)
-                    cols.append(pa.array([value] * batch.num_rows, pa.string()).cast(f.type))
-                else:
-                    cols.append(batch.column(batch.schema.get_field_index(f.name)).cast(f.type))
-            yield pa.RecordBatch.from_arrays(cols, schema=target)
+        for uri, values in partition.files:
+            pf = pq.ParquetFile(uri)
+            for batch in pf.iter_batches(batch_size=4096, columns=data_cols):
+                cols = []
+                for f in target:
+                    if f.name in self.partition_by:
+                        value = values.get(f.name)
+                        cols.append(pa.array([value] * batch.num_rows, pa.string()).cast(f.type))
+                    else:
+                        cols.append(batch.column(batch.schema.get_field_index(f.name)).cast(f.type))
+                yield pa.RecordBatch.from_arrays(cols, schema=target)
 
 
 class _SnapshotSource(DataSource):
@@ -66,6 +90,7 @@ class _SnapshotSource(DataSource):
     table_uri = ""
     schema_json = ""
     partition_by: tuple[str, ...] = ()
+    max_parts = 2
 
     @classmethod
     def name(cls) -> str:
@@ -75,7 +100,7 @@ class _SnapshotSource(DataSource):
         return StructType.fromJson(json.loads(self.schema_json))
 
     def reader(self, schema: StructType) -> DataSourceReader:
-        return _SnapshotReader(self.table_uri, list(self.partition_by), schema)
+        return _SnapshotReader(self.table_uri, list(self.partition_by), schema, self.max_parts)
 
 
 def register_table(
@@ -95,6 +120,8 @@ def register_table(
             "table_uri": table_uri,
             "schema_json": schema.json(),
             "partition_by": tuple(partition_by),
+            # the reader runs on a Python worker, which cannot ask the session: bake the parallelism in
+            "max_parts": spark.sparkContext.defaultParallelism,
             "__module__": "__main__",
         },
     )

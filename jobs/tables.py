@@ -332,6 +332,7 @@ def delta_files(dt, partition_by: tuple[str, ...] | list[str]) -> list[dict]:
                 "path": a["path"],
                 "partition_values": {c: a.get(f"partition.{c}") for c in partition_by},
                 "num_records": a.get("num_records"),
+                "size_bytes": a.get("size_bytes"),
             }
         )
     return out
@@ -527,12 +528,23 @@ class EmbeddedLakehouse(Lakehouse):
         """Make ``layer.table`` queryable from Spark SQL (a catalog table over a Delta-snapshot source)."""
         from jobs.sql_source import register_table
 
+        # A name already bound to this location in this session is left alone: a source resolves the latest
+        # snapshot at query time, so rebinding only costs (each CREATE TABLE asks a Python worker).
+        bound = _SQL_BINDINGS.setdefault(id(self.spark), {})
         for spec in specs:
             self.create_if_missing(spec)
-            source = register_table(self.spark, spec.name, self.path(spec), spec.schema, spec.partition_by)
+            location = self.path(spec)
+            if bound.get(spec.name) == location and self.spark.catalog.tableExists(spec.name):
+                continue
+            source = register_table(self.spark, spec.name, location, spec.schema, spec.partition_by)
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.layer}`")
             self.spark.sql(f"DROP TABLE IF EXISTS `{spec.layer}`.`{spec.short}`")
             self.spark.sql(f"CREATE TABLE `{spec.layer}`.`{spec.short}` USING {source}")
+            bound[spec.name] = location
+
+
+# SQL name → table location bound per session (by id), so repeated ``register_sql`` calls are cheap.
+_SQL_BINDINGS: dict[int, dict[str, str]] = {}
 
 
 def _sql_str(v: str) -> str:

@@ -11,38 +11,18 @@
 
 # COMMAND ----------
 
-import os
+from jobs.notebook import open_profile, params, shower
 
-try:  # Databricks
-    dbutils.widgets.text("conf", "conf/local.yaml")  # noqa: F821
-    dbutils.widgets.text("top_n", "20")  # noqa: F821
-    CONF = dbutils.widgets.get("conf")  # noqa: F821
-    TOP_N = int(dbutils.widgets.get("top_n"))  # noqa: F821
-except NameError:  # local run: no dbutils
-    CONF = os.environ.get("CORPUSLAKE_CONF", "conf/local.yaml")
-    TOP_N = int(os.environ.get("CORPUSLAKE_TOP_N", "20"))
-
-
-def show(df, n=50):
-    """Databricks' display where it exists, a text table elsewhere."""
-    try:
-        display(df)  # noqa: F821
-    except NameError:
-        df.show(n, truncate=60)
-
+# Databricks widgets, else environment variables CORPUSLAKE_<NAME>
+P = params(globals(), conf="conf/local.yaml", top_n="20")
+CONF, TOP_N = P["conf"], int(P["top_n"])
+show = shower(globals())
 
 # COMMAND ----------
 
-from jobs.config import load_conf
-from jobs.session import get_spark
-from jobs.tables import open_lakehouse
-from schemas import audit, bronze
+from jobs.queries import sql_text
 
-conf = load_conf(CONF)
-spark = get_spark(conf.spark, conf.storage.engine)
-lakehouse = open_lakehouse(spark, conf.storage.warehouse, conf.storage.engine, conf.storage.storage_options)
-lakehouse.register_sql([*bronze.TABLES, *audit.TABLES])
-print(f"lakehouse: {lakehouse.warehouse} ({lakehouse.engine} engine)")
+conf, spark, lakehouse = open_profile(CONF)  # every table queryable by name: bronze.documents, …
 
 # COMMAND ----------
 
@@ -55,7 +35,7 @@ runs = spark.sql("""
     from audit.runs
     where stage = 'ingest' and status <> 'running'
     order by ended_at desc
-""")
+""").toPandas()
 show(runs, 10)
 
 # COMMAND ----------
@@ -69,7 +49,7 @@ rejects_by_reason = spark.sql("""
     from bronze.rejects
     group by reason
     order by records desc, reason
-""")
+""").toPandas()
 show(rejects_by_reason)
 
 # COMMAND ----------
@@ -84,7 +64,7 @@ docs_by_file = spark.sql("""
     from bronze.documents
     group by 1
     order by 1
-""")
+""").toPandas()
 show(docs_by_file)
 top_domains = spark.sql(f"""
     select domain, count(*) as docs, sum(n_bytes) as bytes
@@ -92,18 +72,14 @@ top_domains = spark.sql(f"""
     group by domain
     order by docs desc, domain
     limit {TOP_N}
-""")
+""").toPandas()
 show(top_domains)
 
 # COMMAND ----------
 
-# MAGIC %md ## Table versions and their gates
+# MAGIC %md ## Gate results (expectation suites) of every stage
 
 # COMMAND ----------
 
-gates = spark.sql("""
-    select table_name, run_id, success, evaluated, unsuccessful, observed_rows, table_version, validated_at
-    from audit.expectations
-    order by validated_at desc
-""")
+gates = spark.sql(sql_text("gate_results")).toPandas()  # failures first, then newest
 show(gates, 20)

@@ -241,16 +241,7 @@ def _q(spark, name) -> pd.DataFrame:
 def test_funnel_reconciles_with_the_tables(lake):
     spark, lh, _ = lake
     f = _q(spark, "funnel")
-    assert list(f["step"]) == [
-        "records read",
-        "rejected",
-        "normalize",
-        "language",
-        "rules",
-        "exact_dedup",
-        "near_dedup",
-        "decontamination",
-    ]
+    assert list(f["step"]) == ["records read", "rejected", *silver.STEPS]
     docs, rejects = lh.read(bronze.DOCUMENTS).count(), lh.read(bronze.REJECTS).count()
     assert f["remaining"].iloc[0] == docs + rejects and f["removed"].iloc[1] == rejects
     by_step = lh.read(silver.FILTERED).groupBy("step").count().toPandas().set_index("step")["count"]

@@ -178,22 +178,6 @@ def test_large_plain_file_is_split_and_loses_nothing(spark, tmp_path):
     assert parsed.filter("kind = 'file'").agg(F.sum("n_records")).first()[0] == 800
 
 
-def test_bronze_notebook_runs_top_to_bottom(ingested, monkeypatch, capsys):
-    import runpy
-
-    from tests.conftest import ROOT
-
-    lh, truth, out, args = ingested
-    monkeypatch.setenv("CORPUSLAKE_CONF", args.conf)
-    monkeypatch.setenv("CORPUSLAKE_TOP_N", "5")
-    ns = runpy.run_path(str(ROOT / "notebooks" / "01_bronze.py"), run_name="__main__")
-    got = {r["reason"]: r["records"] for r in ns["rejects_by_reason"].collect()}
-    assert got == {k: v for k, v in truth["counts"]["rejected_by_reason"].items() if v}
-    assert sum(r["docs"] for r in ns["docs_by_file"].collect()) == truth["counts"]["expected_accepted"]
-    assert len(ns["top_domains"].collect()) == 5
-    assert f"lakehouse: {lh.warehouse} (embedded engine)" in capsys.readouterr().out
-
-
 @pytest.mark.slow
 def test_spark_submit_runs_the_job_file(tmp_path):
     import subprocess

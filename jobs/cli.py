@@ -196,6 +196,7 @@ def _with_lakehouse(args, fn, conf=None) -> int:
 def _tables(conf, spark, lh) -> None:
     from pyspark.sql import functions as F
 
+    from jobs.queries import sql_text
     from schemas import audit as audit_schemas
 
     gates = {
@@ -205,22 +206,14 @@ def _tables(conf, spark, lh) -> None:
         .agg(F.max_by(F.struct("success", "run_id"), "validated_at").alias("last"))
         .collect()
     }
-    written = {
-        r["table"]: r["last"]
-        for r in lh.read(audit_schemas.RUNS)
-        .filter(F.col("status") == "succeeded")
-        .select("run_id", "ended_at", F.explode("tables_written").alias("table", "version"))
-        .groupBy("table")
-        .agg(F.max_by(F.struct("run_id", "ended_at"), "ended_at").alias("last"))
-        .collect()
-    }
+    written = {r["table_name"]: r["written_at"] for r in spark.sql(sql_text("table_versions")).collect()}
     print(f"{'table':<24}{'version':>8}{'rows':>10}  {'last run':<20} {'last gate':<10} path")
     for spec in all_specs():
         v = lh.version(spec)
         rows = lh.read(spec).count() if v is not None else 0
         g, w = gates.get(spec.name), written.get(spec.name)
         gate = "-" if g is None else ("passed" if g["success"] else "FAILED")
-        when = "-" if w is None else f"{w['ended_at']:%Y-%m-%d %H:%M:%S}"
+        when = "-" if w is None else f"{w:%Y-%m-%d %H:%M:%S}"
         print(f"{spec.name:<24}{'-' if v is None else v:>8}{rows:>10}  {when:<20} {gate:<10} {lh.path(spec)}")
 
 

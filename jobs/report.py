@@ -59,8 +59,9 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 
 # The report binds the table names of its queries to the lakehouse's snapshots (``Lakehouse.read``, Spark's
 # Parquet or Delta reader) through temporary views: the same rows as the catalog names that ``connect``
-# registers, read several times faster on the embedded engine, whose SQL tables go through a Python data
-# source one task per file. String literals and comments of the SQL are left as they are.
+# registers, read faster on the embedded engine (its SQL names go through a Python data source), and
+# always the tables of the lakehouse passed in, whatever the session's names point at. String literals
+# and comments of the SQL are left as they are.
 _SQL_SKIP = re.compile(r"('(?:[^'\\]|\\.)*'|--[^\n]*)")
 _TABLE_NAME = re.compile(r"(?<![\w.`])([a-z_]+)\.([a-z_]+)(?![\w`])")
 VIEW_PREFIX = "corpuslake_report__"

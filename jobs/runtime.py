@@ -163,10 +163,8 @@ def run_job(
         The process exit code.
     """
     t0 = time.perf_counter()
-    run_box: list = []
-    code = _run_job(stage, args, body, reads, conf, out, preflight, run_box)
+    code, run = _run_job(stage, args, body, reads, conf, out, preflight)
     if results is not None:
-        run = run_box[0] if run_box else None
         results.append(
             StageResult(
                 stage,
@@ -181,7 +179,8 @@ def run_job(
     return code
 
 
-def _run_job(stage, args, body, reads, conf, out, preflight, run_box: list) -> int:
+def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit.Run | None]:
+    """``run_job``'s work; also returns the run (None when it failed before audit started)."""
     out = out or sys.stdout
     _setup_logging(getattr(args, "verbose", False))
     try:
@@ -190,7 +189,7 @@ def _run_job(stage, args, body, reads, conf, out, preflight, run_box: list) -> i
             preflight(conf)
     except (ConfError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     lakehouse = run = None
     try:
         spark = get_spark(conf.spark, conf.storage.engine)
@@ -198,13 +197,12 @@ def _run_job(stage, args, body, reads, conf, out, preflight, run_box: list) -> i
             spark, conf.storage.warehouse, conf.storage.engine, conf.storage.storage_options
         )
         run = audit.start_run(lakehouse, stage, args.run_id, conf.profile)
-        run_box.append(run)
         run.tables_read.update(audit.check_upstream(lakehouse, list(reads)))
         with Ticker(spark, stage, conf.progress.on(), conf.progress.interval_s) as ticker:
             summary = body(JobContext(spark, lakehouse, conf, run, ticker))
         audit.finish_run(lakehouse, run, "succeeded", summary)
         print(summary, file=out)
-        return EXIT_OK
+        return EXIT_OK, run
     except (ConfError, UsageError) as exc:
         code, status, msg = EXIT_USAGE, "failed", f"error: {exc}"
     except GateFailed as exc:
@@ -226,4 +224,4 @@ def _run_job(stage, args, body, reads, conf, out, preflight, run_box: list) -> i
             audit.finish_run(lakehouse, run, status, msg)
         except Exception as exc:  # the audit write itself failed; the run's own error matters more
             print(f"(could not record the run in audit.runs: {exc})", file=sys.stderr)
-    return code
+    return code, run

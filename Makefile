@@ -2,10 +2,12 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+JARS := .cache/jars
+JARS_STAMP := $(JARS)/.fetched
 CONF ?= conf/local.yaml
 SAMPLE ?= data/sample
 
-.PHONY: install demo test bench clean chromium report
+.PHONY: install demo test bench clean chromium report cluster-start cluster-stop
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -17,7 +19,15 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Delta Lake's Spark jars, fetched once from Maven Central into the ignored .cache/jars (runs are offline
+# after that). deps/pom.xml names the version; jobs.jars keeps only the jars pyspark does not ship.
+$(JARS_STAMP): deps/pom.xml $(STAMP)
+	mvn -q -B -f deps/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory=$(CURDIR)/$(JARS)/maven
+	$(PY) -m jobs.jars prune $(JARS)/maven $(JARS)
+	touch $(JARS_STAMP)
+
+install: $(STAMP) $(JARS_STAMP)
 
 # Ends by writing the HTML report (reports/report.html) and printing its path.
 demo: install

@@ -171,6 +171,8 @@ class Output:
     # Adds columns the suite checks against other tables (e.g. doc_ids missing from silver), so
     # cross-table rules run on the staged rows like any other expectation.
     check: Callable[[DataFrame], DataFrame] | None = None
+    # Key columns no commit may duplicate (scores): delta-spark commits them with an insert-only MERGE.
+    merge_on: list[str] | None = None
 
     def validation_frame(self, staged: DataFrame) -> DataFrame:
         return self.check(staged) if self.check is not None else staged
@@ -218,6 +220,7 @@ def publish(
                 s,
                 app_id=f"corpuslake.{run.stage}" if idempotent else None,
                 txn_version=run.seq if idempotent else None,
+                merge_on=out.merge_on,
                 stage=run.stage,
             )
     except BaseException:

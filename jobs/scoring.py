@@ -238,6 +238,7 @@ def score_and_publish(
                 "append",
                 {"expected_rows": n_part, "checked": True, **(params or {})},
                 check=gate_view(lh, spec, keys),
+                merge_on=keys,
             )
             with ctx.phase(f"{chunk}: {agg['n']:,} docs scored; gate and commit {spec.name}"):
                 publish(lh, run, [output], idempotent=False)

@@ -9,6 +9,7 @@ from pyspark import SparkConf as PySparkConf
 from pyspark.sql import SparkSession
 
 from jobs.config import SparkConf
+from jobs.jars import delta_jars
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -27,11 +28,13 @@ def delta_classes_loadable(spark: SparkSession) -> bool:
 
 
 def delta_jars_present(conf: SparkConf) -> bool:
-    """Before the JVM starts: will Delta's jars be on its classpath (jars folder, spark.jars, packages)?"""
+    """Before the JVM starts: will Delta's jars be on its classpath (cache, jars, packages)?"""
     import glob
 
     import pyspark
 
+    if delta_jars():
+        return True
     homes = [os.environ.get("SPARK_HOME", ""), os.path.dirname(pyspark.__file__)]
     if any(glob.glob(os.path.join(h, "jars", "delta-spark_*.jar")) for h in homes if h):
         return True
@@ -76,13 +79,22 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
     if engine == "delta-spark" or (engine == "auto" and delta_jars_present(conf)):
         settings["spark.sql.extensions"] = DELTA_EXTENSION
         settings["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+        # Spark 4.1 substitutes named parameters in a pre-parser that extension parsers (Delta's, Iceberg's)
+        # do not forward: `spark.sql(q, args=…)` fails with UNBOUND_SQL_PARAMETER. The legacy substitution
+        # binds them during analysis instead; every saved query passes constants only.
+        settings["spark.sql.legacy.parameterSubstitution.constantsOnly"] = "true"
         if conf.delta_packages:
             settings["spark.jars.packages"] = conf.delta_packages
+        elif delta_jars():
+            # The jars `make install` cached (jobs/jars.py); spark.jars also ships them to executors.
+            extra = conf.conf.get("spark.jars", "")
+            settings["spark.jars"] = ",".join([*delta_jars(), *([extra] if extra else [])])
     if conf.master.startswith("local"):
         # Our quiet log4j2 profile instead of Spark's chatty default (local runs only).
         props = os.path.join(os.path.dirname(__file__), "log4j2.properties")
         settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{props}"
-    settings.update(conf.conf)
+    # (spark.jars from the profile was already merged with the cached Delta jars above)
+    settings.update({k: v for k, v in conf.conf.items() if not (k == "spark.jars" and k in settings)})
     # Under spark-submit the JVM already holds the command line's settings (--master, --conf): they win.
     launched = PySparkConf() if "PYSPARK_GATEWAY_PORT" in os.environ else None
     builder = SparkSession.builder

@@ -13,8 +13,10 @@ so a retried run with the same run sequence number adds nothing.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -117,6 +119,8 @@ class StagedWrite:
     files: list[dict] = field(default_factory=list)
     rows: int = 0
     done: bool = False
+    # Key columns of an insert-only upsert (set by ``commit``): rows whose keys the table has are skipped.
+    merge_on: list[str] | None = None
 
     def dataframe(self) -> DataFrame:
         """The staged rows (with partition columns), as validators and counts should see them."""
@@ -166,12 +170,14 @@ class Lakehouse:
             infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
         except FileNotFoundError:
             return []
+        # Hidden and underscore segments (Spark's _temporary of an unfinished or killed task, _delta_log)
+        # are never data files of a finished write.
         return sorted(
             (i.path, i.size)
             for i in infos
             if i.type == pafs.FileType.File
             and i.base_name.endswith(".parquet")
-            and not i.base_name.startswith(".")
+            and not any(seg[:1] in ("_", ".") for seg in i.path[len(base) :].split("/") if seg)
         )
 
     def _remove_tree(self, folder: str) -> None:
@@ -235,6 +241,9 @@ class Lakehouse:
     def register_sql(self, specs: list[TableSpec] | tuple[TableSpec, ...]) -> None:
         raise NotImplementedError
 
+    def maintain(self, spec: TableSpec, retain_hours: float | None = None) -> MaintainResult:
+        raise NotImplementedError
+
     def stage(self, df: DataFrame, spec: TableSpec, mode: WriteMode, run_id: str) -> StagedWrite:
         """Write ``df``'s files where no reader sees them yet.
 
@@ -254,7 +263,12 @@ class Lakehouse:
         raise NotImplementedError
 
     def commit(
-        self, staged: StagedWrite, app_id: str | None = None, txn_version: int | None = None, **metadata: str
+        self,
+        staged: StagedWrite,
+        app_id: str | None = None,
+        txn_version: int | None = None,
+        merge_on: list[str] | None = None,
+        **metadata: str,
     ) -> CommitResult:
         """Make the staged files the table's next version, in one commit.
 
@@ -263,10 +277,13 @@ class Lakehouse:
             app_id: the job's Delta transaction id (e.g. ``corpuslake.ingest``); with ``txn_version`` it makes
                 the commit idempotent: a version already recorded for this app adds nothing.
             txn_version: the run sequence number.
+            merge_on: key columns of an append that must never duplicate a key (scores): delta-spark commits
+                it as an insert-only ``MERGE``; the embedded engine appends (its gate has checked the keys).
             **metadata: extra commit info (run_id is always recorded, also as ``userMetadata``).
 
         Raises:
-            CommitConflict: a newer run of the same app already committed to this table.
+            CommitConflict: a newer run of the same app already committed to this table, or another writer
+                committed a conflicting change first (nothing of this write was committed).
         """
         if staged.done:
             raise RuntimeError(f"{staged.spec.name}: staged write already committed or aborted")
@@ -282,6 +299,7 @@ class Lakehouse:
                     f"{txn_version}; start a new run instead of retrying the old one"
                 )
         _fault_point("before_commit", staged.spec.name)
+        staged.merge_on = list(merge_on) if merge_on else None
         result = self._commit(staged, app_id, txn_version, {"run_id": staged.run_id, **metadata})
         staged.done = True
         return result
@@ -371,7 +389,13 @@ class EmbeddedLakehouse(Lakehouse):
         from deltalake import DeltaTable
 
         if version is not None:
-            return DeltaTable(self.path(spec), version=version, storage_options=self.storage_options)
+            try:
+                return DeltaTable(self.path(spec), version=version, storage_options=self.storage_options)
+            except Exception as exc:
+                latest = self.version(spec)
+                if latest is not None and not 0 <= version <= latest:
+                    raise ValueError(f"{spec.name}: no version {version} (versions 0 to {latest})") from None
+                raise exc
         dt = self._open_tables.get(spec.name)
         if dt is None:
             dt = self._open_tables[spec.name] = DeltaTable(
@@ -515,131 +539,353 @@ class EmbeddedLakehouse(Lakehouse):
                 partition_by=list(spec.partition_by) or None,
                 commit_properties=props,
             )
-        except Exception:
+        except Exception as exc:
             # An error can come after the log entry landed (a lost response from an object store): then the
             # staged files are table data and must never be removed by an abort.
             staged.done = self._landed(staged)
+            if not staged.done and _is_conflict(exc):
+                raise _conflict(spec, staged.mode, exc) from None
             raise
         staged.done = True
         dt.update_incremental()
         return CommitResult(spec.name, dt.version(), files=len(staged.files), rows=staged.rows)
 
     def register_sql(self, specs) -> None:
-        """Make ``layer.table`` queryable from Spark SQL (a catalog table over a Delta-snapshot source)."""
+        """Make ``layer.table`` queryable from Spark SQL.
+
+        With Delta's SQL extension in the session (its jars are cached, see ``jobs.jars``) the name is a
+        Delta catalog table over the location, as on delta-spark: ``DESCRIBE HISTORY``, ``VERSION AS OF`` and
+        ``TIMESTAMP AS OF`` work. Without it, a Python data source over the latest snapshot (no time travel:
+        Spark does not pass a version to Python sources).
+        """
+        from jobs.session import delta_classes_loadable
+
+        if delta_classes_loadable(self.spark):
+            _bind_sql(self.spark, specs, self.path, self.create_if_missing, "delta", _delta_table_ddl)
+            return
         from jobs.sql_source import register_table
 
-        # A name already bound to this location in this session is left alone: a source resolves the latest
-        # snapshot at query time, so rebinding only costs (each CREATE TABLE asks a Python worker).
-        bound = _SQL_BINDINGS.setdefault(id(self.spark), {})
-        for spec in specs:
-            self.create_if_missing(spec)
-            location = self.path(spec)
-            if bound.get(spec.name) == location and self.spark.catalog.tableExists(spec.name):
-                continue
+        def ddl(spec: TableSpec, location: str) -> str:
             source = register_table(self.spark, spec.name, location, spec.schema, spec.partition_by)
-            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.layer}`")
-            self.spark.sql(f"DROP TABLE IF EXISTS `{spec.layer}`.`{spec.short}`")
-            self.spark.sql(f"CREATE TABLE `{spec.layer}`.`{spec.short}` USING {source}")
-            bound[spec.name] = location
+            return f"CREATE TABLE `{spec.layer}`.`{spec.short}` USING {source}"
+
+        _bind_sql(self.spark, specs, self.path, self.create_if_missing, "source", ddl)
+
+    def maintain(self, spec: TableSpec, retain_hours: float | None = None) -> MaintainResult:
+        """Compact small files (delta-rs ``optimize.compact``), then VACUUM what no readable version needs.
+
+        Args:
+            spec: the table.
+            retain_hours: files removed from the table (or never committed) longer ago than this are
+                deleted. Default and floor: the table's ``delta.logRetentionDuration`` (30 days unless set),
+                so every version still in the log stays readable; lower that property to keep less.
+
+        Raises:
+            ValueError: ``retain_hours`` below the log retention, or no table.
+        """
+        dt = self._maintained(spec)
+        retain = _retention(spec, dt.metadata().configuration, retain_hours)
+        before = len(self._list_parquet(self.path(spec)))
+        metrics = dt.optimize.compact()
+        dt.update_incremental()
+        # Files the log still needs are never candidates; untracked files (a killed run's staging) and
+        # removed files go once older than the retention.
+        # full: also files no log entry ever named (delta-spark's VACUUM always looks at those).
+        deleted = dt.vacuum(
+            retention_hours=math.ceil(retain), dry_run=False, enforce_retention_duration=False, full=True
+        )
+        dt.update_incremental()
+        return MaintainResult(
+            spec.name,
+            dt.version(),
+            int(metrics.get("numFilesRemoved", 0)),
+            int(metrics.get("numFilesAdded", 0)),
+            len(deleted),
+            before,
+            len(self._list_parquet(self.path(spec))),
+            retain,
+        )
+
+    def _maintained(self, spec: TableSpec):
+        if not self.exists(spec):
+            raise ValueError(f"{spec.name}: no table at {self.path(spec)}")
+        return self._dt(spec)
 
 
-# SQL name → table location bound per session (by id), so repeated ``register_sql`` calls are cheap.
-_SQL_BINDINGS: dict[int, dict[str, str]] = {}
+@dataclass
+class MaintainResult:
+    """What ``Lakehouse.maintain`` did to one table."""
+
+    table: str
+    version: int
+    compacted_files: int
+    written_files: int
+    vacuumed_files: int
+    files_before: int
+    files_after: int
+    retain_hours: float
+
+    def line(self) -> str:
+        return (
+            f"{self.table:<24} v{self.version:<5} compacted {self.compacted_files:>5} files into "
+            f"{self.written_files:>3}; vacuumed {self.vacuumed_files:>5} files older than "
+            f"{self.retain_hours:g} h; files on disk {self.files_before:,} -> {self.files_after:,}"
+        )
+
+
+_INTERVAL = re.compile(r"(\d+(?:\.\d+)?)\s*(week|day|hour|minute|second|millisecond)s?", re.IGNORECASE)
+_HOURS = {"week": 168.0, "day": 24.0, "hour": 1.0, "minute": 1 / 60, "second": 1 / 3600}
+_HOURS["millisecond"] = 1 / 3.6e6
+
+
+def interval_hours(text: str) -> float:
+    """A Delta interval property (``interval 30 days``, ``7 days``, ``interval 1 week``) in hours."""
+    found = _INTERVAL.findall(text or "")
+    if not found:
+        raise ValueError(f"cannot read the interval {text!r}")
+    return sum(float(n) * _HOURS[u.lower()] for n, u in found)
+
+
+def _retention(spec: TableSpec, configuration: dict, retain_hours: float | None) -> float:
+    # Delta drops log entries older than logRetentionDuration at checkpoints: versions younger than that can
+    # be time-travelled to, so VACUUM must keep every file they name.
+    floor = interval_hours(configuration.get("delta.logRetentionDuration") or "interval 30 days")
+    if retain_hours is None:
+        return floor
+    if retain_hours < floor:
+        raise ValueError(
+            f"{spec.name}: a retention of {retain_hours:g} h would delete files that versions still in the "
+            f"log need (delta.logRetentionDuration is {floor:g} h); lower that table property first"
+        )
+    return float(retain_hours)
+
+
+# SQL name → (binding kind, table location) per session (by id), so repeated ``register_sql`` calls are cheap.
+_SQL_BINDINGS: dict[int, dict[str, tuple[str, str]]] = {}
 
 
 def _sql_str(v: str) -> str:
     return v.replace("\\", "\\\\").replace("'", "\\'")
 
 
-class DeltaSparkLakehouse(Lakehouse):
-    """Delta tables through Delta Lake's Spark classes (``format("delta")``)."""
+def _delta_table_ddl(spec: TableSpec, location: str) -> str:
+    return f"CREATE TABLE `{spec.layer}`.`{spec.short}` USING delta LOCATION '{_sql_str(location)}'"
+
+
+def _bind_sql(spark, specs, path_of, create_if_missing, kind: str, ddl) -> None:
+    """Bind each spec's SQL name to its location with ``ddl``; a name already bound the same way is kept."""
+    bound = _SQL_BINDINGS.setdefault(id(spark), {})
+    for spec in specs:
+        create_if_missing(spec)
+        location = path_of(spec)
+        if bound.get(spec.name) == (kind, location) and spark.catalog.tableExists(spec.name):
+            continue
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.layer}`")
+        # An external table: dropping the name never touches the files.
+        spark.sql(f"DROP TABLE IF EXISTS `{spec.layer}`.`{spec.short}`")
+        spark.sql(ddl(spec, location))
+        bound[spec.name] = (kind, location)
+
+
+# Table features both engines write correctly when delta-rs commits files that Spark wrote. Anything else
+# (deletion vectors, column mapping, CHECK constraints, generated columns, …) is left to delta-spark itself.
+RS_WRITABLE_READER = 1
+RS_WRITABLE_WRITER = 2
+
+
+class DeltaSparkLakehouse(EmbeddedLakehouse):
+    """Delta tables through Delta Lake's Spark classes, with write-audit-publish in one copy of the data.
+
+    Reads (``format("delta")``, ``versionAsOf``), SQL names (catalog tables ``USING delta``), history
+    (``DESCRIBE HISTORY``), table creation, score upserts (``MERGE``) and maintenance (``OPTIMIZE``,
+    ``VACUUM``) are delta-spark's. Staging is shared with the embedded engine: Spark writes the files into the
+    table folder, where no snapshot names them; the gate validates them; the commit adds exactly those files
+    to the log. On a table whose protocol both engines write (reader 1, writer ≤ 2, not append-only, no
+    invariants: what either creates by default) that commit is a delta-rs log entry, so the data is written
+    once. Delta-spark's Python API has no "add these files" call, so on any other table (deletion
+    vectors, column mapping, constraints) delta-spark re-writes the staged rows with ``format("delta")``: one
+    more copy, every feature honoured. Both engines put the log entry with put-if-absent, so they exclude
+    each other on a local or HDFS file system; on S3 both need the same locking (a DynamoDB log store), as
+    any two writers do.
+    """
 
     engine = "delta-spark"
-
-    def _staging_root(self) -> str:
-        return _join(self.warehouse, "_staging")
-
-    def exists(self, spec: TableSpec) -> bool:
-        from delta.tables import DeltaTable
-
-        return DeltaTable.isDeltaTable(self.spark, self.path(spec))
 
     def create_if_missing(self, spec: TableSpec) -> None:
         from delta.tables import DeltaTable
 
+        if self.exists(spec):
+            return
         builder = DeltaTable.createIfNotExists(self.spark).location(self.path(spec)).addColumns(spec.schema)
         if spec.partition_by:
             builder = builder.partitionedBy(*spec.partition_by)
-        builder.comment(spec.description).execute()
-
-    def version(self, spec: TableSpec) -> int | None:
-        if not self.exists(spec):
-            return None
-        return self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(spec)}` LIMIT 1").first()["version"]
-
-    def transaction_version(self, spec: TableSpec, app_id: str) -> int | None:
-        # Delta-spark checks txnAppId/txnVersion itself at commit; reading it back needs the log.
-        from deltalake import DeltaTable
-
         try:
-            return DeltaTable(self.path(spec), storage_options=self.storage_options).transaction_version(
-                app_id
-            )
-        except Exception:
-            return None
+            builder.comment(spec.description).property("delta.checkpointInterval", "10").execute()
+        except Exception as exc:  # another writer created it between the check and the create
+            if not self.exists(spec):
+                raise RuntimeError(
+                    f"{spec.name}: could not create table at {self.path(spec)}: {_first_line(exc)}"
+                ) from exc
 
     def history(self, spec: TableSpec) -> list[dict]:
+        """Newest first, from ``DESCRIBE HISTORY``: version, timestamp (epoch ms), operation, run_id, …"""
         if not self.exists(spec):
             return []
         rows = self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(spec)}`").collect()
-        return [r.asDict(recursive=True) for r in rows]
+        out = []
+        for r in rows:
+            h = r.asDict(recursive=True)
+            ts = h.get("timestamp")
+            if isinstance(ts, datetime.datetime):
+                h["timestamp"] = int(ts.replace(tzinfo=ts.tzinfo or datetime.timezone.utc).timestamp() * 1000)
+            # Every corpuslake commit records its run id as userMetadata (DESCRIBE HISTORY shows no other
+            # custom commit fields).
+            h["run_id"] = h.get("userMetadata")
+            out.append(h)
+        return out
 
     def read(self, spec: TableSpec, version: int | None = None) -> DataFrame:
         if not self.exists(spec):
+            if version is not None:
+                raise ValueError(f"{spec.name}: no table at {self.path(spec)}, so no version {version}")
             return self._empty(spec)
         reader = self.spark.read.format("delta")
         if version is not None:
+            latest = self.version(spec) or 0
+            if not 0 <= version <= latest:
+                raise ValueError(f"{spec.name}: no version {version} (versions 0 to {latest})")
             reader = reader.option("versionAsOf", version)
         return reader.load(self.path(spec)).select(*[f.name for f in spec.schema.fields])
 
-    def _stage(self, df: DataFrame, spec: TableSpec, mode: str, run_id: str) -> StagedWrite:
-        # Delta-spark has no public "commit these files" call: stage as Parquet, validate, then copy in with
-        # format("delta") at commit. The copy costs one more write; it keeps gates identical on both engines.
-        folder = _join(
-            self._staging_root(), spec.layer, spec.short, f"{safe_name(run_id)}-{uuid.uuid4().hex[:8]}"
+    def rs_writable(self, spec: TableSpec) -> bool:
+        """Whether delta-rs may commit Spark-written files to this table (see the class docstring)."""
+        dt = self._dt(spec)
+        p = dt.protocol()
+        conf = dt.metadata().configuration
+        return (
+            p.min_reader_version <= RS_WRITABLE_READER
+            and p.min_writer_version <= RS_WRITABLE_WRITER
+            and str(conf.get("delta.appendOnly", "false")).lower() != "true"
+            and "delta.invariants" not in dt.schema().to_json()
         )
-        staged = StagedWrite(self, spec, mode, run_id, folder)
-        try:
-            self._spark_write(df, spec, folder)
-            self._describe_files(staged, folder)
-        except BaseException:
-            self._remove_tree(folder)
-            raise
-        return staged
 
     def _commit(self, staged: StagedWrite, app_id, txn_version, metadata) -> CommitResult:
         spec = staged.spec
+        if staged.merge_on:
+            return self._merge(staged)
+        if self.rs_writable(spec):
+            return super()._commit(staged, app_id, txn_version, metadata)
         writer = staged.dataframe().write.format("delta").option("userMetadata", staged.run_id)
         if app_id and txn_version is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", txn_version)
-        if staged.mode == "append":
-            writer = writer.mode("append")
-        elif staged.mode == "overwrite":
-            writer = writer.mode("overwrite")
-        else:
+        if staged.mode == "overwrite-partition":
             writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-        writer.save(self.path(spec))
+        else:
+            writer = writer.mode(staged.mode)
+        try:
+            writer.save(self.path(spec))
+        except Exception as exc:
+            if _is_conflict(exc):
+                raise _conflict(spec, staged.mode, exc) from None
+            raise
         self._remove_tree(staged.path)
+        staged.done = True
+        return CommitResult(spec.name, self.version(spec) or 0, files=len(staged.files), rows=staged.rows)
+
+    def _merge(self, staged: StagedWrite, attempts: int = 3) -> CommitResult:
+        # Insert-only MERGE on the key columns: a retried or concurrent chunk whose rows already landed adds
+        # nothing, so each key is scored once. A concurrent append to the table makes Delta refuse the MERGE
+        # (it read the old snapshot); re-running it against the new one is safe, so retry a few times.
+        from delta.tables import DeltaTable
+
+        spec = staged.spec
+        cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in staged.merge_on)
+        source = staged.dataframe()
+        key = "spark.databricks.delta.commitInfo.userMetadata"
+        previous = self.spark.conf.get(key, None)
+        self.spark.conf.set(key, staged.run_id)
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    target = DeltaTable.forPath(self.spark, self.path(spec)).alias("t")
+                    target.merge(source.alias("s"), cond).whenNotMatchedInsertAll().execute()
+                    break
+                except Exception as exc:
+                    if not _is_conflict(exc):
+                        raise
+                    if attempt == attempts:
+                        raise _conflict(spec, "merge", exc) from None
+                    log.info("%s: concurrent commit during MERGE, retrying (%d)", spec.name, attempt)
+        finally:
+            if previous is None:
+                self.spark.conf.unset(key)
+            else:
+                self.spark.conf.set(key, previous)
+        self._remove_tree(staged.path)
+        staged.done = True
         return CommitResult(spec.name, self.version(spec) or 0, files=len(staged.files), rows=staged.rows)
 
     def register_sql(self, specs) -> None:
-        for spec in specs:
-            self.create_if_missing(spec)
-            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.layer}`")
-            self.spark.sql(
-                f"CREATE TABLE IF NOT EXISTS `{spec.layer}`.`{spec.short}` USING delta "
-                f"LOCATION '{_sql_str(self.path(spec))}'"
-            )
+        """Make ``layer.table`` a Delta catalog table over its location (history and time travel in SQL)."""
+        _bind_sql(self.spark, specs, self.path, self.create_if_missing, "delta", _delta_table_ddl)
+
+    def maintain(self, spec: TableSpec, retain_hours: float | None = None) -> MaintainResult:
+        """``OPTIMIZE`` then ``VACUUM … RETAIN`` (see ``EmbeddedLakehouse.maintain`` for the retention)."""
+        dt = self._maintained(spec)
+        retain = _retention(spec, dt.metadata().configuration, retain_hours)
+        path = _sql_str(self.path(spec))
+        before = len(self._list_parquet(self.path(spec)))
+        metrics = self.spark.sql(f"OPTIMIZE delta.`{path}`").first()["metrics"]
+        check = "spark.databricks.delta.retentionDurationCheck.enabled"
+        # Delta's own guard refuses less than 7 days; a table whose log retention is shorter asked for it.
+        if retain < 168:
+            self.spark.conf.set(check, "false")
+        try:
+            self.spark.sql(f"VACUUM delta.`{path}` RETAIN {math.ceil(retain)} HOURS").collect()
+        finally:
+            self.spark.conf.unset(check)
+        after = len(self._list_parquet(self.path(spec)))
+        added = int(metrics["numFilesAdded"] or 0)
+        removed = int(metrics["numFilesRemoved"] or 0)
+        return MaintainResult(
+            spec.name,
+            self.version(spec) or 0,
+            removed,
+            added,
+            max(0, before + added - after),
+            before,
+            after,
+            retain,
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """A commit lost a race with another writer (delta-rs CommitFailedError, Delta's Concurrent*)."""
+    name = type(exc).__name__
+    text = str(exc)
+    return (
+        name == "CommitFailedError"
+        or "Concurrent" in name
+        or "ConcurrentAppendException" in text
+        or "ConcurrentDeleteReadException" in text
+        or "ConcurrentDeleteDeleteException" in text
+        or "ConcurrentTransactionException" in text
+        or "MetadataChangedException" in text
+        or "ProtocolChangedException" in text
+        or "DELTA_CONCURRENT" in text
+    )
+
+
+def _conflict(spec: TableSpec, mode: str, exc: BaseException) -> CommitConflict:
+    return CommitConflict(
+        f"{spec.name}: another writer committed to the table while this {mode} was being committed "
+        f"({_first_line(exc)[:300]}); nothing of this run was committed, so re-running it is safe"
+    )
 
 
 def open_lakehouse(
@@ -654,8 +900,8 @@ def open_lakehouse(
         if not delta_classes_loadable(spark):
             raise RuntimeError(
                 "storage.engine is delta-spark but Delta's Spark classes are not loadable in this session; "
-                "add --packages io.delta:delta-spark_2.13:<version> (or set spark.delta_packages), "
-                "or use storage.engine: embedded"
+                "run `make install` (it caches the jars in .cache/jars), add --packages "
+                "io.delta:delta-spark_2.13:4.3.1, or use storage.engine: embedded"
             )
         return DeltaSparkLakehouse(spark, warehouse, storage_options)
     return EmbeddedLakehouse(spark, warehouse, storage_options)

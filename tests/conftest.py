@@ -32,6 +32,20 @@ def lakehouse(spark, tmp_path):
     return EmbeddedLakehouse(spark, str(tmp_path / "wh"))
 
 
+ENGINES = ("embedded", "delta-spark")
+
+
+@pytest.fixture(params=ENGINES)
+def engine_lakehouse(request, spark, tmp_path):
+    """A lakehouse under tmp_path on each engine. Delta's jars come with ``make install``: no skip."""
+    from jobs.session import delta_classes_loadable
+    from jobs.tables import open_lakehouse
+
+    if request.param == "delta-spark":
+        assert delta_classes_loadable(spark), "Delta's jars are missing: run `make install` (.cache/jars)"
+    return open_lakehouse(spark, str(tmp_path / "wh"), request.param)
+
+
 def write_conf(path: Path, warehouse: Path, inputs: list[dict], **ingest) -> Path:
     """A profile for tests: local[2] Spark, a temp warehouse, the given inputs."""
     data = {

@@ -55,5 +55,14 @@ bench: install
 	$(PY) bench/score.py
 	$(PY) bench/aggregate.py
 
+# A Spark standalone cluster on 127.0.0.1 (master spark://127.0.0.1:7077, web UI :8080, two workers of 1 core
+# and 2g) from pyspark's own distribution; logs and pid files in .cache/cluster. Then:
+# corpuslake run --master spark://127.0.0.1:7077
+cluster-start: install
+	$(PY) -m jobs.cluster start
+
+cluster-stop:
+	$(PY) -m jobs.cluster stop
+
 clean:
 	rm -rf lakehouse export reports $(SAMPLE) .pytest_cache .cache/models

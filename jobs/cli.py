@@ -1,6 +1,6 @@
 """The ``corpuslake`` command: run the pipeline or one stage, the demo, and look at tables and runs.
 
-    corpuslake run     [--conf conf/local.yaml] [--from STAGE] [--to STAGE] [--set k=v …]
+    corpuslake run     [--conf conf/local.yaml] [--from STAGE] [--to STAGE] [--master URL] [--set k=v …]
     corpuslake stage   NAME [--conf …] [--set k=v …] [--run-id ID]
     corpuslake demo    [--conf …] [--set k=v …]      sample corpus + demo models → every stage → report
     corpuslake tables  [--conf …]                    name, version, rows, last run, last gate
@@ -101,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--from", dest="first", type=_stage_name, metavar="STAGE", help="first stage to run")
     r.add_argument("--to", dest="last", type=_stage_name, metavar="STAGE", help="last stage to run")
+    r.add_argument(
+        "--master",
+        default=None,
+        metavar="URL",
+        help="Spark master instead of the profile's spark.master, e.g. spark://127.0.0.1:7077 "
+        "(python -m jobs.cluster start) or 'local[4]'",
+    )
     runtime.add_conf_args(r)
     s = sub.add_parser("stage", help="run one stage", description="Run one stage: " + ", ".join(STAGES))
     s.add_argument("name", type=_stage_name, metavar="NAME", help="stage name")
@@ -373,6 +380,8 @@ def run(args) -> int:
     conf = _load(args)
     if conf is None:
         return EXIT_USAGE
+    if args.master:
+        conf.spark.master = args.master
     code, results = run_stages(conf, planned, args.verbose)
     print("\n" + closing_table(results, planned))
     return code

@@ -42,6 +42,23 @@ def delta_jars_present(conf: SparkConf) -> bool:
     return "delta-spark" in wanted or bool(conf.delta_packages)
 
 
+def _standalone_settings(master: str) -> dict[str, str]:
+    """Settings for a standalone master (``spark://host:port``) with the driver on this machine.
+
+    Executors' Python workers run this interpreter (the project's virtualenv): right for a cluster on this
+    machine (``python -m jobs.cluster start``); elsewhere the profile's ``spark.conf`` or spark-submit's
+    ``--conf spark.pyspark.python=…`` (the ``--archives`` recipe) wins. A master on the loopback address
+    can only reach executors there, so the driver binds and advertises 127.0.0.1 too.
+    """
+    # get_spark has set PYSPARK_PYTHON (to sys.executable unless the environment named another).
+    settings = {"spark.pyspark.python": os.environ.get("PYSPARK_PYTHON") or sys.executable}
+    host = master[len("spark://") :].split(",", 1)[0].rsplit(":", 1)[0]
+    if host in ("127.0.0.1", "localhost"):
+        settings["spark.driver.host"] = "127.0.0.1"
+        settings["spark.driver.bindAddress"] = "127.0.0.1"
+    return settings
+
+
 def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
     """Reuse the active session (spark-submit, Databricks, a notebook) or build a local one.
 
@@ -89,14 +106,22 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
             # The jars `make install` cached (jobs/jars.py); spark.jars also ships them to executors.
             extra = conf.conf.get("spark.jars", "")
             settings["spark.jars"] = ",".join([*delta_jars(), *([extra] if extra else [])])
-    if conf.master.startswith("local"):
-        # Our quiet log4j2 profile instead of Spark's chatty default (local runs only).
-        props = os.path.join(os.path.dirname(__file__), "log4j2.properties")
-        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{props}"
-    # (spark.jars from the profile was already merged with the cached Delta jars above)
-    settings.update({k: v for k, v in conf.conf.items() if not (k == "spark.jars" and k in settings)})
     # Under spark-submit the JVM already holds the command line's settings (--master, --conf): they win.
     launched = PySparkConf() if "PYSPARK_GATEWAY_PORT" in os.environ else None
+    master = launched.get("spark.master", conf.master) if launched is not None else conf.master
+    if launched is None:
+        # Our quiet log4j2 profile instead of Spark's chatty default, for the driver JVM that pyspark is
+        # about to launch in this process (any master: the driver runs here). Under spark-submit the JVM
+        # already runs, and executors log into their worker's folders with the cluster's own settings.
+        props = os.path.join(os.path.dirname(__file__), "log4j2.properties")
+        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{props}"
+    if master.startswith("spark://"):
+        settings.update(_standalone_settings(master))
+    # (spark.jars from the profile was already merged with the cached Delta jars above)
+    settings.update({k: v for k, v in conf.conf.items() if not (k == "spark.jars" and k in settings)})
+    if launched is None and "spark.pyspark.python" in settings:
+        # Executors run the interpreter the driver's SparkContext names, which it reads from this variable.
+        os.environ["PYSPARK_PYTHON"] = settings["spark.pyspark.python"]
     builder = SparkSession.builder
     for key, value in settings.items():
         if launched is None or not launched.contains(key):

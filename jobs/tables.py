@@ -415,7 +415,8 @@ class EmbeddedLakehouse(Lakehouse):
 
         if self.exists(spec):
             return
-        try:
+
+        def create() -> None:
             DeltaTable.create(
                 self.path(spec),
                 schema=to_arrow_schema(spec.schema),
@@ -427,11 +428,8 @@ class EmbeddedLakehouse(Lakehouse):
                 configuration={"delta.checkpointInterval": "10"},
                 storage_options=self.storage_options,
             )
-        except Exception as exc:  # another writer created it between the check and the create
-            if not self.exists(spec):
-                raise RuntimeError(
-                    f"{spec.name}: could not create table at {self.path(spec)}: {exc}"
-                ) from exc
+
+        _create_once(spec, self.path(spec), create, lambda: self.exists(spec))
 
     def version(self, spec: TableSpec) -> int | None:
         return self._dt(spec).version() if self.exists(spec) else None
@@ -529,6 +527,10 @@ class EmbeddedLakehouse(Lakehouse):
             app_transactions=[Transaction(app_id, txn_version)]
             if app_id and txn_version is not None
             else None,
+            # Blind appends commute, so delta-rs may retry them on top of a newer version. An overwrite's
+            # removes were computed from the snapshot it was built on: retried on a newer one it would keep
+            # the other writer's files (a union, not a replacement). It must lose the race instead.
+            max_commit_retries=None if staged.mode == "append" else 0,
         )
         dt = self._dt(spec)
         try:
@@ -719,13 +721,8 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
         builder = DeltaTable.createIfNotExists(self.spark).location(self.path(spec)).addColumns(spec.schema)
         if spec.partition_by:
             builder = builder.partitionedBy(*spec.partition_by)
-        try:
-            builder.comment(spec.description).property("delta.checkpointInterval", "10").execute()
-        except Exception as exc:  # another writer created it between the check and the create
-            if not self.exists(spec):
-                raise RuntimeError(
-                    f"{spec.name}: could not create table at {self.path(spec)}: {_first_line(exc)}"
-                ) from exc
+        builder = builder.comment(spec.description).property("delta.checkpointInterval", "10")
+        _create_once(spec, self.path(spec), builder.execute, lambda: self.exists(spec))
 
     def history(self, spec: TableSpec) -> list[dict]:
         """Newest first, from ``DESCRIBE HISTORY``: version, timestamp (epoch ms), operation, run_id, …"""
@@ -857,6 +854,28 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
             after,
             retain,
         )
+
+
+def _create_once(spec: TableSpec, path: str, create, exists, wait_s: float = 30.0) -> None:
+    """Create a table unless another process is creating it right now: then wait until it exists.
+
+    Two stages starting together both find no table; the loser's create fails (the folder already has a
+    ``_delta_log`` that holds no commit yet, or version 0 exists). The table it wanted is the winner's.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            create()
+            return
+        except Exception as exc:
+            if exists():
+                return
+            if time.monotonic() > deadline:
+                msg = f"{spec.name}: could not create table at {path}: {_first_line(exc)}"
+                raise RuntimeError(msg) from exc
+            time.sleep(0.2)
+            if exists():
+                return
 
 
 def _first_line(exc: BaseException) -> str:

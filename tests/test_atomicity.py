@@ -1,4 +1,7 @@
-"""A write killed with SIGKILL at any point leaves the previous version intact and no orphan rows visible."""
+"""A write killed with SIGKILL at any point leaves the previous version intact and no orphan rows visible.
+
+On both engines: the child process writes through the same engine as the test reads.
+"""
 
 from __future__ import annotations
 
@@ -23,22 +26,24 @@ def _flat():
     return FLAT
 
 
-def _prepare(spark, lakehouse):
+def _prepare(spark, engine_lakehouse):
     flat = _flat()
-    lakehouse.write(spark.createDataFrame([(1, "a"), (2, "b")], flat.schema), flat, "append", run_id="v1")
+    engine_lakehouse.write(
+        spark.createDataFrame([(1, "a"), (2, "b")], flat.schema), flat, "append", run_id="v1"
+    )
     return flat
 
 
-def _assert_intact(lakehouse, flat):
-    path = lakehouse.path(flat)
+def _assert_intact(engine_lakehouse, flat):
+    path = engine_lakehouse.path(flat)
     assert DeltaTable(path).version() == 1
     assert sorted(r["id"] for r in DeltaTable(path).to_pyarrow_table().to_pylist()) == [1, 2]
-    assert sorted(tuple(r) for r in lakehouse.read(flat).collect()) == [(1, "a"), (2, "b")]
+    assert sorted(tuple(r) for r in engine_lakehouse.read(flat).collect()) == [(1, "a"), (2, "b")]
 
 
-def _spawn(warehouse: str, speed: str, env: dict) -> subprocess.Popen:
+def _spawn(warehouse: str, speed: str, env: dict, engine: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(FIXTURE), warehouse, speed],
+        [sys.executable, str(FIXTURE), warehouse, speed, engine],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **env},
@@ -46,12 +51,12 @@ def _spawn(warehouse: str, speed: str, env: dict) -> subprocess.Popen:
     )
 
 
-def test_sigkill_during_spark_write(spark, lakehouse):
-    flat = _prepare(spark, lakehouse)
-    proc = _spawn(lakehouse.warehouse, "slow", {})
+def test_sigkill_during_spark_write(spark, engine_lakehouse):
+    flat = _prepare(spark, engine_lakehouse)
+    proc = _spawn(engine_lakehouse.warehouse, "slow", {}, engine_lakehouse.engine)
     try:
         assert proc.stdout.readline().strip() == b"WRITING"
-        root = Path(lakehouse.path(flat))
+        root = Path(engine_lakehouse.path(flat))
         deadline = time.time() + 120
         # Wait until the child's staged folder exists: Spark is writing its files.
         while time.time() < deadline and not any(d.name.startswith("run-killed") for d in root.iterdir()):
@@ -62,21 +67,23 @@ def test_sigkill_during_spark_write(spark, lakehouse):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    _assert_intact(lakehouse, flat)
+    _assert_intact(engine_lakehouse, flat)
     # The table still takes writes after the crash.
-    lakehouse.write(spark.createDataFrame([(3, "c")], flat.schema), flat, "append", run_id="v2")
-    assert sorted(r["id"] for r in lakehouse.read(flat).collect()) == [1, 2, 3]
+    engine_lakehouse.write(spark.createDataFrame([(3, "c")], flat.schema), flat, "append", run_id="v2")
+    assert sorted(r["id"] for r in engine_lakehouse.read(flat).collect()) == [1, 2, 3]
 
 
-def test_sigkill_between_staging_and_commit(spark, lakehouse):
-    flat = _prepare(spark, lakehouse)
-    proc = _spawn(lakehouse.warehouse, "fast", {"CORPUSLAKE_FAULT": "before_commit"})
+def test_sigkill_between_staging_and_commit(spark, engine_lakehouse):
+    flat = _prepare(spark, engine_lakehouse)
+    proc = _spawn(
+        engine_lakehouse.warehouse, "fast", {"CORPUSLAKE_FAULT": "before_commit"}, engine_lakehouse.engine
+    )
     out, _ = proc.communicate(timeout=180)
     os.killpg(proc.pid, signal.SIGKILL) if proc.returncode is None else None
     assert out.decode().split() == ["WRITING"]  # never reached COMMITTED
     assert proc.returncode == -signal.SIGKILL
     # Its 40 rows are fully written on disk, yet no reader sees them.
-    root = Path(lakehouse.path(flat))
+    root = Path(engine_lakehouse.path(flat))
     orphans = [p for d in root.iterdir() if d.name.startswith("run-killed") for p in d.glob("*.parquet")]
     assert orphans, "expected the killed run's staged files on disk"
-    _assert_intact(lakehouse, flat)
+    _assert_intact(engine_lakehouse, flat)

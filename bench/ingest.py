@@ -1,12 +1,17 @@
-"""Ingest throughput on the sample corpus ×10, and the embedded engine's commit overhead as a table grows.
+"""Ingest throughput on the sample corpus ×10, and each Delta engine's commit overhead as a table grows.
 
-    python bench/ingest.py [--scale 10] [--files 1000] [--out bench/out]
+    python bench/ingest.py [--scale 10] [--files 1000] [--copy-files 200] [--out bench/out]
 
 Prints, all measured in this run:
   * ingest docs/s and MB/s (raw bytes on disk and text bytes), and the same for a plain
     ``spark.read.json(...).write.parquet(...)`` of the JSONL inputs (no rejects, dedup or gate) as baseline;
-  * for a table grown to ``--files`` Parquet files by repeated appends: Spark's write time per append, the
-    delta-rs commit time per append, and their ratio at several table sizes (should stay a small fraction).
+  * for a table grown to ``--files`` Parquet files by repeated appends: Spark's write time per append (the
+    staging the gate reads), the commit time per append, and their ratio at several table sizes (should stay
+    a small fraction), for each engine:
+      - embedded: delta-rs commits the staged files;
+      - delta-spark: the same one-copy commit (the table's protocol lets delta-rs write it);
+      - delta-spark, copy: a table with deletion vectors, which delta-rs must not write: delta-spark re-writes
+        the staged rows with format("delta") (``--copy-files``, default 200: each commit is a full copy).
 """
 
 from __future__ import annotations
@@ -95,11 +100,18 @@ def bench_ingest(spark, out: Path, scale: int) -> None:
     print(f"  ratio docs/s corpuslake / baseline: {(n_docs / elapsed) / (base_docs / base_elapsed):.2f}")
 
 
-def bench_commits(spark, out: Path, target_files: int, files_per_write: int = 10) -> None:
+def bench_commits(
+    spark,
+    out: Path,
+    target_files: int,
+    engine: str = "embedded",
+    copy: bool = False,
+    files_per_write: int = 10,
+) -> None:
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StringType, StructType
 
-    from jobs.tables import EmbeddedLakehouse
+    from jobs.tables import open_lakehouse
     from schemas.base import TableSpec, col
 
     spec = TableSpec(
@@ -107,21 +119,30 @@ def bench_commits(spark, out: Path, target_files: int, files_per_write: int = 10
         StructType([col("id", LongType(), False, "id"), col("text", StringType(), True, "text")]),
         "bench table",
     )
-    wh = out / "wh-commits"
+    wh = out / f"wh-commits-{engine}{'-copy' if copy else ''}"
     shutil.rmtree(wh, ignore_errors=True)
-    lh = EmbeddedLakehouse(spark, str(wh))
+    lh = open_lakehouse(spark, str(wh), engine)
     df = (
         spark.range(0, 20_000, numPartitions=files_per_write)
         .select("id", F.sha2(F.col("id").cast("string"), 256).alias("text"))
         .cache()
     )
     df.count()
+    if copy:
+        from delta.tables import DeltaTable
+
+        DeltaTable.create(spark).location(lh.path(spec)).addColumns(spec.schema).property(
+            "delta.enableDeletionVectors", "true"
+        ).execute()
+        assert not lh.rs_writable(spec)
     lh.create_if_missing(spec)
     writes = target_files // files_per_write
     marks = sorted({max(1, writes // 10), writes // 4, writes // 2, writes})
     window: list[tuple[float, float]] = []
+    how = "re-written by delta-spark (deletion-vector table)" if copy else "committed as staged"
     print(
-        f"\nembedded commit overhead, appends of {files_per_write} files until the table has {target_files}:"
+        f"\n{engine} commit overhead, {how}, appends of {files_per_write} files until the table has "
+        f"{target_files}:"
     )
     print(f"  {'files':>6} {'spark write s':>14} {'commit s':>9} {'commit/write':>13}")
     for i in range(1, writes + 1):
@@ -136,14 +157,16 @@ def bench_commits(spark, out: Path, target_files: int, files_per_write: int = 10
             c = sum(b for _, b in window) / len(window)
             print(f"  {i * files_per_write:>6} {w:>14.3f} {c:>9.3f} {c / w:>13.2f}")
             window = []
-    total = len(lh.snapshot_files(spec))
-    assert total == writes * files_per_write, total
+    total = lh.read(spec).count()
+    assert total == writes * df.count(), total
+    df.unpersist()
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=int, default=10)
     p.add_argument("--files", type=int, default=1000)
+    p.add_argument("--copy-files", type=int, default=200, help="table size for the delta-spark copy path")
     p.add_argument("--out", default=str(ROOT / "bench" / "out"))
     p.add_argument("--skip-ingest", action="store_true")
     args = p.parse_args(argv)
@@ -155,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark(SparkConf(master="local[*]", shuffle_partitions=8, progress=False, log_level="ERROR"))
     if not args.skip_ingest:
         bench_ingest(spark, out, args.scale)
-    bench_commits(spark, out, args.files)
+    bench_commits(spark, out, args.files, "embedded")
+    bench_commits(spark, out, args.files, "delta-spark")
+    bench_commits(spark, out, args.copy_files, "delta-spark", copy=True)
     return 0
 
 

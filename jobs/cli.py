@@ -5,6 +5,7 @@
     corpuslake demo    [--conf …] [--set k=v …]      sample corpus + demo models → every stage → report
     corpuslake tables  [--conf …]                    name, version, rows, last run, last gate
     corpuslake history TABLE [--conf …]
+    corpuslake maintain [TABLE …] [--retain-hours H]   compact small files, VACUUM what no version needs
     corpuslake sql     "select …" | QUERY_NAME | FILE.sql  [--limit N] [--list]
     corpuslake report  [--out reports/report.html]
     corpuslake sample  [--out DIR] [--docs N] [--seed S]
@@ -126,6 +127,21 @@ def _parser() -> argparse.ArgumentParser:
     h = sub.add_parser("history", help="a table's Delta history (version, time, operation, run)")
     h.add_argument("table", help="layer.table, e.g. gold.selection")
     runtime.add_conf_args(h)
+    m = sub.add_parser(
+        "maintain",
+        help="compact small files and VACUUM files no readable version needs (every table, or those named)",
+        description="OPTIMIZE (delta-rs optimize.compact on the embedded engine) then VACUUM. The retention "
+        "defaults to each table's delta.logRetentionDuration (30 days): every version still in the log "
+        "stays readable, so time travel inside the window keeps working.",
+    )
+    m.add_argument("tables", nargs="*", metavar="TABLE", help="layer.table (default: every table)")
+    m.add_argument(
+        "--retain-hours",
+        type=float,
+        default=None,
+        help="delete unreferenced files older than this (not below the table's log retention)",
+    )
+    runtime.add_conf_args(m)
     q = sub.add_parser(
         "sql",
         help="run a SQL query over the tables and print the result",
@@ -214,6 +230,7 @@ def _tables(conf, spark, lh) -> None:
         .collect()
     }
     written = {r["table_name"]: r["written_at"] for r in spark.sql(sql_text("table_versions")).collect()}
+    print(f"tables under {lh.warehouse} ({lh.engine} Delta engine)")
     print(f"{'table':<24}{'version':>8}{'rows':>10}  {'last run':<20} {'last gate':<10} path")
     for spec in all_specs():
         v = lh.version(spec)
@@ -237,6 +254,22 @@ def _history(name: str):
             print(f"v{h.get('version')}  {ts}  {h.get('operation')}  run={run}")
 
     return show
+
+
+def _maintain(names: list[str], retain_hours: float | None):
+    def run(conf, spark, lh) -> None:
+        specs = [table_spec(n) for n in names] if names else list(all_specs())
+        print(f"maintaining {len(specs)} tables under {lh.warehouse} ({lh.engine} engine)")
+        for spec in specs:
+            if not lh.exists(spec):
+                print(f"{spec.name:<24} not written yet")
+                continue
+            try:
+                print(lh.maintain(spec, retain_hours).line())
+            except ValueError as exc:  # a retention below the log's: the user's to fix
+                raise runtime.UsageError(str(exc)) from None
+
+    return run
 
 
 def resolve_query(query: str) -> str:
@@ -337,7 +370,9 @@ def closing_table(results: list[runtime.StageResult], planned: list[str]) -> str
     from jobs.progress import fmt_seconds
 
     done = {r.stage: r for r in results}
-    lines = [f"{'stage':<20} {'status':<12} {'time':>8} {'rows in':>10} {'rows out':>10}  tables written"]
+    engines = sorted({r.engine for r in results if r.engine})
+    lines = [f"Delta engine: {', '.join(engines) or '-'}"]
+    lines += [f"{'stage':<20} {'status':<12} {'time':>8} {'rows in':>10} {'rows out':>10}  tables written"]
     for name in planned:
         r = done.get(name)
         if r is None:
@@ -452,6 +487,13 @@ def main(argv: list[str] | None = None) -> int:
         return _with_lakehouse(args, _history(args.table))
     if args.command == "report":
         return _with_lakehouse(args, _report(args.out))
+    if args.command == "maintain":
+        try:
+            [table_spec(n) for n in args.tables]
+        except runtime.UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return _with_lakehouse(args, _maintain(args.tables, args.retain_hours))
     if args.list:
         return _list_queries()
     if not args.query:

@@ -93,6 +93,7 @@ class StageResult:
     rows_in: int | None = None
     rows_out: int | None = None
     tables_written: dict[str, int] | None = None
+    engine: str | None = None
 
     @property
     def status(self) -> str:
@@ -163,7 +164,7 @@ def run_job(
         The process exit code.
     """
     t0 = time.perf_counter()
-    code, run = _run_job(stage, args, body, reads, conf, out, preflight)
+    code, run, engine = _run_job(stage, args, body, reads, conf, out, preflight)
     if results is not None:
         results.append(
             StageResult(
@@ -174,13 +175,14 @@ def run_job(
                 run.rows_in if run else None,
                 run.rows_out if run else None,
                 dict(run.tables_written) if run else None,
+                engine,
             )
         )
     return code
 
 
-def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit.Run | None]:
-    """``run_job``'s work; also returns the run (None when it failed before audit started)."""
+def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit.Run | None, str | None]:
+    """``run_job``'s work; also returns the run (None when it failed before audit started) and the engine."""
     out = out or sys.stdout
     _setup_logging(getattr(args, "verbose", False))
     try:
@@ -189,7 +191,7 @@ def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit
             preflight(conf)
     except (ConfError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE, None
+        return EXIT_USAGE, None, None
     lakehouse = run = None
     try:
         spark = get_spark(conf.spark, conf.storage.engine)
@@ -202,7 +204,7 @@ def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit
             summary = body(JobContext(spark, lakehouse, conf, run, ticker))
         audit.finish_run(lakehouse, run, "succeeded", summary)
         print(summary, file=out)
-        return EXIT_OK, run
+        return EXIT_OK, run, lakehouse.engine
     except (ConfError, UsageError) as exc:
         code, status, msg = EXIT_USAGE, "failed", f"error: {exc}"
     except GateFailed as exc:
@@ -224,4 +226,4 @@ def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit
             audit.finish_run(lakehouse, run, status, msg)
         except Exception as exc:  # the audit write itself failed; the run's own error matters more
             print(f"(could not record the run in audit.runs: {exc})", file=sys.stderr)
-    return code, run
+    return code, run, lakehouse.engine if lakehouse is not None else None

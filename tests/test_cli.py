@@ -57,6 +57,7 @@ def test_run_runs_every_stage_and_closes_with_a_table(pipeline, lake):
     spark, lh, _ = lake
     rows = _closing_rows(pipeline.stdout)
     assert list(rows) == [*STAGES, "total"]
+    assert "\nDelta engine: embedded\nstage " in pipeline.stdout
     assert all(rows[s][1] == "ok" for s in STAGES)
     read = lh.read(bronze.DOCUMENTS).count() + lh.read(bronze.REJECTS).count()
     assert rows["ingest"][3] == f"{read:,}"

@@ -23,7 +23,7 @@ def _base() -> dict:
 def test_bundled_profiles_validate():
     local = load_conf("conf/local.yaml")
     assert (local.storage.engine, local.storage.warehouse, local.spark.master) == (
-        "auto",
+        "embedded",
         "./lakehouse",
         "local[*]",
     )

@@ -64,8 +64,9 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
 
     Args:
         conf: the profile's ``spark`` section.
-        engine: the storage engine asked for; ``delta-spark`` (or ``auto`` with Delta's jars present) adds
-            Delta's extension and catalog and, when ``conf.delta_packages`` is set, its Maven coordinates.
+        engine: the storage engine asked for. ``delta-spark``, or any engine where Delta's jars are present
+            (``make install`` caches them), adds Delta's extension and catalog: the cached jars with
+            ``spark.jars``, or ``conf.delta_packages`` Maven coordinates.
 
     Returns:
         A session with Arrow enabled, microsecond Parquet timestamps and UTC session time.
@@ -93,7 +94,9 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
         "spark.hadoop.parquet.summary.metadata.level": "NONE",
     }
-    if engine == "delta-spark" or (engine == "auto" and delta_jars_present(conf)):
+    # Delta's extension whenever its jars are there, whatever the engine: the embedded engine's SQL names are
+    # then Delta catalog tables too (DESCRIBE HISTORY, VERSION AS OF, TIMESTAMP AS OF in SQL).
+    if engine == "delta-spark" or delta_jars_present(conf):
         settings["spark.sql.extensions"] = DELTA_EXTENSION
         settings["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
         # Spark 4.1 substitutes named parameters in a pre-parser that extension parsers (Delta's, Iceberg's)

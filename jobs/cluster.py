@@ -4,11 +4,11 @@
     python -m jobs.cluster status
     python -m jobs.cluster stop
 
-One master and ``--workers`` workers (``spark-class org.apache.spark.deploy.master.Master`` / ``…worker.Worker``
-with ``SPARK_HOME`` = the installed pyspark package), all bound to 127.0.0.1. Logs, pid files, the workers'
-work folders (executor logs) and ``cluster.json`` (URLs and pids) go under ``--dir`` (default
-``.cache/cluster``, ignored by git). ``start`` returns once the master reports every worker ALIVE; ``stop``
-ends the processes named by the pid files, and does nothing when there are none. Then:
+One master and ``--workers`` workers (``spark-class org.apache.spark.deploy.master.Master`` and
+``…worker.Worker`` with ``SPARK_HOME`` = the installed pyspark package), all bound to 127.0.0.1. Logs, pid
+files, the workers' work folders (executor logs) and ``cluster.json`` (URLs and pids) go under ``--dir``
+(default ``.cache/cluster``, ignored by git). ``start`` returns once the master reports every worker ALIVE;
+``stop`` ends the processes named by the pid files, and does nothing when there are none. Then:
 
     corpuslake run --conf conf/local.yaml --master spark://127.0.0.1:7077
 
@@ -126,7 +126,9 @@ def kill(pids: list[int], sig: int = signal.SIGKILL) -> list[int]:
 
 
 def port_free(port: int, host: str = HOST) -> bool:
+    """Whether a server could listen on ``port`` (as Spark's do: connections in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -259,7 +261,7 @@ def start_master(cluster: Cluster, python: str = sys.executable) -> int:
 def start_worker(
     cluster: Cluster, index: int, cores: int = 1, memory: str = "2g", python: str = sys.executable
 ) -> int:
-    """Start worker ``index`` (``worker-<index>.pid``/``.log``); its pid. Its executors' logs go to ``work/``."""
+    """Start worker ``index`` (``worker-<index>.pid``, ``.log``); its pid. Executors log under ``work/``."""
     work = cluster.folder / "work"
     work.mkdir(parents=True, exist_ok=True)
     args = ["--host", HOST, "--port", "0", "--webui-port", "0", "--cores", str(cores), "--memory", memory]
@@ -318,7 +320,8 @@ def start(
         folder: logs, pid files, ``cluster.json`` and the workers' ``work/`` folder.
         workers: how many workers (each ``cores`` cores and ``memory`` for executors).
         port: the master's port (``spark://127.0.0.1:<port>``).
-        webui_port: the master's web UI (its ``/json/`` is how ``start`` sees the workers); 0 picks a free one.
+        webui_port: the master's web UI (``start`` reads the workers' state from its ``/json/``); 0: a free
+            port.
         timeout: seconds to wait for every worker to be ALIVE.
         python: the interpreter of executors' Python workers.
 
@@ -365,13 +368,12 @@ def stop_worker(cluster: Cluster, name: str, grace: float = 10.0) -> list[int]:
     if pid is None or not alive(pid, WORKER_CLASS):
         return []
     # A stopping worker kills its executors itself; whatever still runs after the grace period gets SIGKILL.
-    tree = descendants(pid)
+    tree = [p for p in descendants(pid) if alive(p)]
     kill([pid], signal.SIGTERM)
     _wait_gone([pid], grace)
-    gone = [pid, *tree]
-    kill([p for p in gone if alive(p)])
-    _wait_gone(gone, grace)
-    return gone
+    kill([p for p in [pid, *tree] if alive(p)])
+    _wait_gone([pid, *tree], grace)
+    return [pid, *tree]
 
 
 def _wait_gone(pids: list[int], timeout: float) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from jobs.config import SparkConf
-from jobs.session import delta_classes_loadable, delta_jars_present, get_spark
+from jobs.session import _standalone_settings, delta_classes_loadable, delta_jars_present, get_spark
 
 
 def test_session_settings(spark):
@@ -26,3 +29,11 @@ def test_delta_detection(spark):
         SparkConf()
     ):  # no jars in this install: the session cannot load Delta's classes
         assert delta_classes_loadable(spark) is False
+
+
+def test_standalone_master_settings():
+    # Executors of a cluster on this machine run this interpreter; a loopback master keeps the driver there.
+    local = _standalone_settings("spark://127.0.0.1:7077")
+    assert local["spark.pyspark.python"] == (os.environ.get("PYSPARK_PYTHON") or sys.executable)
+    assert local["spark.driver.host"] == local["spark.driver.bindAddress"] == "127.0.0.1"
+    assert "spark.driver.host" not in _standalone_settings("spark://spark-master.example:7077")

@@ -65,6 +65,21 @@ def _strip_nullability(t: DataType) -> DataType:
     return t
 
 
+def delta_schema(spec: TableSpec) -> StructType:
+    """The schema a Delta table is created with: the spec's, with nested elements and fields nullable.
+
+    Spark writes every array element, map value and struct field as nullable, and Delta's MERGE refuses to
+    insert ``array<float>`` into a column declared ``array<float NOT NULL>``. Top-level nullability stays: it
+    is the column contract the suites check.
+    """
+    return StructType(
+        [
+            StructField(f.name, _strip_nullability(f.dataType), f.nullable, f.metadata)
+            for f in spec.schema.fields
+        ]
+    )
+
+
 def schema_differences(actual: StructType, expected: StructType) -> list[str]:
     """Missing, extra and mistyped columns of ``actual`` against ``expected`` (names are case-sensitive)."""
     act = {f.name: f.dataType for f in actual.fields}
@@ -419,7 +434,7 @@ class EmbeddedLakehouse(Lakehouse):
         def create() -> None:
             DeltaTable.create(
                 self.path(spec),
-                schema=to_arrow_schema(spec.schema),
+                schema=to_arrow_schema(delta_schema(spec)),
                 partition_by=list(spec.partition_by) or None,
                 mode="ignore",
                 name=spec.name,
@@ -537,7 +552,8 @@ class EmbeddedLakehouse(Lakehouse):
             dt.create_write_transaction(
                 actions,
                 mode=mode,
-                schema=to_arrow_schema(spec.schema),
+                # The table's own schema: a commit adds files, it never changes the table's metadata.
+                schema=dt.schema(),
                 partition_by=list(spec.partition_by) or None,
                 commit_properties=props,
             )
@@ -718,7 +734,9 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
 
         if self.exists(spec):
             return
-        builder = DeltaTable.createIfNotExists(self.spark).location(self.path(spec)).addColumns(spec.schema)
+        builder = (
+            DeltaTable.createIfNotExists(self.spark).location(self.path(spec)).addColumns(delta_schema(spec))
+        )
         if spec.partition_by:
             builder = builder.partitionedBy(*spec.partition_by)
         builder = builder.comment(spec.description).property("delta.checkpointInterval", "10")

@@ -74,8 +74,18 @@ def _frame(lh, name: str) -> tuple[pd.DataFrame, list[str], list[str]]:
     ]
     exact = [f.name for f in fields if f.name not in floats]
     pdf = lh.read(spec).select(*exact, *floats).toPandas()
-    keys = pdf[exact].astype(str).agg("|".join, axis=1) if exact else pd.Series([""] * len(pdf))
+    # Exact columns as text (maps, arrays and nulls included), so rows sort and compare by value.
+    pdf[exact] = pdf[exact].map(_text)
+    keys = pdf[exact].agg("|".join, axis=1) if exact else pd.Series([""] * len(pdf))
     return pdf.assign(_k=keys).sort_values("_k").drop(columns="_k").reset_index(drop=True), exact, floats
+
+
+def _text(v) -> str:
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    if isinstance(v, float) and np.isnan(v):
+        return "None"
+    return repr(v)
 
 
 def _floats(col: pd.Series) -> np.ndarray:
@@ -92,7 +102,7 @@ def test_delta_spark_pipeline_matches_embedded(spark, pipeline, pipeline_delta, 
     b, _, _ = _frame(dsp, name)
     assert len(a) == len(b), f"{name}: {len(a)} rows embedded, {len(b)} on delta-spark"
     assert len(a) > 0 or name == "bronze.rejects"
-    pd.testing.assert_frame_equal(a[exact], b[exact], check_dtype=False)
+    pd.testing.assert_frame_equal(a[exact], b[exact])
     for c in floats:
         np.testing.assert_allclose(_floats(a[c]), _floats(b[c]), rtol=1e-4, atol=1e-5, err_msg=f"{name}.{c}")
 

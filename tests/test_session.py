@@ -24,11 +24,30 @@ def test_active_session_is_reused(spark):
 
 
 def test_delta_detection(spark):
-    assert delta_jars_present(SparkConf(conf={"spark.jars.packages": "io.delta:delta-spark_2.13:4.1.0"}))
-    if not delta_jars_present(
-        SparkConf()
-    ):  # no jars in this install: the session cannot load Delta's classes
-        assert delta_classes_loadable(spark) is False
+    assert delta_jars_present(SparkConf(conf={"spark.jars.packages": "io.delta:delta-spark_2.13:4.3.1"}))
+    # make install cached Delta's jars: the suite's session loads them, and Delta's SQL with them.
+    assert delta_jars_present(SparkConf())
+    assert delta_classes_loadable(spark)
+    jars = spark.conf.get("spark.jars")
+    assert "delta-spark_2.13-4.3.1.jar" in jars and "delta-storage-4.3.1.jar" in jars
+    assert spark.conf.get("spark.sql.legacy.parameterSubstitution.constantsOnly") == "true"
+    assert spark.sql("select :x + 1 as y", args={"x": 1}).first()["y"] == 2
+
+
+def test_jar_cache_keeps_only_what_spark_lacks(tmp_path):
+    """The Maven output has Delta's jars and older copies of Spark's own; only Delta's are kept."""
+    from jobs.jars import artifact, delta_jars, prune
+
+    src, dest = tmp_path / "maven", tmp_path / "jars"
+    src.mkdir()
+    for name in ("delta-spark_2.13-4.3.1.jar", "delta-storage-4.3.1.jar", "jackson-core-2.13.5.jar"):
+        (src / name).write_bytes(b"jar")
+    dest.mkdir()
+    (dest / "delta-spark_2.13-4.1.0.jar").write_bytes(b"stale")
+    assert prune(src, dest) == ["delta-spark_2.13-4.3.1.jar", "delta-storage-4.3.1.jar"]
+    assert sorted(p.name for p in dest.glob("*.jar")) == ["delta-spark_2.13-4.3.1.jar", "delta-storage-4.3.1.jar"]
+    assert artifact("delta-spark_2.13-4.3.1.jar") == "delta-spark_2.13"
+    assert len(delta_jars(dest)) == 2 and delta_jars(src.parent / "nothing") == []
 
 
 def test_standalone_master_settings():

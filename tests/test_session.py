@@ -44,8 +44,9 @@ def test_jar_cache_keeps_only_what_spark_lacks(tmp_path):
         (src / name).write_bytes(b"jar")
     dest.mkdir()
     (dest / "delta-spark_2.13-4.1.0.jar").write_bytes(b"stale")
-    assert prune(src, dest) == ["delta-spark_2.13-4.3.1.jar", "delta-storage-4.3.1.jar"]
-    assert sorted(p.name for p in dest.glob("*.jar")) == ["delta-spark_2.13-4.3.1.jar", "delta-storage-4.3.1.jar"]
+    kept = ["delta-spark_2.13-4.3.1.jar", "delta-storage-4.3.1.jar"]
+    assert prune(src, dest) == kept
+    assert sorted(p.name for p in dest.glob("*.jar")) == kept
     assert artifact("delta-spark_2.13-4.3.1.jar") == "delta-spark_2.13"
     assert len(delta_jars(dest)) == 2 and delta_jars(src.parent / "nothing") == []
 

@@ -46,7 +46,7 @@ chromium:
 	  echo "chromium not installed: the report screenshot test will skip"
 
 test: install chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: install
 	$(PY) -m pip install -q -e '.[bench]'

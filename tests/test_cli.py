@@ -171,7 +171,8 @@ def test_tables_lists_versions_rows_last_run_and_gate(pipeline, lake, capsys):
     spark, lh, _ = lake
     code, out, err = _main(["tables", "--conf", pipeline.conf], capsys)
     assert code == 0, err
-    lines = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert out.splitlines()[0] == f"tables under {lh.warehouse} (embedded Delta engine)"
+    lines = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
     assert list(lines) == [s.name for s in all_specs()]
     ended = {
         r["t"]: r["ended"]

@@ -19,7 +19,15 @@ def spark():
     from jobs.session import get_spark
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    conf = SparkConf(master="local[2]", shuffle_partitions=2, ui=False, progress=False, log_level="ERROR")
+    conf = SparkConf(
+        master="local[2]",
+        shuffle_partitions=2,
+        ui=False,
+        progress=False,
+        log_level="ERROR",
+        # Delta rebuilds a snapshot's state in 50 partitions by default: tiny test tables need 2.
+        conf={"spark.databricks.delta.snapshotPartitions": "2"},
+    )
     session = get_spark(conf)
     yield session
     session.stop()

@@ -256,9 +256,8 @@ def _history(name: str):
     return show
 
 
-def _maintain(names: list[str], retain_hours: float | None):
+def _maintain(specs: list, retain_hours: float | None):
     def run(conf, spark, lh) -> None:
-        specs = [table_spec(n) for n in names] if names else list(all_specs())
         print(f"maintaining {len(specs)} tables under {lh.warehouse} ({lh.engine} engine)")
         for spec in specs:
             if not lh.exists(spec):
@@ -488,12 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         return _with_lakehouse(args, _report(args.out))
     if args.command == "maintain":
-        try:
-            [table_spec(n) for n in args.tables]
+        try:  # before any session starts: a typo in a name is a usage error
+            specs = [table_spec(n) for n in args.tables] or list(all_specs())
         except runtime.UsageError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        return _with_lakehouse(args, _maintain(args.tables, args.retain_hours))
+        return _with_lakehouse(args, _maintain(specs, args.retain_hours))
     if args.list:
         return _list_queries()
     if not args.query:

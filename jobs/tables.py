@@ -134,8 +134,6 @@ class StagedWrite:
     files: list[dict] = field(default_factory=list)
     rows: int = 0
     done: bool = False
-    # Key columns of an insert-only upsert (set by ``commit``): rows whose keys the table has are skipped.
-    merge_on: list[str] | None = None
 
     def dataframe(self) -> DataFrame:
         """The staged rows (with partition columns), as validators and counts should see them."""
@@ -314,12 +312,13 @@ class Lakehouse:
                     f"{txn_version}; start a new run instead of retrying the old one"
                 )
         _fault_point("before_commit", staged.spec.name)
-        staged.merge_on = list(merge_on) if merge_on else None
-        result = self._commit(staged, app_id, txn_version, {"run_id": staged.run_id, **metadata})
+        result = self._commit(
+            staged, app_id, txn_version, {"run_id": staged.run_id, **metadata}, list(merge_on or [])
+        )
         staged.done = True
         return result
 
-    def _commit(self, staged, app_id, txn_version, metadata) -> CommitResult:
+    def _commit(self, staged, app_id, txn_version, metadata, merge_on: list[str]) -> CommitResult:
         raise NotImplementedError
 
     def abort(self, staged: StagedWrite) -> None:
@@ -511,7 +510,7 @@ class EmbeddedLakehouse(Lakehouse):
             return True  # cannot tell: keeping orphan files is safe, deleting table data is not
         return any(f["path"] in live for f in staged.files)
 
-    def _commit(self, staged: StagedWrite, app_id, txn_version, metadata) -> CommitResult:
+    def _commit(self, staged: StagedWrite, app_id, txn_version, metadata, merge_on) -> CommitResult:
         from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
 
         spec = staged.spec
@@ -606,9 +605,8 @@ class EmbeddedLakehouse(Lakehouse):
         before = len(self._list_parquet(self.path(spec)))
         metrics = dt.optimize.compact()
         dt.update_incremental()
-        # Files the log still needs are never candidates; untracked files (a killed run's staging) and
-        # removed files go once older than the retention.
-        # full: also files no log entry ever named (delta-spark's VACUUM always looks at those).
+        # Files the log still needs are never candidates; removed files and, with full=True, files no log
+        # entry ever named (a killed run's staging, as delta-spark's VACUUM does) go once older than that.
         deleted = dt.vacuum(
             retention_hours=math.ceil(retain), dry_run=False, enforce_retention_duration=False, full=True
         )
@@ -652,8 +650,14 @@ class MaintainResult:
 
 
 _INTERVAL = re.compile(r"(\d+(?:\.\d+)?)\s*(week|day|hour|minute|second|millisecond)s?", re.IGNORECASE)
-_HOURS = {"week": 168.0, "day": 24.0, "hour": 1.0, "minute": 1 / 60, "second": 1 / 3600}
-_HOURS["millisecond"] = 1 / 3.6e6
+_HOURS = {
+    "week": 168.0,
+    "day": 24.0,
+    "hour": 1.0,
+    "minute": 1 / 60,
+    "second": 1 / 3600,
+    "millisecond": 1 / 3.6e6,
+}
 
 
 def interval_hours(text: str) -> float:
@@ -784,12 +788,12 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
             and "delta.invariants" not in dt.schema().to_json()
         )
 
-    def _commit(self, staged: StagedWrite, app_id, txn_version, metadata) -> CommitResult:
+    def _commit(self, staged: StagedWrite, app_id, txn_version, metadata, merge_on) -> CommitResult:
         spec = staged.spec
-        if staged.merge_on:
-            return self._merge(staged)
+        if merge_on:
+            return self._merge(staged, merge_on)
         if self.rs_writable(spec):
-            return super()._commit(staged, app_id, txn_version, metadata)
+            return super()._commit(staged, app_id, txn_version, metadata, merge_on)
         writer = staged.dataframe().write.format("delta").option("userMetadata", staged.run_id)
         if app_id and txn_version is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", txn_version)
@@ -803,18 +807,24 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
             if _is_conflict(exc):
                 raise _conflict(spec, staged.mode, exc) from None
             raise
+        return self._copied(staged)
+
+    def _copied(self, staged: StagedWrite) -> CommitResult:
+        """After delta-spark wrote the staged rows into the table: drop the staging, report the version."""
         self._remove_tree(staged.path)
         staged.done = True
-        return CommitResult(spec.name, self.version(spec) or 0, files=len(staged.files), rows=staged.rows)
+        return CommitResult(
+            staged.spec.name, self.version(staged.spec) or 0, files=len(staged.files), rows=staged.rows
+        )
 
-    def _merge(self, staged: StagedWrite, attempts: int = 3) -> CommitResult:
+    def _merge(self, staged: StagedWrite, keys: list[str], attempts: int = 3) -> CommitResult:
         # Insert-only MERGE on the key columns: a retried or concurrent chunk whose rows already landed adds
         # nothing, so each key is scored once. A concurrent append to the table makes Delta refuse the MERGE
         # (it read the old snapshot); re-running it against the new one is safe, so retry a few times.
         from delta.tables import DeltaTable
 
         spec = staged.spec
-        cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in staged.merge_on)
+        cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
         source = staged.dataframe()
         key = "spark.databricks.delta.commitInfo.userMetadata"
         previous = self.spark.conf.get(key, None)
@@ -836,9 +846,7 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
                 self.spark.conf.unset(key)
             else:
                 self.spark.conf.set(key, previous)
-        self._remove_tree(staged.path)
-        staged.done = True
-        return CommitResult(spec.name, self.version(spec) or 0, files=len(staged.files), rows=staged.rows)
+        return self._copied(staged)
 
     def register_sql(self, specs) -> None:
         """Make ``layer.table`` a Delta catalog table over its location (history and time travel in SQL)."""

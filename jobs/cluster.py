@@ -31,7 +31,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from jobs.jars import REPO
+
 DEFAULT_DIR = REPO / ".cache" / "cluster"
 HOST = "127.0.0.1"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -59,14 +60,20 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _ppid(pid: int) -> int | None:
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 on (state, ppid, …), or None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
             stat = fh.read()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may hold spaces: fields after the last ')'.
-    return int(stat.rsplit(")", 1)[1].split()[1])
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _ppid(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
 
 
 def _pids() -> list[int]:
@@ -104,11 +111,8 @@ def alive(pid: int, klass: str | None = None) -> bool:
     cmd = _cmdline(pid)
     if not cmd:
         return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-    except OSError:
+    fields = _stat(pid)
+    if not fields or fields[0] == "Z":  # gone, or a zombie waiting for its parent
         return False
     return klass is None or klass in cmd
 

@@ -105,10 +105,10 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
         settings["spark.sql.legacy.parameterSubstitution.constantsOnly"] = "true"
         if conf.delta_packages:
             settings["spark.jars.packages"] = conf.delta_packages
-        elif delta_jars():
+        elif cached := delta_jars():
             # The jars `make install` cached (jobs/jars.py); spark.jars also ships them to executors.
             extra = conf.conf.get("spark.jars", "")
-            settings["spark.jars"] = ",".join([*delta_jars(), *([extra] if extra else [])])
+            settings["spark.jars"] = ",".join([*cached, *([extra] if extra else [])])
     # Under spark-submit the JVM already holds the command line's settings (--master, --conf): they win.
     launched = PySparkConf() if "PYSPARK_GATEWAY_PORT" in os.environ else None
     master = launched.get("spark.master", conf.master) if launched is not None else conf.master

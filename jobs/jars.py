@@ -68,10 +68,25 @@ def prune(src: Path, dest: Path) -> list[str]:
     return keep
 
 
+USAGE = (
+    "usage: python -m jobs.jars prune MAVEN_OUTPUT_DIR JARS_DIR\n"
+    "       python -m jobs.jars list    (the cached jars, comma-separated, for spark-submit --jars)"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args == ["list"]:
+        # spark-submit starts the driver's JVM before our code runs, so spark.jars set by the session comes
+        # too late for the driver's classpath: spark-submit needs them as --jars.
+        jars = delta_jars()
+        if not jars:
+            print(f"error: no delta-spark jar in {jars_dir()}; run `make install`", file=sys.stderr)
+            return 1
+        print(",".join(jars))
+        return 0
     if len(args) != 3 or args[0] != "prune":
-        print("usage: python -m jobs.jars prune MAVEN_OUTPUT_DIR JARS_DIR", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     kept = prune(Path(args[1]), Path(args[2]))
     print(f"delta-spark jars: {len(kept)} in {args[2]} ({', '.join(kept)})")

@@ -140,3 +140,19 @@ def pipeline(spark, sample, tmp_path_factory):
     return types.SimpleNamespace(
         conf=conf, warehouse=base / "wh", export=base / "export", stdout=stdout.getvalue(), base=base
     )
+
+
+@pytest.fixture(scope="session")
+def cluster_pipeline(spark, pipeline, tmp_path_factory):
+    """The ``pipeline`` profile on delta-spark on a standalone cluster, through a killed driver and two
+    killed workers (tests/fixtures/cluster_run.py). The cluster is stopped before the tests look at the lake.
+
+    It is the suite's one delta-spark pipeline run: tests/test_cluster.py checks the faults left nothing
+    behind, tests/test_engines.py that its tables equal the local embedded run's.
+    """
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+    import cluster_run
+
+    base = tmp_path_factory.mktemp("cluster-run")
+    with cluster_run.started(tmp_path_factory.mktemp("cluster")) as handle:
+        return cluster_run.run_scenario(handle, pipeline, spark, base)

@@ -1,25 +1,22 @@
 """The whole small pipeline on delta-spark gives the same tables as on the embedded engine.
 
-The session-scoped ``pipeline`` fixture runs every stage on the embedded engine; this module runs the same
-profile with ``storage.engine: delta-spark`` into another warehouse, in the same session (Delta's jars come
-from ``make install``), and compares table contents: the same keys, model scores within float tolerance,
-identical selections.
+The session-scoped ``pipeline`` fixture runs every stage locally on the embedded engine. The delta-spark run
+is ``cluster_pipeline``'s (tests/conftest.py): the same profile with ``storage.engine: delta-spark`` on a
+standalone cluster, rerun after a killed driver and through two killed workers. One run serves both checks
+because a second whole-pipeline run would cost the suite three minutes; a difference found here is a
+difference of engine or of cluster, and tests/test_cluster.py's checks tell which faults hit. Compared:
+the same rows (the same silver doc_ids, keys and every exact column), model scores within float
+tolerance, identical selections.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import types
-
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from pyspark.sql.types import ArrayType, DoubleType, FloatType, TimestampType
 
-from jobs import cli
-from jobs.catalog import all_specs, table_spec
+from jobs.catalog import table_spec
 from jobs.tables import DeltaSparkLakehouse, EmbeddedLakehouse
 
 pytestmark = pytest.mark.slow
@@ -41,21 +38,6 @@ COMPARED = (
     "gold.doc_scores",
     "gold.selection",
 )
-
-
-@pytest.fixture(scope="module")
-def pipeline_delta(spark, pipeline, tmp_path_factory):
-    profile = yaml.safe_load(pipeline.conf.read_text())
-    base = tmp_path_factory.mktemp("pipeline-delta")
-    profile["storage"] = {"engine": "delta-spark", "warehouse": str(base / "wh")}
-    profile["export"]["path"] = str(base / "export")
-    conf = base / "pipeline.yaml"
-    conf.write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        code = cli.main(["run", "--conf", str(conf)])
-    assert code == 0, stdout.getvalue()
-    return types.SimpleNamespace(conf=conf, warehouse=base / "wh", stdout=stdout.getvalue())
 
 
 def _frame(lh, name: str) -> tuple[pd.DataFrame, list[str], list[str]]:
@@ -95,9 +77,9 @@ def _floats(col: pd.Series) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", COMPARED)
-def test_delta_spark_pipeline_matches_embedded(spark, pipeline, pipeline_delta, name):
+def test_delta_spark_pipeline_matches_embedded(spark, pipeline, cluster_pipeline, name):
     emb = EmbeddedLakehouse(spark, str(pipeline.warehouse))
-    dsp = DeltaSparkLakehouse(spark, str(pipeline_delta.warehouse))
+    dsp = DeltaSparkLakehouse(spark, str(cluster_pipeline.warehouse))
     a, exact, floats = _frame(emb, name)
     b, _, _ = _frame(dsp, name)
     assert len(a) == len(b), f"{name}: {len(a)} rows embedded, {len(b)} on delta-spark"
@@ -105,12 +87,3 @@ def test_delta_spark_pipeline_matches_embedded(spark, pipeline, pipeline_delta, 
     pd.testing.assert_frame_equal(a[exact], b[exact])
     for c in floats:
         np.testing.assert_allclose(_floats(a[c]), _floats(b[c]), rtol=1e-4, atol=1e-5, err_msg=f"{name}.{c}")
-
-
-def test_delta_spark_run_used_delta_spark(pipeline_delta, spark):
-    assert "\nDelta engine: delta-spark\nstage " in pipeline_delta.stdout
-    dsp = DeltaSparkLakehouse(spark, str(pipeline_delta.warehouse))
-    # Keyed score chunks were committed with MERGE, every other write as one gated commit.
-    ops = {h["operation"] for h in dsp.history(table_spec("scores.prrc"))}
-    assert "MERGE" in ops
-    assert {s.name for s in all_specs()} >= set(COMPARED)

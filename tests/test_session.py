@@ -51,6 +51,22 @@ def test_jar_cache_keeps_only_what_spark_lacks(tmp_path):
     assert len(delta_jars(dest)) == 2 and delta_jars(src.parent / "nothing") == []
 
 
+def test_jar_list_for_spark_submit(tmp_path, monkeypatch, capsys):
+    from jobs import jars
+
+    monkeypatch.setenv("CORPUSLAKE_JARS", str(tmp_path))
+    assert jars.main(["list"]) == 1
+    assert capsys.readouterr().err == f"error: no delta-spark jar in {tmp_path}; run `make install`\n"
+    for name in ("delta-storage-4.3.1.jar", "delta-spark_2.13-4.3.1.jar"):
+        (tmp_path / name).write_bytes(b"jar")
+    assert jars.main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert (
+        listed
+        == f"{tmp_path.resolve()}/delta-spark_2.13-4.3.1.jar,{tmp_path.resolve()}/delta-storage-4.3.1.jar\n"
+    )
+
+
 def test_standalone_master_settings():
     # Executors of a cluster on this machine run this interpreter; a loopback master keeps the driver there.
     local = _standalone_settings("spark://127.0.0.1:7077")

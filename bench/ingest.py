@@ -1,10 +1,12 @@
 """Ingest throughput on the sample corpus ×10, and each Delta engine's commit overhead as a table grows.
 
     python bench/ingest.py [--scale 10] [--files 1000] [--copy-files 200] [--out bench/out]
+                           [--html resiliparse,trafilatura,plain]
 
 Prints, all measured in this run:
   * ingest docs/s and MB/s (raw bytes on disk and text bytes), and the same for a plain
     ``spark.read.json(...).write.parquet(...)`` of the JSONL inputs (no rejects, dedup or gate) as baseline;
+    once per ``--html`` extractor (``ingest.html.extractor``; the WARC file's HTML pages are 6% of the docs);
   * for a table grown to ``--files`` Parquet files by repeated appends: Spark's write time per append (the
     staging the gate reads), the commit time per append, and their ratio at several table sizes (should stay
     a small fraction), for each engine:
@@ -40,7 +42,7 @@ def _sample(out: Path, scale: int) -> list[dict]:
     return inputs
 
 
-def bench_ingest(spark, out: Path, scale: int) -> None:
+def bench_ingest(spark, out: Path, scale: int, html: str = "resiliparse") -> None:
     import yaml
 
     from jobs import ingest
@@ -59,7 +61,7 @@ def bench_ingest(spark, out: Path, scale: int) -> None:
             {
                 "spark": {"master": spark.sparkContext.master},
                 "storage": {"engine": "embedded", "warehouse": str(wh)},
-                "ingest": {"inputs": inputs, "max_doc_bytes": 200_000},
+                "ingest": {"inputs": inputs, "max_doc_bytes": 200_000, "html": {"extractor": html}},
             }
         )
     )
@@ -86,7 +88,7 @@ def bench_ingest(spark, out: Path, scale: int) -> None:
 
     print(
         f"ingest, sample corpus x{scale}: {len(files)} files, {raw_mb:.1f} MB on disk, "
-        f"{n_docs:,} docs accepted"
+        f"{n_docs:,} docs accepted, html extractor {html}"
     )
     print(
         f"  corpuslake ingest      {elapsed:7.1f} s  {n_docs / elapsed:9.0f} docs/s  "
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--copy-files", type=int, default=200, help="table size for the delta-spark copy path")
     p.add_argument("--out", default=str(ROOT / "bench" / "out"))
     p.add_argument("--skip-ingest", action="store_true")
+    p.add_argument("--html", default="resiliparse", help="comma list of html extractors to ingest with")
     args = p.parse_args(argv)
     from jobs.config import SparkConf
     from jobs.session import get_spark
@@ -177,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     spark = get_spark(SparkConf(master="local[*]", shuffle_partitions=8, progress=False, log_level="ERROR"))
     if not args.skip_ingest:
-        bench_ingest(spark, out, args.scale)
+        for html in args.html.split(","):
+            bench_ingest(spark, out, args.scale, html.strip())
     bench_commits(spark, out, args.files, "embedded")
     bench_commits(spark, out, args.files, "delta-spark")
     bench_commits(spark, out, args.copy_files, "delta-spark", copy=True)

@@ -1,12 +1,20 @@
-"""audit.runs and audit.expectations: what ran, what it read and wrote, and what its gates said."""
+"""audit.runs and audit.expectations: what ran, what it read and wrote, and what its gates said.
+
+A run writes a ``running`` row when it starts (with the host and process that run it) and one more when it
+ends. A run that was killed never writes the second row: the next run of the same stage marks it
+``abandoned`` (see ``abandoned_because`` for the rule that keeps a live concurrent run from being marked).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from pyspark.sql import functions as F
 
@@ -33,6 +41,77 @@ class Run:
     tables_read: dict[str, int] = field(default_factory=dict)
     tables_written: dict[str, int] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
+    # Earlier runs of the stage this run found killed and marked abandoned when it started: (why, row).
+    abandoned: list[tuple[str, dict]] = field(default_factory=list)
+
+
+# A run on another host cannot be asked whether it is alive: it counts as abandoned once it started this long
+# ago without an end row. Were it still alive, its own end row comes later and is the run's latest state.
+ABANDON_AFTER = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that runs a stage: host, pid and the pid's start time (clock ticks, Linux only)."""
+
+    host: str
+    pid: int
+    ticks: int | None = None
+
+    def line(self) -> str:
+        ticks = f" started {self.ticks}" if self.ticks is not None else ""
+        return f"running on host {self.host} pid {self.pid}{ticks}"
+
+
+_OWNER = re.compile(r"running on host (\S+) pid (\d+)(?: started (\d+))?")
+
+
+def this_process() -> Owner:
+    from jobs.cluster import process_start
+
+    pid = os.getpid()
+    return Owner(socket.gethostname(), pid, process_start(pid) if os.path.isdir("/proc") else None)
+
+
+def parse_owner(message: str | None) -> Owner | None:
+    """The owner recorded in a ``running`` row's message, or None (rows written before owners were)."""
+    m = _OWNER.search(message or "")
+    if m is None:
+        return None
+    return Owner(m.group(1), int(m.group(2)), int(m.group(3)) if m.group(3) else None)
+
+
+def _process_alive(owner: Owner) -> bool:
+    if os.path.isdir("/proc"):
+        from jobs.cluster import process_start
+
+        start = process_start(owner.pid)
+        return start is not None and (owner.ticks is None or start == owner.ticks)
+    try:
+        os.kill(owner.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def abandoned_because(owner: Owner | None, started_at: datetime, now: datetime, host: str) -> str | None:
+    """Why a run with no end row is abandoned, or None when it may still be running.
+
+    The rule: on this host, a run is abandoned when its process is gone (the pid no longer runs, or runs a
+    process that started at another time: pids get reused). On another host, or with no owner recorded, a
+    run is abandoned once it started more than ``ABANDON_AFTER`` ago.
+    """
+    if owner is not None and owner.host == host:
+        if _process_alive(owner):
+            return None
+        return f"its process (pid {owner.pid} on {owner.host}) is gone"
+    age = now - started_at
+    if age <= ABANDON_AFTER:
+        return None
+    where = f"on host {owner.host}" if owner is not None else "on an unrecorded host"
+    return f"it started {age.total_seconds() / 3600:.0f} h ago {where} and never ended"
 
 
 def new_run_id(stage: str) -> str:
@@ -68,12 +147,16 @@ def _run_row(run: Run, status: str, ended: bool, message: str | None) -> dict:
 
 
 def start_run(lakehouse: Lakehouse, stage: str, run_id: str | None = None, profile: str | None = None) -> Run:
-    """Record a run as started. A run id seen before keeps its sequence number: its commits are idempotent."""
+    """Record a run as started, and earlier runs of the stage that were killed as ``abandoned``.
+
+    A run id seen before keeps its sequence number: its commits are idempotent. The ``running`` row names the
+    host and process (``Owner``), so that a later run can tell a killed run from a live concurrent one.
+    """
     ensure_tables(lakehouse)
     run_id = run_id or new_run_id(stage)
+    runs = lakehouse.read(audit_schemas.RUNS).filter(F.col("stage") == stage)
     prior = (
-        lakehouse.read(audit_schemas.RUNS)
-        .filter((F.col("run_id") == run_id) & (F.col("stage") == stage))
+        runs.filter(F.col("run_id") == run_id)
         .agg(F.min("seq").alias("seq"), F.min("started_at").alias("started_at"))
         .first()
     )
@@ -81,12 +164,39 @@ def start_run(lakehouse: Lakehouse, stage: str, run_id: str | None = None, profi
         run = Run(run_id, stage, prior["seq"], prior["started_at"].astimezone(timezone.utc), profile)
     else:
         run = Run(run_id, stage, time.time_ns() // 1_000_000, datetime.now(timezone.utc), profile)
-    _append(lakehouse, audit_schemas.RUNS, [_run_row(run, "running", False, None)], run_id)
+    me = this_process()
+    rows = [_run_row(run, "running", False, me.line())]
+    run.abandoned = _abandoned_rows(runs, run, me.host)
+    rows += [r for _, r in run.abandoned]
+    _append(lakehouse, audit_schemas.RUNS, rows, run_id)
     return run
 
 
+def _abandoned_rows(runs, run: Run, host: str) -> list[tuple[str, dict]]:
+    """``(why, audit row)`` for each run of the stage with no end row whose owner is gone."""
+    never_ended = runs.groupBy("run_id").agg(F.count("ended_at").alias("n")).filter("n = 0")
+    open_rows = (
+        runs.filter((F.col("status") == "running") & (F.col("run_id") != run.run_id))
+        .join(never_ended.select("run_id"), "run_id", "left_semi")
+        .select("run_id", "seq", "started_at", "message", "profile")
+        .collect()
+    )
+    now = datetime.now(timezone.utc)
+    out: dict[str, tuple[str, dict]] = {}
+    for r in open_rows:
+        started = r["started_at"].astimezone(timezone.utc)
+        why = abandoned_because(parse_owner(r["message"]), started, now, host)
+        if why is None or r["run_id"] in out:
+            continue
+        dead = Run(r["run_id"], run.stage, r["seq"], started, r["profile"])
+        found = f"abandoned: found by run {run.run_id} at {now:%Y-%m-%d %H:%M:%S} UTC, because {why}"
+        out[r["run_id"]] = (why, _run_row(dead, "abandoned", True, found))
+    return sorted(out.values(), key=lambda x: x[1]["started_at"])
+
+
 def finish_run(lakehouse: Lakehouse, run: Run, status: str, message: str | None = None) -> None:
-    """Record how a run ended: succeeded, gate_failed, failed or refused."""
+    """Record how a run ended: succeeded, gate_failed, failed or refused (``abandoned`` is written for a
+    killed run by the next run of its stage, see ``start_run``)."""
     if status not in audit_schemas.RUN_STATUSES:
         raise ValueError(f"unknown run status {status!r}")
     _append(lakehouse, audit_schemas.RUNS, [_run_row(run, status, True, message)], run.run_id)
@@ -154,3 +264,15 @@ def succeeded_inputs(lakehouse: Lakehouse, stage: str) -> set[str]:
         .collect()
     )
     return {r["fp"] for r in rows if r["fp"]}
+
+
+def ended_runs(lakehouse: Lakehouse, stage: str) -> set[str]:
+    """Run ids of ``stage`` that have ended one way or another (an end row, ``abandoned`` included)."""
+    rows = (
+        lakehouse.read(audit_schemas.RUNS)
+        .filter((F.col("stage") == stage) & F.col("ended_at").isNotNull())
+        .select("run_id")
+        .distinct()
+        .collect()
+    )
+    return {r["run_id"] for r in rows}

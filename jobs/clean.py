@@ -2,9 +2,12 @@
 
 Steps, in order; a document leaves at the first one that drops it, recorded with that rule and its value:
   1. normalize        Unicode NFC, control/invisible characters, whitespace, stray HTML (empty → dropped)
-  2. language         py3langid; dropped when the language is not in ``clean.allowed_langs``
-  3. rules            the ordered ``clean.rules`` (Gopher quality and repetition, C4, FineWeb); after them,
-                      an allowed language scored under ``min_lang_score`` (reason language:low_confidence)
+  2. language         py3langid, labels mapped to ISO 639-1 (``udfs.lang``); under ``min_lang_score`` the
+                      language is ``unknown``; dropped when it is a language not in ``clean.allowed_langs``
+  3. rules            the ordered ``clean.rules`` (Gopher quality and repetition, C4, FineWeb), less the
+                      checks that do not fit the document's language (``udfs.quality.applies``; the stage
+                      warns at startup which it skips for which allowed language); after them, an ``unknown``
+                      document is dropped (reason language:unknown) unless ``clean.unknown_lang`` is ``keep``
   4. exact_dedup      same hash of lowercased, whitespace-collapsed text; the smallest doc_id survives
   5. near_dedup       MinHash LSH, verified Jaccard ≥ threshold, connected components; smallest id survives
   6. decontamination  shares an n-gram (13 by default) with a ref.benchmarks example
@@ -26,11 +29,13 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
 from jobs import dedup
+from jobs.config import Conf
 from jobs.gates import Output, publish
-from jobs.runtime import JobContext, job_parser, run_job
+from jobs.runtime import JobContext, job_parser, log, run_job
 from schemas import bronze, ref, scores, silver
+from udfs.lang import UNKNOWN
 from udfs.minhash import tokens
-from udfs.quality import SIGNALS
+from udfs.quality import SIGNALS, skipped_checks
 
 STAGE = "clean"
 READS = (bronze.DOCUMENTS, ref.BENCHMARKS)
@@ -47,15 +52,49 @@ ANALYSIS_FIELDS = [
 ]
 
 
+def language_warning(allowed_langs: list[str], rules: list[tuple[str, dict]]) -> str | None:
+    """What the rules skip for which allowed language, as the startup warning says it; None if nothing.
+
+    Args:
+        allowed_langs: the languages the stage keeps.
+        rules: ordered ``(rule, params)`` with defaults filled in (``CleanConf.rule_params()``).
+    """
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for lang in allowed_langs:
+        if skipped := tuple(skipped_checks(rules, lang)):
+            groups.setdefault(skipped, []).append(lang)
+    if not groups:
+        return None
+    lines = ["clean: rule checks that assume English text are skipped for these allowed languages:"]
+    for skipped, langs in groups.items():
+        by_rule: dict[str, list[str]] = {}
+        for reason in skipped:
+            rule, check = reason.split(":", 1)
+            by_rule.setdefault(rule, []).append(check)
+        lines.append(f"  {', '.join(langs)}: " + "; ".join(f"{r} {', '.join(c)}" for r, c in by_rule.items()))
+    return "\n".join(lines)
+
+
+def preflight(conf: Conf) -> None:
+    """Warns, before Spark starts, which rule checks the allowed languages skip."""
+    if warning := language_warning(conf.clean.allowed_langs, conf.clean.rule_params()):
+        log.warning(warning)
+
+
 def analyze(
-    allowed_langs: list[str], min_lang_score: float, rules: list[tuple[str, dict]]
+    allowed_langs: list[str],
+    min_lang_score: float,
+    rules: list[tuple[str, dict]],
+    unknown_lang: str = "drop",
 ) -> Callable[[DataFrame], DataFrame]:
     """Steps 1–3 on executors: normalized text, language, quality signals and the first failing check.
 
     Args:
-        allowed_langs: ISO 639-1 codes to keep.
-        min_lang_score: minimum language probability.
-        rules: ordered ``(rule, params)`` with defaults filled in (``CleanConf.rule_params()``).
+        allowed_langs: language labels to keep (``udfs.lang.LABELS``).
+        min_lang_score: below this probability the language is ``unknown``.
+        rules: ordered ``(rule, params)`` with defaults filled in (``CleanConf.rule_params()``); each document
+            gets the checks that fit its language (``udfs.quality.applies``).
+        unknown_lang: ``drop`` or ``keep`` a document of unknown language that the rules keep.
     """
     allowed = set(allowed_langs)
 
@@ -88,27 +127,28 @@ def analyze(
                     )
                     out.append(row)
                     continue
-                lang, score = identify(norm)
+                guess, score = identify(norm)
+                lang = guess if score >= min_lang_score else UNKNOWN
                 row.update(lang=lang, lang_score=score)
-                signals = compute_signals(norm)
+                signals = compute_signals(norm, lang)
                 row.update(signals)
-                if lang not in allowed:
+                if lang != UNKNOWN and lang not in allowed:
                     row.update(
                         drop_step="language",
                         drop_reason=f"language:{lang}",
                         drop_value=score,
                         drop_detail=f"allowed languages: {sorted(allowed)}",
                     )
-                elif (check := evaluate(signals, rules)) is not None:
+                elif (check := evaluate(signals, rules, lang)) is not None:
                     row.update(drop_step="rules", drop_reason=check.reason, drop_value=float(check.value))
-                elif score < min_lang_score:
+                elif lang == UNKNOWN and unknown_lang == "drop":
                     # Junk (keyword stuffing, symbol soup) gets low confidence too; the rules explain it
-                    # better, so an unsure language only drops what the rules kept.
+                    # better, so an unknown language only drops what the rules kept.
                     row.update(
                         drop_step="language",
-                        drop_reason="language:low_confidence",
+                        drop_reason=f"language:{UNKNOWN}",
                         drop_value=score,
-                        drop_detail=f"{lang} scored {score:.3f} < min_lang_score {min_lang_score}",
+                        drop_detail=f"best guess {guess} at {score:.3f} < min_lang_score {min_lang_score}",
                     )
                 out.append(row)
             yield pd.concat(
@@ -201,7 +241,7 @@ def _filtered_rows(df: DataFrame, step: str, reason, value, survivor=None, detai
 def clean_documents(ctx: JobContext, docs: DataFrame, benchmarks: DataFrame):
     """Steps 1–6 as DataFrames: (kept, filtered, quality, skew_report, cached DataFrames to unpersist)."""
     c = ctx.conf.clean
-    analyzed = docs.transform(analyze(c.allowed_langs, c.min_lang_score, c.rule_params()))
+    analyzed = docs.transform(analyze(c.allowed_langs, c.min_lang_score, c.rule_params(), c.unknown_lang))
     analyzed = analyzed.withColumn("text_hash", text_hash()).persist()
     cached = [analyzed]  # read by several steps; the caller unpersists them after publishing
 
@@ -320,20 +360,40 @@ def clean_documents(ctx: JobContext, docs: DataFrame, benchmarks: DataFrame):
     return kept, filtered, quality, skew, cached
 
 
-def _funnel(n_in: int, filtered_counts: list, n_kept: int) -> str:
+MAX_REASONS = 8  # reasons listed per step in the summary; the rest are counted on one line
+
+
+def funnel_text(n_in: int, filtered_counts: list, n_kept: int, ran: set[str]) -> str:
+    """The clean summary's funnel: every step in order, with what it dropped (zero included), by reason.
+
+    Args:
+        n_in: bronze documents read.
+        filtered_counts: rows with ``step``, ``reason`` and ``n`` (drops per step and reason).
+        n_kept: documents kept in silver.
+        ran: the steps that dropped documents in this run; the others are shown as off.
+    """
     lines = [f"  bronze documents read: {n_in:,}"]
     left = n_in
     for step in silver.STEPS:
-        rows = [r for r in filtered_counts if r["step"] == step]
+        rows = sorted((r for r in filtered_counts if r["step"] == step), key=lambda r: (-r["n"], r["reason"]))
         total = sum(r["n"] for r in rows)
-        if not rows:
+        if step not in ran and not rows:
+            lines.append(f"  - {step:<16} {'off':>7}")
             continue
         left -= total
         lines.append(f"  - {step:<16} {total:>7,}  -> {left:,} left")
-        for r in sorted(rows, key=lambda r: (-r["n"], r["reason"]))[:8]:
+        for r in rows[:MAX_REASONS]:
             lines.append(f"      {r['reason']:<40} {r['n']:>7,}")
+        if len(rows) > MAX_REASONS:
+            rest = rows[MAX_REASONS:]
+            more = f"… {len(rest)} more reasons"
+            lines.append(f"      {more:<40} {sum(r['n'] for r in rest):>7,}")
     lines.append(f"  kept in silver.documents: {n_kept:,}")
     return "\n".join(lines)
+
+
+def _kept_langs(c) -> list[str]:
+    return [*c.allowed_langs, UNKNOWN] if c.unknown_lang == "keep" else list(c.allowed_langs)
 
 
 def clean(ctx: JobContext) -> str:
@@ -360,7 +420,7 @@ def clean(ctx: JobContext) -> str:
                     silver.DOCUMENTS,
                     kept,
                     "overwrite",
-                    {"expected_rows": n_kept, "allowed_langs": ctx.conf.clean.allowed_langs},
+                    {"expected_rows": n_kept, "allowed_langs": _kept_langs(ctx.conf.clean)},
                 ),
                 Output(silver.FILTERED, filtered, "overwrite", {"expected_rows": n_filtered}),
                 Output(scores.QUALITY, quality, "overwrite", {"expected_rows": n_quality}),
@@ -371,7 +431,12 @@ def clean(ctx: JobContext) -> str:
         for df in (*cached, filtered):
             df.unpersist()
     run.rows_in, run.rows_out = n_in, n_kept + n_filtered
-    lines = [f"clean run {run.run_id}", _funnel(n_in, counts, n_kept)]
+    c = ctx.conf.clean
+    ran = {"normalize", "language"} | ({"rules"} if c.rules else set())
+    ran |= {"exact_dedup"} if c.exact_dedup else set()
+    ran |= {"near_dedup"} if c.near_dedup.enabled else set()
+    ran |= {"decontamination"} if c.decontamination.enabled and c.decontamination.action == "drop" else set()
+    lines = [f"clean run {run.run_id}", funnel_text(n_in, counts, n_kept, ran)]
     if skewed:
         lines.append(
             f"  skew guard: {skewed} LSH buckets over max_bucket were linked as stars, not all pairs"
@@ -386,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     args = job_parser(STAGE, "Clean bronze.documents into silver.documents and silver.filtered.").parse_args(
         argv
     )
-    return run_job(STAGE, args, clean, reads=READS)
+    return run_job(STAGE, args, clean, reads=READS, preflight=preflight)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -42,9 +43,9 @@ from jobs.runtime import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
 # Stage name → (body, tables it reads, preflight). Later stages register here in pipeline order.
 STAGES: dict[str, tuple[Callable, tuple, Callable | None]] = {
-    ingest.STAGE: (ingest.ingest, (), None),
+    ingest.STAGE: (ingest.ingest, (), ingest.preflight),
     load_refs.STAGE: (load_refs.load_refs, (), None),
-    clean.STAGE: (clean.clean, clean.READS, None),
+    clean.STAGE: (clean.clean, clean.READS, clean.preflight),
     score_prrc.STAGE: (score_prrc.score_prrc, score_prrc.READS, score_prrc.preflight),
     score_perplexity.STAGE: (
         score_perplexity.score_perplexity,
@@ -211,6 +212,9 @@ def _with_lakehouse(args, fn, conf=None) -> int:
     except runtime.UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except runtime.InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as exc:
         print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return EXIT_ERROR
@@ -239,6 +243,23 @@ def _tables(conf, spark, lh) -> None:
         gate = "-" if g is None else ("passed" if g["success"] else "FAILED")
         when = "-" if w is None else f"{w:%Y-%m-%d %H:%M:%S}"
         print(f"{spec.name:<24}{'-' if v is None else v:>8}{rows:>10}  {when:<20} {gate:<10} {lh.path(spec)}")
+    states = run_states(spark)
+    if states:
+        print("\nruns: " + ", ".join(f"{n} {s}" for s, n in states.items()) + " (corpuslake sql runs)")
+    if states.get("abandoned"):
+        print("  abandoned: killed before they ended; the next run of their stage found them (see message)")
+
+
+def run_states(spark) -> dict[str, int]:
+    """Stage runs by their latest status (the ``runs`` query), in a fixed order: succeeded first."""
+    from jobs.queries import sql_text
+    from schemas.audit import RUN_STATUSES
+
+    rows = spark.sql(sql_text("runs")).groupBy("status").count().collect()
+    counts = {r["status"]: r["count"] for r in rows}
+    order = ["succeeded", "running", "abandoned", "failed", "gate_failed", "refused"]
+    order += [s for s in RUN_STATUSES if s not in order]
+    return {s: counts[s] for s in order if counts.get(s)}
 
 
 def _history(name: str):
@@ -290,16 +311,60 @@ def resolve_query(query: str) -> str:
     return query
 
 
-def _sql(query: str, limit: int):
+_PARQUET_PATH = re.compile(r"((?:[A-Za-z][\w+.-]*:)?/[^\s'\"]+?\.parquet)(?![\w-])")
+_NOT_FOUND = ("FileNotFound", "FILE_NOT_EXIST", "No such file", "does not exist", "Failed to open")
+
+
+def missing_data_file(lh, exc: BaseException) -> str | None:
+    """If ``exc`` is a read that failed on a table's data file that is gone, one line naming both."""
+    text = str(exc)
+    if not any(k in text for k in _NOT_FOUND):
+        return None
+    roots = sorted(((lh.path(s).rstrip("/"), s) for s in all_specs()), key=lambda t: -len(t[0]))
+    for candidate in dict.fromkeys(_PARQUET_PATH.findall(text)):
+        path = candidate[len("file:") :] if candidate.startswith("file:") else candidate
+        path = path.replace("///", "/") if path.startswith("///") else path
+        if "://" not in path and os.path.exists(path):
+            continue
+        for root, spec in roots:
+            local_root = root[len("file://") :] if root.startswith("file://") else root
+            if path.startswith(local_root + "/"):
+                version = lh.version(spec)
+                return (
+                    f"{spec.name}: data file {path[len(local_root) + 1 :]} is missing from {local_root} "
+                    f"(version {version} of the table needs it); restore it from a backup, or see "
+                    f"`corpuslake history {spec.name}`"
+                )
+    return None
+
+
+def _sql(query: str, limit: int, verbose: bool = False):
     def show(conf, spark, lh) -> None:
+        import traceback
+
         from pyspark.errors import PySparkException
 
+        text = resolve_query(query)
+        # A failing task logs its whole Java and Python trace at ERROR: without --verbose the one line below
+        # is the whole story.
+        if not verbose:
+            spark.sparkContext.setLogLevel("OFF")
         try:
-            df = spark.sql(resolve_query(query))
+            df = spark.sql(text)
             df.show(limit, truncate=60)
-        except PySparkException as exc:  # a typo in a query is the user's to fix: one line, exit 2
-            first = str(exc).strip().splitlines()[0]
-            raise runtime.UsageError(f"the query failed: {first}") from None
+        except Exception as exc:
+            missing = missing_data_file(lh, exc)
+            if verbose and (missing or not isinstance(exc, PySparkException)):
+                traceback.print_exc()
+            if missing:
+                raise runtime.InputError(missing) from None
+            if isinstance(exc, PySparkException):  # a typo in a query is the user's to fix: one line, exit 2
+                first = str(exc).strip().splitlines()[0]
+                raise runtime.UsageError(f"the query failed: {first}") from None
+            raise
+        finally:
+            if not verbose:
+                spark.sparkContext.setLogLevel(conf.spark.log_level)
 
     return show
 
@@ -501,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    return _with_lakehouse(args, _sql(args.query, args.limit))
+    return _with_lakehouse(args, _sql(args.query, args.limit, args.verbose))
 
 
 if __name__ == "__main__":

@@ -71,6 +71,15 @@ def _stat(pid: int) -> list[str] | None:
     return stat.rsplit(")", 1)[1].split()
 
 
+def process_start(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc stat field 22), or None when it is gone or a
+    zombie. Together with the pid it names one process: pids get reused, start times do not."""
+    fields = _stat(pid)
+    if not fields or fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
 def _ppid(pid: int) -> int | None:
     fields = _stat(pid)
     return int(fields[1]) if fields else None

@@ -7,8 +7,9 @@ without reading a stack trace.
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -63,11 +64,25 @@ class StorageConf(_Strict):
 
 
 class FieldMap(_Strict):
-    """Which input field holds what; every other field goes into the ``meta`` JSON column."""
+    """Which input field holds what; every other field goes into the ``meta`` JSON column.
+
+    A name is a top-level key or a dotted path into nested objects (``metadata.url``; list items by index,
+    ``a.0.b``), in JSONL and Parquet alike. WARC/ARC records have fixed fields and ignore the map.
+    """
 
     text: str = "text"
     url: str | None = "url"
     id: str | None = "id"
+
+    @field_validator("text", "url", "id")
+    @classmethod
+    def _path(cls, path: str | None) -> str | None:
+        if path is not None and (not path.strip() or "" in path.split(".")):
+            raise ValueError(
+                f"{path!r} is not a field path: write a key or dotted keys (metadata.url), "
+                "with no empty part (no leading, trailing or double dot)"
+            )
+        return path
 
 
 class InputConf(_Strict):
@@ -77,6 +92,17 @@ class InputConf(_Strict):
     path: str = Field(min_length=1)
     format: Literal["auto", "jsonl", "parquet", "warc"] = "auto"
     fields: FieldMap = Field(default_factory=FieldMap)
+
+
+class HtmlConf(_Strict):
+    """How HTML pages of WARC/ARC responses become text."""
+
+    extractor: Literal["resiliparse", "trafilatura", "plain"] = Field(
+        "resiliparse",
+        description="resiliparse: main content, as DCLM; trafilatura: main content, as FineWeb; "
+        "plain: every visible text block (menus and footers too)",
+    )
+    keep_title: bool = Field(True, description="the page <title> as the first line of the text")
 
 
 class IngestConf(_Strict):
@@ -92,6 +118,7 @@ class IngestConf(_Strict):
     )
     snippet_chars: int = Field(200, ge=0)
     batch_rows: int = Field(2048, ge=1)
+    html: HtmlConf = Field(default_factory=HtmlConf)
 
     @property
     def line_limit(self) -> int:
@@ -99,13 +126,40 @@ class IngestConf(_Strict):
 
 
 class BenchmarkInput(_Strict):
-    """Benchmark example files (JSONL): one target text per example, joined from ``text_fields``."""
+    """Benchmark example files (JSON lines: plain, ``.gz`` or ``.zst``): one target text per example.
+
+    The text joins ``text_fields`` (dotted paths, see ``udfs.benchmarks``), or a ``preset``'s fields; with
+    neither, the preset whose layout each file's first record has, else question/choices/answer/support.
+    """
 
     path: str = Field(min_length=1)
-    text_fields: list[str] = Field(default_factory=lambda: ["question", "choices", "answer", "support"])
+    preset: str | None = Field(None, description="a layout from udfs.benchmarks.PRESETS, or auto")
+    text_fields: list[str] | None = Field(None, min_length=1)
+    benchmark: str | None = Field(None, description="name for every example (else benchmark_field, file)")
     benchmark_field: str = "benchmark"
-    split_field: str = "split"
-    id_field: str = "id"
+    split: str | None = Field(None, description="split for every example (else split_field, file name, test)")
+    split_field: str | None = "split"
+    id_field: str | None = Field(None, description="example id field (default: the preset's, else id)")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, preset: str | None) -> str | None:
+        from udfs.benchmarks import PRESETS
+
+        if preset is not None and preset != "auto" and preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known presets: auto, {', '.join(PRESETS)}")
+        return preset
+
+    @field_validator("text_fields")
+    @classmethod
+    def _paths(cls, fields: list[str] | None, info) -> list[str] | None:
+        from udfs.benchmarks import check_path
+
+        if fields is None:
+            return None
+        if info.data.get("preset") not in (None, "auto"):
+            raise ValueError(f"name a preset ({info.data['preset']}) or text_fields, not both")
+        return [check_path(f) for f in fields]
 
 
 class RefsConf(_Strict):
@@ -162,12 +216,34 @@ class DecontamConf(_Strict):
 class CleanConf(_Strict):
     """The clean stage: normalization, language ID, rules, dedup, decontamination."""
 
-    allowed_langs: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
-    min_lang_score: float = Field(0.5, ge=0, le=1)
+    allowed_langs: list[str] = Field(
+        default_factory=lambda: ["en"], min_length=1, description="languages to keep (udfs.lang.LABELS)"
+    )
+    min_lang_score: float = Field(0.5, ge=0, le=1, description="below it, a document's language is unknown")
+    unknown_lang: Literal["drop", "keep"] = Field(
+        "drop", description="what becomes of a document of unknown language that the rules keep"
+    )
     rules: list[RuleConf] = Field(default_factory=_default_rules)
     exact_dedup: bool = True
     near_dedup: NearDedupConf = Field(default_factory=NearDedupConf)
     decontamination: DecontamConf = Field(default_factory=DecontamConf)
+
+    @field_validator("allowed_langs")
+    @classmethod
+    def _known_langs(cls, langs: list[str]) -> list[str]:
+        from udfs.lang import LABELS, TO_ISO_639_1, UNKNOWN
+
+        for lang in langs:
+            if lang == UNKNOWN:
+                raise ValueError(f"{UNKNOWN!r} is not a language: set clean.unknown_lang: keep instead")
+            if lang in TO_ISO_639_1:
+                raise ValueError(f"{lang!r} is labelled {TO_ISO_639_1[lang]!r} (ISO 639-1): allow that")
+            if lang not in LABELS:
+                raise ValueError(
+                    f"{lang!r} is not a label the language identifier gives: ISO 639-1 codes (en, ja, zh, …) "
+                    "or, for languages without one, ISO 639-3 codes (see udfs/lang.py)"
+                )
+        return langs
 
     @field_validator("rules")
     @classmethod
@@ -543,6 +619,33 @@ def _apply_override(data: dict, parts: list[str], value: Any, item: str) -> None
             raise ConfError(f"--set {item}: {'.'.join(parts[:i])} is a value, not a section")
 
 
+def _declared_type(parts: list[str]) -> Any:
+    """The type ``Conf`` declares at a dotted key (list items by index), None where no model says."""
+    node: Any = Conf
+    for part in parts:
+        if get_origin(node) in (Union, types.UnionType):  # Optional[X]: X
+            args = [a for a in get_args(node) if a is not type(None)]
+            node = args[0] if len(args) == 1 else None
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(part)
+            node = field.annotation if field is not None else None
+        elif get_origin(node) is list and part.isdigit():
+            node = get_args(node)[0]
+        else:
+            return None
+    return node
+
+
+def _list_value(parts: list[str], value: Any) -> Any:
+    """A comma list given on the command line (``--set clean.allowed_langs=en,ja``) for a list setting."""
+    declared = _declared_type(parts)
+    if get_origin(declared) in (Union, types.UnionType):
+        declared = next((a for a in get_args(declared) if get_origin(a) is list), None)
+    if isinstance(value, str) and get_origin(declared) is list:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
 def _key_of(loc: tuple) -> str:
     out = ""
     for p in loc:
@@ -555,7 +658,8 @@ def load_conf(path: str | Path, overrides: list[str] | None = None) -> Conf:
 
     Args:
         path: the YAML profile, e.g. ``conf/local.yaml``.
-        overrides: ``key=value`` strings (dotted keys, list indexes as numbers, values parsed as YAML).
+        overrides: ``key=value`` strings (dotted keys, list indexes as numbers, values parsed as YAML; a
+            list setting also takes a comma list, ``clean.allowed_langs=en,ja``).
 
     Returns:
         The validated ``Conf``.
@@ -577,7 +681,7 @@ def load_conf(path: str | Path, overrides: list[str] | None = None) -> Conf:
         raise ConfError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     for item in overrides or []:
         parts, value = _parse_override(item)
-        _apply_override(data, parts, value, item)
+        _apply_override(data, parts, _list_value(parts, value), item)
     try:
         conf = Conf.model_validate(data)
     except ValidationError as exc:
@@ -585,6 +689,8 @@ def load_conf(path: str | Path, overrides: list[str] | None = None) -> Conf:
         for err in exc.errors():
             key = _key_of(err["loc"]) or "(top level)"
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] == "list_type":
+                msg += " (in YAML: [a, b]; on the command line: --set key=a,b)"
             lines.append(f"{path}: {key}: {msg}")
         raise ConfError("\n".join(lines)) from None
     conf.source_file = str(path)

@@ -173,9 +173,19 @@ class Output:
     check: Callable[[DataFrame], DataFrame] | None = None
     # Key columns no commit may duplicate (scores): delta-spark commits them with an insert-only MERGE.
     merge_on: list[str] | None = None
+    # The table version the stage checked these rows against (ingest's doc_ids against bronze): the commit
+    # lands only on top of it, else ``TableMoved`` (see ``Lakehouse.commit``).
+    read_version: int | None = None
+    # Extra commit info, written in the same log entry as the rows (ingest's file ledger).
+    commit_info: Mapping[str, str] = field(default_factory=dict)
 
     def validation_frame(self, staged: DataFrame) -> DataFrame:
         return self.check(staged) if self.check is not None else staged
+
+
+def app_id(stage: str, run_id: str) -> str:
+    """The Delta transaction app id of one run's commits."""
+    return f"corpuslake.{stage}.{run_id}"
 
 
 def publish(
@@ -187,15 +197,20 @@ def publish(
         lakehouse: where the tables live.
         run: the ``jobs.audit.Run`` publishing (run id, stage, run sequence number).
         outputs: the tables to publish, committed in this order.
-        idempotent: commit with the run's Delta transaction (app id + run sequence), so a retried run adds
-            nothing. A stage that commits several times per run (chunked scoring) passes False and gets
-            its idempotence from what it schedules (only keys missing from the table) and its gate.
+        idempotent: commit with the run's Delta transaction (app id ``corpuslake.<stage>.<run id>``, version
+            the run sequence), so a retried run with the same run id adds nothing. The app id is the run's
+            own: concurrent runs of a stage never see each other's transactions, whatever order they
+            commit in. A stage that commits several times per run (chunked scoring) passes False and gets
+            its idempotence from what it schedules (only keys missing from the table) and its gate; so
+            does ingest, whose file ledger says what already landed.
 
     Returns:
         Table name → commit result.
 
     Raises:
         GateFailed: a suite failed; staged files are removed, nothing is committed, audit rows are written.
+        TableMoved: an output's ``read_version`` is no longer its table's version; nothing more is
+            committed (outputs before it in ``outputs`` may have been).
     """
     from jobs import audit
 
@@ -218,10 +233,12 @@ def publish(
         for out, s in staged:
             commits[out.spec.name] = lakehouse.commit(
                 s,
-                app_id=f"corpuslake.{run.stage}" if idempotent else None,
+                app_id=app_id(run.stage, run.run_id) if idempotent else None,
                 txn_version=run.seq if idempotent else None,
                 merge_on=out.merge_on,
+                read_version=out.read_version,
                 stage=run.stage,
+                **out.commit_info,
             )
     except BaseException:
         for _, s in staged:

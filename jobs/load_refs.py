@@ -1,5 +1,9 @@
 """load_refs: benchmark example files → ref.benchmarks; per-model benchmark accuracies → ref.model_scores.
 
+Benchmark files are JSON lines, plain or compressed (``.gz``, ``.zst``); each example's target text joins
+dotted field paths named in the profile, by a preset, or by the preset whose layout the file has
+(``udfs.benchmarks``), and its split comes from the profile, the record, or the file name.
+
 Both inputs are small (thousands of examples, a few hundred scores), so they are read on the driver and
 each configured table is replaced as a whole on every run; bad lines are listed, never skipped. The scores
 are gated: accuracies in [0, 1], one per (model, benchmark), and every model of the perplexity pool
@@ -24,19 +28,18 @@ from pyspark.sql import functions as F
 from jobs.gates import Output, publish
 from jobs.runtime import JobContext, UsageError, job_parser, list_files, run_job
 from schemas import ref
+from udfs.benchmarks import (
+    GENERIC_FIELDS,
+    PRESETS,
+    NotText,
+    detect_preset,
+    name_and_split,
+    resolve,
+    split_alias,
+    target_text,
+)
 
 STAGE = "load_refs"
-
-
-def _target_text(obj: dict, fields: list[str]) -> str:
-    parts = []
-    for f in fields:
-        v = obj.get(f)
-        if isinstance(v, list):
-            parts.extend(str(x) for x in v if x is not None)
-        elif v is not None:
-            parts.append(str(v))
-    return "\n".join(p for p in parts if p.strip())
 
 
 def _matches(conf_file: str | None, key: str, path: str) -> list:
@@ -47,40 +50,112 @@ def _matches(conf_file: str | None, key: str, path: str) -> list:
     return matches
 
 
-def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str]]:
-    """Rows for ref.benchmarks and the problems found (bad lines are reported, never silently skipped).
+_MAGIC = {b"\x1f\x8b": ".gz", b"\x28\xb5\x2f\xfd": ".zst"}
+
+
+def _lines(uri: str) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, text, problem) for each line of a plain, gzip or zstd file.
+
+    Each line is decoded as UTF-8 on its own, so a bad byte is reported with its line; a damaged compressed
+    stream ends the file with one problem at the line it could not read.
+    """
+    from udfs.readers import _decompressed  # ingest's opener: the same codecs and object stores
+
+    line_no = 0
+    try:
+        with _decompressed(uri) as fh:
+            for raw in fh:
+                line_no += 1
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    bad = raw[exc.start : exc.start + 1]
+                    ext = next((e for m, e in _MAGIC.items() if line_no == 1 and raw.startswith(m)), None)
+                    if ext:  # every later "line" would be a problem too: one is enough
+                        yield line_no, None, f"not UTF-8: {ext} compressed data in a file not named *{ext}"
+                        return
+                    yield line_no, None, f"not UTF-8 (byte {exc.start + 1} of the line is {bad!r})"
+                    continue
+                yield line_no, text.removeprefix("\ufeff") if line_no == 1 else text, None
+    except Exception as exc:  # gzip / zstd corruption, truncated streams
+        yield line_no + 1, None, f"unreadable from this line on ({type(exc).__name__}: {exc})"
+
+
+def _layout(inp, obj: dict) -> tuple[tuple[str, ...], str, str]:
+    """(text fields, id field, how they were chosen) for one file of ``inp``, from its first record."""
+    if inp.text_fields:
+        return tuple(inp.text_fields), inp.id_field or "id", "text_fields"
+    if inp.preset not in (None, "auto"):
+        preset, how = PRESETS[inp.preset], f"preset {inp.preset}"
+    else:
+        preset = detect_preset(obj)
+        if preset is None:
+            return GENERIC_FIELDS, inp.id_field or "id", "generic fields (no preset detected)"
+        how = f"preset {preset.name} (detected)"
+    return preset.text_fields, inp.id_field or preset.id_field or "id", how
+
+
+def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str], list[str]]:
+    """Rows for ref.benchmarks, the problems found (bad lines are reported, never silently skipped), and one
+    line per file saying how its examples were read.
+
+    The split of an example is the entry's ``split``, else its ``split_field`` value, else the split word in
+    the file name (``mmlu_test.jsonl.gz``, ``ARC-Easy-Dev.jsonl``), else ``test``.
 
     Raises:
         UsageError: a configured path matches no file.
     """
-    rows, problems = [], []
+    rows, problems, notes = [], [], []
     for i, inp in enumerate(conf.refs.benchmarks):
         matches = _matches(conf_file, f"refs.benchmarks[{i}]", inp.path)
         for uri, _, _ in matches:
-            with open(uri, encoding="utf-8") as fh:
-                for line_no, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        problems.append(f"{uri}:{line_no}: not JSON ({exc})")
-                        continue
-                    text = _target_text(obj, inp.text_fields) if isinstance(obj, dict) else ""
-                    if not text:
-                        problems.append(f"{uri}:{line_no}: none of {inp.text_fields} has text")
-                        continue
-                    name = obj.get(inp.benchmark_field) or os.path.basename(uri).split(".")[0]
-                    rows.append(
-                        {
-                            "benchmark": str(name),
-                            "split": str(obj.get(inp.split_field) or "test"),
-                            "example_id": str(obj.get(inp.id_field) or f"{name}-{line_no}"),
-                            "text": text,
-                            "source_file": uri,
-                        }
-                    )
-    return rows, problems
+            file_name, file_split = name_and_split(uri)
+            stem = os.path.basename(uri).split(".")[0]
+            layout = None
+            splits: Counter = Counter()
+            for line_no, line, problem in _lines(uri):
+                if problem is not None:
+                    problems.append(f"{uri}:{line_no}: {problem}")
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    problems.append(f"{uri}:{line_no}: not JSON ({exc})")
+                    continue
+                if not isinstance(obj, dict):
+                    problems.append(f"{uri}:{line_no}: not a JSON object")
+                    continue
+                if layout is None:
+                    layout = _layout(inp, obj)
+                fields, id_field, _ = layout
+                try:
+                    text = target_text(obj, fields)
+                except NotText as exc:
+                    problems.append(f"{uri}:{line_no}: {exc}")
+                    continue
+                if not text:
+                    problems.append(f"{uri}:{line_no}: none of {list(fields)} has text")
+                    continue
+                name = inp.benchmark or obj.get(inp.benchmark_field) or file_name
+                own = obj.get(inp.split_field) if inp.split_field else None
+                split = inp.split or (split_alias(str(own)) if str(own or "").strip() else None)
+                split = split or file_split or "test"
+                example_id = resolve(obj, id_field)
+                splits[split] += 1
+                rows.append(
+                    {
+                        "benchmark": str(name),
+                        "split": split,
+                        "example_id": str(example_id) if example_id is not None else f"{stem}-{line_no}",
+                        "text": text,
+                        "source_file": uri,
+                    }
+                )
+            per = ", ".join(f"{k} {v}" for k, v in sorted(splits.items())) or "no examples"
+            notes.append(f"{os.path.basename(uri)}: {per}" + (f"; {layout[2]}" if layout else ""))
+    return rows, problems, notes
 
 
 def _records(uri: str, fmt: str) -> Iterator[tuple[int, dict | None, str | None]]:
@@ -199,7 +274,7 @@ def load_refs(ctx: JobContext) -> str:
         return "load_refs: no refs.benchmarks or refs.model_scores in the profile; nothing to load"
     outputs, lines, n_rows = [], [], 0
     if refs.benchmarks:
-        rows, problems = read_benchmarks(ctx.conf, ctx.conf.source_file)
+        rows, problems, notes = read_benchmarks(ctx.conf, ctx.conf.source_file)
         if problems:
             raise UsageError(
                 f"{len(problems)} benchmark records could not be read: " + "; ".join(problems[:5])
@@ -214,6 +289,7 @@ def load_refs(ctx: JobContext) -> str:
             f" -> {ref.BENCHMARKS.name}"
         )
         n_rows += len(rows)
+        files = "\n".join(f"    {note}" for note in notes)
     if refs.model_scores:
         rows, problems = read_model_scores(ctx.conf, ctx.conf.source_file)
         if problems:
@@ -237,9 +313,10 @@ def load_refs(ctx: JobContext) -> str:
     commits = publish(ctx.lakehouse, ctx.run, outputs)
     ctx.run.rows_in = ctx.run.rows_out = n_rows
     versions = [f"v{commits[o.spec.name].version}" for o in outputs]
-    return f"load_refs run {ctx.run.run_id}:\n" + "\n".join(
+    summary = f"load_refs run {ctx.run.run_id}:\n" + "\n".join(
         f"  {line} {v}" for line, v in zip(lines, versions, strict=True)
     )
+    return summary + (f"\n  benchmark files:\n{files}" if refs.benchmarks else "")
 
 
 def main(argv: list[str] | None = None) -> int:

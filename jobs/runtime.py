@@ -150,14 +150,15 @@ def run_job(
     """Run one stage: load conf → session → lakehouse → audit start → upstream check → body → audit end.
 
     Args:
-        stage: the stage name (audit rows, Delta app id ``corpuslake.<stage>``).
+        stage: the stage name (audit rows, Delta app ids ``corpuslake.<stage>.<run id>``).
         args: parsed ``job_parser`` arguments.
         body: the stage; returns the summary to print.
         reads: table specs the stage reads (their latest gates must have passed).
         conf: an already loaded conf (the CLI loads it once for several stages).
         out: where summaries go (default stdout).
-        preflight: checks of the conf that need no Spark (model folders, architectures); a
-            ``UsageError`` from it exits 2 before any session starts or audit row is written.
+        preflight: checks of the conf that need no Spark (model folders, architectures, local input
+            paths); a ``UsageError`` from it exits 2 and an ``InputError`` exits 1, before any session
+            starts, any audit row is written or the warehouse is created.
         results: where to append this run's ``StageResult`` (the CLI's closing table).
 
     Returns:
@@ -192,6 +193,9 @@ def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit
     except (ConfError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE, None, None
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR, None, None
     lakehouse = run = None
     try:
         spark = get_spark(conf.spark, conf.storage.engine)
@@ -199,6 +203,10 @@ def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit
             spark, conf.storage.warehouse, conf.storage.engine, conf.storage.storage_options
         )
         run = audit.start_run(lakehouse, stage, args.run_id, conf.profile)
+        # The run id first, so that a run killed before its summary can still be named (--run-id).
+        print(f"{stage} run {run.run_id} started", file=out, flush=True)
+        for why, row in run.abandoned:
+            print(f"  marked run {row['run_id']} abandoned: it never ended and {why}", file=out, flush=True)
         run.tables_read.update(audit.check_upstream(lakehouse, list(reads)))
         with Ticker(spark, stage, conf.progress.on(), conf.progress.interval_s) as ticker:
             summary = body(JobContext(spark, lakehouse, conf, run, ticker))

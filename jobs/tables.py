@@ -47,7 +47,26 @@ class SchemaMismatch(ValueError):
 
 
 class CommitConflict(RuntimeError):
-    """A newer run of the same job already committed to the table."""
+    """Another writer committed to the table first; nothing of this write was committed."""
+
+
+class TableMoved(CommitConflict):
+    """The table is no longer at the version a run's checks read (another run committed since).
+
+    Args:
+        table: the table's name.
+        read_version: the version the checks read.
+        version: the version found at commit time (None when only the commit itself failed on it).
+    """
+
+    def __init__(self, table: str, read_version: int, version: int | None = None):
+        self.table, self.read_version, self.version = table, read_version, version
+        now = f"v{version}" if version is not None else "a newer version"
+        super().__init__(
+            f"{table}: another run committed to the table while this run was checking its rows against it "
+            f"(checked v{read_version}, found {now}); nothing of this run was committed, so re-running it "
+            "is safe"
+        )
 
 
 def _type_str(t: DataType) -> str:
@@ -281,20 +300,26 @@ class Lakehouse:
         app_id: str | None = None,
         txn_version: int | None = None,
         merge_on: list[str] | None = None,
+        read_version: int | None = None,
         **metadata: str,
     ) -> CommitResult:
         """Make the staged files the table's next version, in one commit.
 
         Args:
             staged: what ``stage`` returned.
-            app_id: the job's Delta transaction id (e.g. ``corpuslake.ingest``); with ``txn_version`` it makes
+            app_id: the Delta transaction id (``corpuslake.<stage>.<run id>``); with ``txn_version`` it makes
                 the commit idempotent: a version already recorded for this app adds nothing.
             txn_version: the run sequence number.
             merge_on: key columns of an append that must never duplicate a key (scores): delta-spark commits
                 it as an insert-only ``MERGE``; the embedded engine appends (its gate has checked the keys).
+            read_version: commit only on top of this version, the one the staged rows were checked against
+                (ingest's doc_id check): the commit is built on that snapshot and never retried onto a newer
+                one, so a concurrent commit in between makes this one fail with ``TableMoved``.
+                delta-spark's own copy path (tables only it can write) checks the version just before.
             **metadata: extra commit info (run_id is always recorded, also as ``userMetadata``).
 
         Raises:
+            TableMoved: ``read_version`` is no longer the table's version (nothing was committed).
             CommitConflict: a newer run of the same app already committed to this table, or another writer
                 committed a conflicting change first (nothing of this write was committed).
         """
@@ -309,16 +334,39 @@ class Lakehouse:
                 self.abort(staged)
                 raise CommitConflict(
                     f"{staged.spec.name}: {app_id} already committed run sequence {current}, newer than "
-                    f"{txn_version}; start a new run instead of retrying the old one"
+                    f"{txn_version}: a later commit of the same app id landed first (stages use one app id "
+                    "per run, so only a writer reusing another's app id gets here); nothing was committed"
                 )
+        if read_version is not None:
+            current = self.version(staged.spec)
+            if current != read_version:
+                self.abort(staged)
+                raise TableMoved(staged.spec.name, read_version, current)
         _fault_point("before_commit", staged.spec.name)
         result = self._commit(
-            staged, app_id, txn_version, {"run_id": staged.run_id, **metadata}, list(merge_on or [])
+            staged,
+            app_id,
+            txn_version,
+            {"run_id": staged.run_id, **metadata},
+            list(merge_on or []),
+            read_version,
         )
         staged.done = True
+        _fault_point("after_commit", staged.spec.name)
         return result
 
-    def _commit(self, staged, app_id, txn_version, metadata, merge_on: list[str]) -> CommitResult:
+    def _commit(
+        self, staged, app_id, txn_version, metadata, merge_on: list[str], read_version: int | None
+    ) -> CommitResult:
+        raise NotImplementedError
+
+    def commit_info(self, spec: TableSpec, key: str) -> list[tuple[int, str | None, str]]:
+        """``(version, run_id, value)`` of every commit whose commit info carries ``key``, oldest first.
+
+        The commit info is written in the same log entry as the data, so it is true exactly when the rows
+        are (ingest records the files a commit's rows came from this way). Commits delta-spark made itself
+        (``format("delta")``: tables only it can write) carry no custom keys.
+        """
         raise NotImplementedError
 
     def abort(self, staged: StagedWrite) -> None:
@@ -374,8 +422,9 @@ _FAULT_COUNTS: dict[str, int] = {}
 
 
 def _fault_point(name: str, table: str) -> None:
-    # Test hook: the atomicity and resume tests SIGKILL the process at named points of a write.
-    # CORPUSLAKE_FAULT=<point> dies at the first; <point>:<table>:<n> at the n-th commit to that table.
+    # Test hook: the atomicity and resume tests SIGKILL the process at named points of a write
+    # (before_commit, after_commit). CORPUSLAKE_FAULT=<point> dies at the first; <point>:<table>:<n> at the
+    # n-th commit to that table.
     want = os.environ.get("CORPUSLAKE_FAULT")
     if not want:
         return
@@ -383,8 +432,8 @@ def _fault_point(name: str, table: str) -> None:
         os.kill(os.getpid(), 9)
     parts = want.split(":")
     if len(parts) == 3 and parts[0] == name and parts[1] == table:
-        _FAULT_COUNTS[table] = _FAULT_COUNTS.get(table, 0) + 1
-        if _FAULT_COUNTS[table] == int(parts[2]):
+        _FAULT_COUNTS[want] = _FAULT_COUNTS.get(want, 0) + 1
+        if _FAULT_COUNTS[want] == int(parts[2]):
             os.kill(os.getpid(), 9)
 
 
@@ -457,6 +506,17 @@ class EmbeddedLakehouse(Lakehouse):
             return []
         return self._dt(spec).history()
 
+    def commit_info(self, spec: TableSpec, key: str) -> list[tuple[int, str | None, str]]:
+        # delta-rs history on either engine: DESCRIBE HISTORY shows no custom commit fields.
+        if not self.exists(spec):
+            return []
+        found = [
+            (int(h["version"]), h.get("run_id") or h.get("userMetadata"), h[key])
+            for h in self._dt(spec).history()
+            if h.get(key) is not None
+        ]
+        return sorted(found)
+
     def snapshot_files(self, spec: TableSpec, version: int | None = None) -> list[dict]:
         """The live files of a version: uri, encoded relative path and partition values."""
         return delta_files(self._dt(spec, version), spec.partition_by)
@@ -510,7 +570,9 @@ class EmbeddedLakehouse(Lakehouse):
             return True  # cannot tell: keeping orphan files is safe, deleting table data is not
         return any(f["path"] in live for f in staged.files)
 
-    def _commit(self, staged: StagedWrite, app_id, txn_version, metadata, merge_on) -> CommitResult:
+    def _commit(
+        self, staged: StagedWrite, app_id, txn_version, metadata, merge_on, read_version=None
+    ) -> CommitResult:
         from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
 
         spec = staged.spec
@@ -543,10 +605,12 @@ class EmbeddedLakehouse(Lakehouse):
             else None,
             # Blind appends commute, so delta-rs may retry them on top of a newer version. An overwrite's
             # removes were computed from the snapshot it was built on: retried on a newer one it would keep
-            # the other writer's files (a union, not a replacement). It must lose the race instead.
-            max_commit_retries=None if staged.mode == "append" else 0,
+            # the other writer's files (a union, not a replacement). It must lose the race instead, and so
+            # must an append whose rows were checked against one version (read_version).
+            max_commit_retries=None if staged.mode == "append" and read_version is None else 0,
         )
-        dt = self._dt(spec)
+        # Built on the version the rows were checked against: a commit in between makes this one fail.
+        dt = self._dt(spec) if read_version is None else self._dt(spec, read_version)
         try:
             dt.create_write_transaction(
                 actions,
@@ -561,10 +625,12 @@ class EmbeddedLakehouse(Lakehouse):
             # staged files are table data and must never be removed by an abort.
             staged.done = self._landed(staged)
             if not staged.done and _is_conflict(exc):
+                if read_version is not None:
+                    raise TableMoved(spec.name, read_version) from None
                 raise _conflict(spec, staged.mode, exc) from None
             raise
         staged.done = True
-        dt.update_incremental()
+        dt = self._dt(spec)
         return CommitResult(spec.name, dt.version(), files=len(staged.files), rows=staged.rows)
 
     def register_sql(self, specs) -> None:
@@ -788,12 +854,14 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
             and "delta.invariants" not in dt.schema().to_json()
         )
 
-    def _commit(self, staged: StagedWrite, app_id, txn_version, metadata, merge_on) -> CommitResult:
+    def _commit(
+        self, staged: StagedWrite, app_id, txn_version, metadata, merge_on, read_version=None
+    ) -> CommitResult:
         spec = staged.spec
         if merge_on:
             return self._merge(staged, merge_on)
         if self.rs_writable(spec):
-            return super()._commit(staged, app_id, txn_version, metadata, merge_on)
+            return super()._commit(staged, app_id, txn_version, metadata, merge_on, read_version)
         writer = staged.dataframe().write.format("delta").option("userMetadata", staged.run_id)
         if app_id and txn_version is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", txn_version)
@@ -945,8 +1013,9 @@ def open_lakehouse(
         if not delta_classes_loadable(spark):
             raise RuntimeError(
                 "storage.engine is delta-spark but Delta's Spark classes are not loadable in this session; "
-                "run `make install` (it caches the jars in .cache/jars), add --packages "
-                "io.delta:delta-spark_2.13:4.3.1, or use storage.engine: embedded"
+                "run `make install` (it caches the jars in .cache/jars; under spark-submit also pass "
+                '--jars "$(python -m jobs.jars list)"), add --packages io.delta:delta-spark_2.13:4.3.1, '
+                "or use storage.engine: embedded"
             )
         return DeltaSparkLakehouse(spark, warehouse, storage_options)
     return EmbeddedLakehouse(spark, warehouse, storage_options)

@@ -14,7 +14,7 @@ from pyspark.sql.types import (
 
 from schemas.base import TableSpec, col
 
-RUN_STATUSES = ("running", "succeeded", "gate_failed", "failed", "refused")
+RUN_STATUSES = ("running", "succeeded", "gate_failed", "failed", "refused", "abandoned")
 
 RUNS = TableSpec(
     name="audit.runs",
@@ -23,9 +23,20 @@ RUNS = TableSpec(
             col("run_id", StringType(), False, "run id (given with --run-id, or generated)"),
             col("stage", StringType(), False, "stage name"),
             col("seq", LongType(), False, "run sequence number: the Delta txn version of the run's commits"),
-            col("status", StringType(), False, "running | succeeded | gate_failed | failed | refused"),
+            col(
+                "status",
+                StringType(),
+                False,
+                "running | succeeded | gate_failed | failed | refused | abandoned (killed; written by the "
+                "next run of the stage, which the message names)",
+            ),
             col("started_at", TimestampType(), False, "run start (UTC)"),
-            col("ended_at", TimestampType(), True, "run end (UTC); null while running"),
+            col(
+                "ended_at",
+                TimestampType(),
+                True,
+                "run end (UTC); null while running; for abandoned, when a later run found it",
+            ),
             col("rows_in", LongType(), True, "records or rows the stage read"),
             col("rows_out", LongType(), True, "rows the stage published, all tables together"),
             col("tables_read", MapType(StringType(), LongType()), True, "table -> version read"),

@@ -17,7 +17,7 @@ REJECT_REASONS: dict[str, str] = {
     "empty_text": "the text is empty or whitespace only",
     "non_string_text": "the text field is not a string",
     "bad_field_type": "the id or url field is not a string or number",
-    "invalid_utf8": "the record's bytes are not valid UTF-8",
+    "invalid_utf8": "the record's bytes are not valid UTF-8 (an HTML page: in no charset tried)",
     "too_large": "the record or its text is over the configured byte limit",
     "duplicate_doc_id": "another record (this batch or an earlier run) already has this doc_id",
     "unreadable_file": "the file (or its rest) could not be read or decompressed",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import subprocess
 import time
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -59,8 +61,15 @@ def test_run_runs_every_stage_and_closes_with_a_table(pipeline, lake):
     assert list(rows) == [*STAGES, "total"]
     assert "\nDelta engine: embedded\nstage " in pipeline.stdout
     assert all(rows[s][1] == "ok" for s in STAGES)
-    read = lh.read(bronze.DOCUMENTS).count() + lh.read(bronze.REJECTS).count()
-    assert rows["ingest"][3] == f"{read:,}"
+    landed = lh.read(bronze.DOCUMENTS).count() + lh.read(bronze.REJECTS).count()
+    # Records read = documents + rejects + records of other types skipped (the sample's warcinfo, request).
+    m = re.search(
+        r"records read: ([\d,]+) = accepted ([\d,]+) \+ rejected ([\d,]+) \+ skipped ([\d,]+)",
+        pipeline.stdout,
+    )
+    read, accepted, rejected, skipped = (int(g.replace(",", "")) for g in m.groups())
+    assert accepted + rejected == landed and read == landed + skipped and skipped == 2
+    assert rows["ingest"][3] == f"{read:,}" and rows["ingest"][4] == f"{landed:,}"
     kept, filtered = lh.read(silver.DOCUMENTS).count(), lh.read(silver.FILTERED).count()
     assert rows["clean"][4] == f"{kept + filtered:,}"
     assert rows["select"][4] == f"{lh.read(gold.SELECTION).count():,}"
@@ -172,7 +181,18 @@ def test_tables_lists_versions_rows_last_run_and_gate(pipeline, lake, capsys):
     code, out, err = _main(["tables", "--conf", pipeline.conf], capsys)
     assert code == 0, err
     assert out.splitlines()[0] == f"tables under {lh.warehouse} (embedded Delta engine)"
-    lines = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    listing, runs = out.split("\n\n")
+    lines = {line.split()[0]: line.split() for line in listing.splitlines()[2:]}
+    latest = Counter(
+        r["status"]
+        for r in lh.read(audit.RUNS)
+        .groupBy("run_id")
+        .agg(F.max_by("status", F.coalesce("ended_at", "started_at")).alias("status"))
+        .collect()
+    )
+    assert latest["succeeded"] >= len(STAGES)
+    shown = {s: int(n) for n, s in re.findall(r"(\d+) (\w+)", runs.splitlines()[0])}
+    assert shown == dict(latest), runs
     assert list(lines) == [s.name for s in all_specs()]
     ended = {
         r["t"]: r["ended"]
@@ -220,6 +240,42 @@ def test_sql_takes_text_a_saved_name_or_a_file(pipeline, lake, tmp_path, capsys)
     code, out, _ = _main(["sql", "--list"], capsys)
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == list(queries.saved_queries())
+
+
+def _lake_missing_a_file(spark, tmp_path) -> tuple[str, str, str]:
+    """A warehouse whose audit.runs (version 1) lost one of its data files: (profile, folder, file)."""
+    from jobs import audit as audit_job
+    from tests.conftest import write_conf
+
+    lh = EmbeddedLakehouse(spark, str(tmp_path / "wh"))
+    audit_job.start_run(lh, "ingest", "lost-run")
+    f = sorted(lh.snapshot_files(audit.RUNS), key=lambda f: f["path"])[0]
+    os.remove(f["uri"])
+    conf = write_conf(tmp_path / "c.yaml", tmp_path / "wh", [{"name": "t", "path": "unused/*"}])
+    return str(conf), lh.path(audit.RUNS), f["path"]
+
+
+@pytest.mark.slow
+def test_sql_on_a_missing_data_file_is_one_line_and_exit_1(spark, tmp_path, python, capsys):
+    conf, folder, lost = _lake_missing_a_file(spark, tmp_path)
+    want = (
+        f"error: audit.runs: data file {lost} is missing from {folder} (version 1 of the table needs it); "
+        "restore it from a backup, or see `corpuslake history audit.runs`"
+    )
+    # The installed command in its own process: no Java or Python trace reaches the terminal.
+    proc = subprocess.run(
+        [python, "-m", "jobs.cli", "sql", "select * from audit.runs", "--conf", conf],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert _stderr_lines(proc.stderr) == [want]
+    # --verbose keeps the trace, then the same line.
+    code, out, err = _main(["sql", "select * from audit.runs", "--conf", conf, "--verbose"], capsys)
+    assert code == 1
+    assert "Traceback (most recent call last)" in err and "FileNotFoundException" in err
+    assert err.strip().splitlines()[-1] == want
 
 
 # ----------------------------------------------------------------------------------- saved queries

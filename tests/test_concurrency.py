@@ -7,12 +7,17 @@ and an insert-only MERGE never duplicates a key.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ENGINES
 
@@ -111,3 +116,91 @@ def test_two_score_merges_never_duplicate_a_key(spark, tmp_path):
         ((code, text),) = [o for o in out.values() if o[0] == 4]
         assert "re-running it is safe" in text
     assert len(ids) == len(set(ids))
+
+
+# ------------------------------------------------------------------------------- two ingests at once
+
+INGEST_FIXTURE = Path(__file__).parent / "fixtures" / "concurrent_ingest.py"
+
+
+def _pages(path: Path, ids: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"id": i, "text": f"page {i} text"}) + "\n" for i in ids))
+
+
+def _ingest_profile(path: Path, warehouse: Path, pattern: Path) -> Path:
+    data = {
+        "profile": "race",
+        "spark": {"master": "local[1]", "shuffle_partitions": 1, "progress": False, "log_level": "ERROR"},
+        "storage": {"engine": "embedded", "warehouse": str(warehouse)},
+        "ingest": {"inputs": [{"name": "web", "path": str(pattern)}]},
+    }
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_two_ingests_sharing_pages_land_every_page_once(spark, tmp_path):
+    """Two ingest processes, disjoint files that share 25 pages, check doc_ids against the same version of
+    bronze.documents and commit at the same moment: the loser finds the table moved, checks again against
+    the winner's rows, and lands its shared pages as duplicate_doc_id rejects."""
+    from jobs.tables import EmbeddedLakehouse
+    from schemas import audit as audit_schemas
+    from schemas import bronze
+
+    raw, wh, barrier = tmp_path / "raw", tmp_path / "wh", tmp_path / "barrier"
+    barrier.mkdir()
+    _pages(raw / "p1" / "a.jsonl", [f"a{i}" for i in range(100)])
+    _pages(raw / "p1" / "s1.jsonl", [f"s{i}" for i in range(50)])
+    _pages(raw / "p2" / "b.jsonl", [f"b{i}" for i in range(100)])
+    _pages(raw / "p2" / "s2.jsonl", [f"s{i}" for i in range(25, 75)])  # s25 … s49 are in both
+    procs = {
+        name: subprocess.Popen(
+            [
+                sys.executable,
+                str(INGEST_FIXTURE),
+                str(_ingest_profile(tmp_path / f"{name}.yaml", wh, raw / name / "*.jsonl")),
+                str(barrier),
+                name,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for name in ("p1", "p2")
+    }
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not all((barrier / f"{n}.ready").exists() for n in procs):
+            if any(p.poll() is not None for p in procs.values()):
+                break
+            time.sleep(0.1)
+        (barrier / "go").touch()
+        out = {name: p.communicate(timeout=300) for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=60)
+    assert [p.returncode for p in procs.values()] == [0, 0], {n: e[-3000:] for n, (_, e) in out.items()}
+    run_ids = {n: re.search(r"^ingest run (\S+) started$", o, re.M).group(1) for n, (o, _) in out.items()}
+    retried = [n for n, (o, _) in out.items() if "note: bronze.documents moved while this run checked" in o]
+    assert len(retried) == 1, out  # both checked the same version; the second commit had to check again
+    (loser,) = retried
+    (winner,) = set(procs) - {loser}
+
+    lh = EmbeddedLakehouse(spark, str(wh))
+    ids = [r["doc_id"] for r in lh.read(bronze.DOCUMENTS).select("doc_id").collect()]
+    assert len(ids) == len(set(ids)) == 275
+    rejects = lh.read(bronze.REJECTS).collect()
+    assert len(rejects) == 25
+    assert {(r["reason"], r["ingest_run_id"], r["detail"]) for r in rejects} == {
+        ("duplicate_doc_id", run_ids[loser], f"doc_id already in bronze.documents from run {run_ids[winner]}")
+    }
+    runs = lh.read(audit_schemas.RUNS).filter("status = 'succeeded'").collect()
+    assert sorted(r["run_id"] for r in runs) == sorted(run_ids.values())
+    # records read = accepted + rejected (+ skipped: none in JSONL) across both runs
+    assert sum(r["rows_in"] for r in runs) == 300 == len(ids) + len(rejects)
+    assert {r["run_id"]: r["rows_in"] for r in runs} == {run_ids["p1"]: 150, run_ids["p2"]: 150}
+    # each was alive while the other started: neither was taken for a killed run
+    assert lh.read(audit_schemas.RUNS).filter("status = 'abandoned'").count() == 0

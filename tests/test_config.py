@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -103,6 +105,45 @@ def test_set_errors(tmp_path):
         load_conf(path, ["ingest.inputs.4.path=z"])
     with pytest.raises(ConfError, match="ingest.max_doc_bytes: Input should be a valid integer"):
         load_conf(path, ["ingest.max_doc_bytes=lots"])
+
+
+def test_set_takes_comma_lists_for_list_settings(tmp_path):
+    path = _write(tmp_path, {**_base(), "refs": {"benchmarks": [{"path": "b/*.jsonl"}]}})
+    conf = load_conf(
+        path,
+        [
+            "clean.allowed_langs=en,ja, zh",
+            "refs.benchmarks.0.text_fields=question,choices.text",
+            "score.similarity.splits=validation",
+        ],
+    )
+    assert conf.clean.allowed_langs == ["en", "ja", "zh"]
+    assert conf.refs.benchmarks[0].text_fields == ["question", "choices.text"]
+    assert conf.score.similarity.splits == ["validation"]
+    # YAML flow lists still work, and a comma in a plain string setting stays a comma.
+    conf = load_conf(path, ["clean.allowed_langs=[en, de]", "ingest.inputs.0.path=a,b"])
+    assert (conf.clean.allowed_langs, conf.ingest.inputs[0].path) == (["en", "de"], "a,b")
+    # A list setting given something else says how to write a list.
+    with pytest.raises(ConfError) as exc:
+        load_conf(path, ["clean.allowed_langs={a: 1}"])
+    assert str(exc.value) == (
+        f"{path}: clean.allowed_langs: Input should be a valid list "
+        "(in YAML: [a, b]; on the command line: --set key=a,b)"
+    )
+
+
+@pytest.mark.parametrize(
+    "clean, message",
+    [
+        ({"allowed_langs": ["en", "jp"]}, "'jp' is not a label the language identifier gives"),
+        ({"allowed_langs": ["yue"]}, "'yue' is labelled 'zh' (ISO 639-1): allow that"),
+        ({"allowed_langs": ["unknown"]}, "'unknown' is not a language: set clean.unknown_lang: keep instead"),
+        ({"unknown_lang": "maybe"}, "clean.unknown_lang: Input should be 'drop' or 'keep'"),
+    ],
+)
+def test_language_settings_are_checked(tmp_path, clean, message):
+    with pytest.raises(ConfError, match=re.escape(message)):
+        load_conf(_write(tmp_path, {**_base(), "clean": clean}))
 
 
 def test_job_exits_2_on_bad_conf(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 from collections import Counter
@@ -12,8 +13,8 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from jobs import audit, ingest
-from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
+from jobs import audit, cli, ingest
+from jobs.runtime import EXIT_ERROR, EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import audit as audit_schemas
 from schemas import bronze
@@ -36,7 +37,9 @@ def test_reconciliation_matches_planted_counts(ingested):
     )
     assert got == Counter({k: v for k, v in counts["rejected_by_reason"].items() if v})
     run = lh.read(audit_schemas.RUNS).filter("run_id = 'ingest-1' and status = 'succeeded'").first()
-    assert (run["rows_in"], run["rows_out"]) == (counts["records_total"], counts["records_total"])
+    # Records read = accepted + rejected + skipped: the WET's warcinfo and the WARC's request record.
+    assert (run["rows_in"], run["rows_out"]) == (counts["records_total"] + 2, counts["records_total"])
+    assert "skipped by type: request 1, warcinfo 1" in run["message"]
     assert run["tables_written"] == {"bronze.documents": 1, "bronze.rejects": 1}
     gates = lh.read(audit_schemas.EXPECTATIONS).filter("run_id = 'ingest-1'").collect()
     assert sorted((g["table_name"], g["success"], g["table_version"]) for g in gates) == [
@@ -134,24 +137,38 @@ def test_retry_after_crash_between_commit_and_audit(spark, tmp_path, monkeypatch
     lh = EmbeddedLakehouse(spark, str(tmp_path / "wh"))
     assert (lh.read(bronze.DOCUMENTS).count(), lh.read(bronze.REJECTS).count()) == (5, 1)
     capsys.readouterr()
-    # The run never recorded success, so its files are read again; the same run id makes the commits no-ops.
+    # The run never recorded success, but its commits name the files their rows came from: nothing is read
+    # again, whether the retry reuses the run id or not.
     assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
-    assert "already committed" in capsys.readouterr().out
+    assert "files read: 0 (skipped 1 already ingested)" in capsys.readouterr().out
     assert (lh.read(bronze.DOCUMENTS).count(), lh.read(bronze.REJECTS).count()) == (5, 1)
     assert (lh.version(bronze.DOCUMENTS), lh.version(bronze.REJECTS)) == (1, 1)
 
 
-def test_bad_inputs_exit_2_naming_the_key(tmp_path, capsys):
-    conf = write_conf(
-        tmp_path / "c.yaml", tmp_path / "wh", [{"name": "t", "path": str(tmp_path / "none/*.jsonl")}]
-    )
-    assert ingest.main(["--conf", str(conf)]) == EXIT_USAGE
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == f"error: {conf}: ingest.inputs[0].path: no files match '{tmp_path}/none/*.jsonl'"
+def test_missing_input_path_fails_before_spark_starts(tmp_path, capsys):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.jsonl").write_text('{"text": "here"}\n')
+    inputs = [
+        {"name": "a", "path": str(tmp_path / "raw/*.jsonl")},
+        {"name": "b", "path": str(tmp_path / "none/*")},
+    ]
+    conf = write_conf(tmp_path / "c.yaml", tmp_path / "wh", inputs)
+    for main in (ingest.main, lambda argv: cli.main(["stage", "ingest", *argv])):
+        assert main(["--conf", str(conf)]) == EXIT_ERROR
+        out = capsys.readouterr()
+        assert out.err.splitlines() == [
+            f"error: {conf}: ingest.inputs[1].path: no files match '{tmp_path}/none/*'"
+        ]
+        assert out.out == ""  # no run started: no run id, no audit row
+        assert not (tmp_path / "wh").exists()
+
+
+def test_bad_format_exits_2_naming_the_key(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("hello\n")
     conf = write_conf(tmp_path / "c.yaml", tmp_path / "wh", [{"name": "t", "path": str(tmp_path / "*.txt")}])
     assert ingest.main(["--conf", str(conf)]) == EXIT_USAGE
     assert "ingest.inputs[0].format: cannot tell the format of" in capsys.readouterr().err
+    assert not (tmp_path / "wh").exists()  # told before Spark started
 
 
 def test_large_plain_file_is_split_and_loses_nothing(spark, tmp_path):
@@ -211,3 +228,79 @@ def test_spark_submit_runs_the_job_file(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "records read: 2 = accepted 1 + rejected 1" in proc.stdout
     assert "rejected by reason: duplicate_doc_id 1" in proc.stdout
+
+
+def test_crawl_formats_through_the_job(spark, tmp_path, capsys):
+    """format: auto on WAT, ARC and one-gzip-stream WET files; skipped records counted by type in the summary
+    and in audit; a field path that never resolves is a warning; an empty file alone commits nothing."""
+    from tests.test_readers import _arc, _archive, _wet_records
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "empty.jsonl").write_bytes(b"")
+    wh = tmp_path / "wh"
+    inputs = [{"name": "crawl", "path": str(raw / "*")}]
+    conf = write_conf(tmp_path / "c.yaml", wh, inputs)
+    args = argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
+    assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "records read: 0 = accepted 0 + rejected 0 + skipped 0" in out
+    lh = EmbeddedLakehouse(spark, str(wh))
+    assert [lh.version(s) for s in bronze.TABLES] == [None, None]  # no empty table versions
+
+    (raw / "c.warc.wet.gz").write_bytes(gzip.compress(_archive(_wet_records(5), False)[0]))
+    wat = [("warcinfo", "", b"software: t\r\n", "application/warc-fields")] + [
+        ("metadata", f"https://w.example.com/{i}", b"{}", "application/json") for i in range(4)
+    ]
+    (raw / "c.warc.wat.gz").write_bytes(_archive(wat, True)[0])
+    page = b"<html><head><title>Old</title></head><body><p>An old page from the archive.</p></body></html>"
+    (raw / "old.arc.gz").write_bytes(
+        _arc([("http://www.example.net/a.html", "1.2.3.4", "19990101000000", b"text/html", page)])
+    )
+    nested = raw / "nested"
+    nested.mkdir()
+    (nested / "d.jsonl").write_text(
+        "".join(
+            json.dumps({"text": f"doc {i}", "metadata": {"url": f"https://d.example.org/{i}"}}) + "\n"
+            for i in range(3)
+        )
+    )
+    inputs.append({"name": "dolma", "path": str(nested / "*.jsonl"), "fields": {"url": "metadata.link"}})
+    write_conf(conf, wh, inputs)
+    assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "files read: 4 (skipped 1 already ingested)" in out
+    assert "records read: 16 = accepted 9 + rejected 0 + skipped 7" in out
+    assert "skipped by type: metadata 4, warcinfo 3" in out  # WET, WAT and ARC each have their warcinfo
+    assert (
+        f"warning: fields.url path 'metadata.link' resolved in none of the 3 records of {nested / 'd.jsonl'}"
+        in out
+    )
+    docs = lh.read(bronze.DOCUMENTS)
+    assert docs.count() == 9
+    arc = docs.filter("source_file like '%old.arc.gz'").first()
+    assert (arc["url"], arc["domain"]) == ("http://www.example.net/a.html", "example.net")
+    assert json.loads(arc["meta"])["warc_date"] == "1999-01-01T00:00:00Z"
+    assert docs.filter("source = 'dolma' and url is null").count() == 3
+    run = lh.read(audit_schemas.RUNS).filter("stage = 'ingest' and status = 'succeeded'").orderBy("ended_at")
+    last = run.collect()[-1]
+    assert (last["rows_in"], last["rows_out"]) == (16, 9)
+
+
+def test_summary_lists_eight_reasons_then_how_many_more():
+    counts = Counter({f"reason_{i}": 10 - i for i in range(10)})
+    assert ingest._top(counts) == ", ".join(f"reason_{i} {10 - i}" for i in range(8)) + ", … 2 more"
+    assert ingest._top(Counter({"b": 1, "a": 1, "c": 5})) == "c 5, a 1, b 1"
+
+
+def test_invalid_field_path_is_a_conf_error_naming_the_key(tmp_path, capsys):
+    (tmp_path / "a.jsonl").write_text('{"text": "x"}\n')
+    for bad in ("metadata.", ".url", "metadata..url"):
+        conf = write_conf(
+            tmp_path / "c.yaml",
+            tmp_path / "wh",
+            [{"name": "t", "path": str(tmp_path / "a.jsonl"), "fields": {"url": bad}}],
+        )
+        assert ingest.main(["--conf", str(conf)]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert f"{conf}: ingest.inputs[0].fields.url: Value error, {bad!r} is not a field path" in err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from udfs.lang import identify
+from udfs.lang import LABELS, NO_ISO_639_1, UNKNOWN, _identifier, identify, to_iso_639_1
 from udfs.normalize import normalize
 
 
@@ -45,4 +45,32 @@ def test_language_identification():
         identify("Le comité a publié aujourd'hui son rapport annuel sur les bibliothèques publiques.")[0]
         == "fr"
     )
-    assert identify("   ") == ("und", 0.0)
+    assert identify("   ") == ("unknown", 0.0)
+
+
+def test_labels_are_iso_639_1_where_one_exists():
+    # Every label the model has, mapped, is in LABELS and LABELS holds nothing else.
+    assert {to_iso_639_1(label) for label in _identifier().nb_classes} == LABELS
+    assert len(LABELS) == 133 and UNKNOWN not in LABELS
+    three_letter = {label for label in LABELS if len(label) != 2}
+    assert three_letter == set(NO_ISO_639_1)
+    assert (to_iso_639_1("yue"), to_iso_639_1("wuu"), to_iso_639_1("arz"), to_iso_639_1("kik")) == (
+        "zh",
+        "zh",
+        "ar",
+        "ki",
+    )
+    assert (to_iso_639_1("pcm"), to_iso_639_1("zxx"), to_iso_639_1("en")) == ("pcm", "zxx", "en")
+
+
+@pytest.mark.parametrize(
+    ("text", "raw", "label"),
+    [
+        ("佢哋聽日會去邊度食飯呀？我唔知喎，你問下佢啦。", "yue", "zh"),  # Cantonese
+        ("مرحبا، كيف داير؟ واش نتا بخير؟ بزاف ديال الناس كيجيو هنا", "ary", "ar"),  # Moroccan Arabic
+        ("Ngl ma guy, wetin dey happen for here sef", "pcm", "pcm"),  # Nigerian Pidgin: no ISO 639-1 code
+    ],
+)
+def test_identify_maps_labels(text, raw, label):
+    assert _identifier().classify(text)[0] == raw
+    assert identify(text)[0] == label

@@ -9,7 +9,17 @@ from collections import Counter
 
 import pytest
 
-from udfs.quality import DEFAULT_RULES, RULES, SIGNALS, Check, compute_signals, evaluate, validate_rules
+from udfs.quality import (
+    DEFAULT_RULES,
+    RULES,
+    SIGNALS,
+    Check,
+    applies,
+    compute_signals,
+    evaluate,
+    skipped_checks,
+    validate_rules,
+)
 
 # 81 words on one line, every sentence ended, no repeated 2-gram: passes every default rule.
 CLEAN = (
@@ -431,3 +441,69 @@ def test_validate_rules_rejects_bad_params(rule, params, match):
 def test_evaluate_rejects_an_unknown_rule():
     with pytest.raises(ValueError, match="'nope'.*gopher_quality"):
         evaluate(compute_signals(CLEAN), [("nope", {})])
+
+
+# --- languages -------------------------------------------------------------------------------------
+
+# Three lines in two paragraphs, each sentence ended with 。: 3 whitespace "words".
+JAPANESE = (
+    "東京の市立図書館は月曜日に新しい閲覧室を開きました。職員によると、この部屋は勉強会や静かな読書に使われます。\n"
+    "来館者は図書館カードがあれば、受付でノートパソコンを借りることができます。\n\n"
+    "市の担当者は、試験の時期に多くの学生が図書館を利用することを期待しています。"
+)
+GERMAN = (
+    "Die Bibliothek der Stadt hat am Montag einen neuen Lesesaal eröffnet, und die Mitarbeiter sagen, dass "
+    "der Raum für Lerngruppen, ruhiges Lesen und wöchentliche Vorträge genutzt wird. Besucher können an der "
+    "Theke mit einem Ausweis Laptops ausleihen. Der Raum hat große Fenster, lange Tische und Regale mit "
+    "Büchern zur Geschichte der Region. Die Stadt hofft, dass der neue Saal in der Prüfungszeit mehr "
+    "Studenten in die Bibliothek bringt, und plant, die Öffnungszeiten im Frühjahr zu verlängern."
+)
+
+
+def test_unspaced_languages_skip_word_checks():
+    s = compute_signals(JAPANESE, "ja")
+    assert s["rps_doc_word_count"] == 3.0
+    # As English, the text fails at once; as Japanese the word checks are skipped and every other passes.
+    assert evaluate(s, DEFAULT_RULES).reason == "gopher_quality:word_count"
+    assert evaluate(s, DEFAULT_RULES, "ja") is None
+    # Sentence ends of other scripts count as terminal punctuation (C4 and FineWeb alike).
+    assert s["c4_frac_lines_end_with_punct"] == s["fineweb_line_punct_ratio"] == 1.0
+    assert compute_signals("हम घर जा रहे हैं।\nक्या आप आएंगे?\nनहीं")["c4_frac_lines_end_with_punct"] == approx(
+        2 / 3
+    )
+    # The checks that do run still drop: the same text twice repeats its lines.
+    check = evaluate(compute_signals(JAPANESE + "\n\n" + JAPANESE, "ja"), DEFAULT_RULES, "ja")
+    assert check.reason == "gopher_repetition:dup_line_frac"
+
+
+def test_stop_words_per_language():
+    en, de = compute_signals(GERMAN), compute_signals(GERMAN, "de")
+    # der ×7, die ×5, und ×4, mit ×2, zu ×1 (Der and Die lowercased; "dass" is not "das"). English: none.
+    assert (en["gopher_stop_word_count"], de["gopher_stop_word_count"]) == (0.0, 19.0)
+    assert de["rps_doc_stop_word_fraction"] == approx(19 / de["rps_doc_word_count"])
+    assert evaluate(en, DEFAULT_RULES, "en").reason == "gopher_quality:stop_words"
+    assert evaluate(de, DEFAULT_RULES, "de") is None
+    # Korean is written with spaces but has no stop-word list: only that check is skipped.
+    assert skipped_checks(DEFAULT_RULES, "ko") == ["gopher_quality:stop_words"]
+    assert compute_signals(GERMAN, "ko") == en  # a language without a list counts English stop words
+
+
+def test_which_checks_apply_to_which_language():
+    assert skipped_checks(DEFAULT_RULES, "en") == skipped_checks(DEFAULT_RULES, "unknown") == []
+    assert skipped_checks(DEFAULT_RULES, "de") == []
+    words = [f"gopher_quality:{c}" for c in ("word_count", "word_count_max", "mean_word_length")]
+    words += ["gopher_quality:symbol_word_ratio", "gopher_quality:alpha_words", "gopher_quality:stop_words"]
+    ngrams = [f"gopher_repetition:top_{n}gram" for n in (2, 3, 4)]
+    ngrams += [f"gopher_repetition:dup_{n}gram" for n in range(5, 11)]
+    fineweb = ["fineweb:short_line_ratio", "fineweb:list_ratio"]
+    assert (
+        skipped_checks(DEFAULT_RULES, "ja") == skipped_checks(DEFAULT_RULES, "zh") == words + ngrams + fineweb
+    )
+    thai = words + ngrams + ["c4:terminal_punct", "fineweb:line_punct_ratio"] + fineweb
+    assert skipped_checks(DEFAULT_RULES, "th") == thai
+    # Only enabled checks are listed: a disabled threshold or n-gram is not "skipped".
+    rules = validate_rules(
+        [("gopher_quality", {"min_words": None}), ("gopher_repetition", {"dup_n_grams": {}})]
+    )
+    assert skipped_checks(rules, "zh") == words[1:] + ngrams[:3]
+    assert applies("gopher_quality", "bullet_lines", "zh") and not applies("c4", "terminal_punct", "lo")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import json
@@ -14,7 +15,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from udfs.readers import ReaderOptions, Split, detect_format, read_split
-from udfs.text import doc_id, html_to_text, registered_domain
+from udfs.text import HtmlExtractor, doc_id, html_to_text, registered_domain
 
 OPTS = ReaderOptions(max_doc_bytes=100, line_limit=400, snippet_chars=20)
 
@@ -177,7 +178,11 @@ def test_wet_and_warc_records(tmp_path):
         ("doc", None, 4),
     ]
     assert rows[0]["source_id"] == "<urn:uuid:1>" and rows[0]["domain"] == "example.com"
-    assert rows[3]["text"] == "Hello web\nSecond&para"
+    # Default extraction (resiliparse, title kept); the plain extractor keeps the old output.
+    assert rows[3]["text"] == "T\n\nHello web\n\nSecond&para"
+    assert json.loads(rows[3]["meta"])["charset"] == "utf-8"
+    plain = ReaderOptions(max_doc_bytes=100, line_limit=400, html_extractor="plain", keep_title=False)
+    assert _read(path, "warc", opts=plain)[3]["text"] == "Hello web\nSecond&para"
     assert rows[3]["domain"] == "example.de"
     assert json.loads(rows[3]["meta"])["warc_type"] == "response"
 
@@ -196,3 +201,379 @@ def test_text_helpers():
         "parquet",
         None,
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Crawl formats: gzip layouts, record types, ARC, charsets, HTML extraction, field paths
+# ---------------------------------------------------------------------------------------------
+
+
+def _file_row(path, fmt="warc", opts=OPTS, **kw):
+    return list(read_split(Split("src", str(path), fmt, **kw), opts))[-1]
+
+
+def _wet_records(n: int) -> list[tuple]:
+    info = ("warcinfo", "", b"software: test\r\n", "application/warc-fields")
+    return [info] + [
+        ("conversion", f"https://wet.example.com/{i}", f"plain words number {i}".encode(), "text/plain")
+        for i in range(1, n + 1)
+    ]
+
+
+def _archive(records: list[tuple], members: bool) -> tuple[bytes, list[int]]:
+    """A WARC of (type, url, payload, content type) records: one gzip member per record, or uncompressed.
+
+    Returns the bytes and where each record starts.
+    """
+    buf = io.BytesIO()
+    w = WARCWriter(buf, gzip=members)
+    starts = []
+    for kind, url, body, ctype in records:
+        starts.append(buf.tell())
+        headers = {"WARC-Record-ID": f"<urn:uuid:{len(starts):08d}-0000-0000-0000-000000000000>"}
+        if kind in ("response", "request"):
+            http = (
+                StatusAndHeaders("200 OK", [("Content-Type", ctype)], protocol="HTTP/1.1")
+                if kind == "response"
+                else StatusAndHeaders("GET / HTTP/1.1", [("Host", "e.com")], is_http_request=True)
+            )
+            rec = w.create_warc_record(
+                url, kind, payload=io.BytesIO(body), http_headers=http, warc_headers_dict=headers
+            )
+        else:
+            rec = w.create_warc_record(
+                url, kind, payload=io.BytesIO(body), warc_content_type=ctype, warc_headers_dict=headers
+            )
+        w.write_record(rec)
+    return buf.getvalue(), starts
+
+
+@pytest.mark.parametrize("layout", ["one_gzip_stream", "gzip_member_per_record", "uncompressed"])
+def test_wet_every_gzip_layout_gives_every_record(tmp_path, layout):
+    raw, starts = _archive(_wet_records(7), members=layout == "gzip_member_per_record")
+    if layout == "one_gzip_stream":  # `gzip file.warc.wet`: warcio alone says "non-chunked gzip file"
+        raw = gzip.compress(raw, mtime=0)
+    path = tmp_path / ("c.warc.wet" if layout == "uncompressed" else "c.warc.wet.gz")
+    path.write_bytes(raw)
+    rows = _read(path, "warc")
+    assert _summary(rows) == [("doc", None, i) for i in range(1, 8)]
+    assert [r["text"] for r in rows] == [f"plain words number {i}" for i in range(1, 8)]
+    assert [r["url"] for r in rows] == [f"https://wet.example.com/{i}" for i in range(1, 8)]
+    if layout == "gzip_member_per_record":  # offsets are the members' starts, as a CC index gives them
+        assert [r["byte_offset"] for r in rows] == starts[1:]
+    assert _file_row(path)["n_skipped"] == {"warcinfo": 1}
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.8])  # the cut falls in the record's header, then in its body
+def test_wet_truncated_last_member_keeps_the_records_before(tmp_path, keep):
+    records = _wet_records(6)
+    long_text = " ".join(f"w{i * 7919 % 10007}" for i in range(800)).encode()
+    records.append(("conversion", "https://wet.example.com/7", long_text, "text/plain"))
+    raw, starts = _archive(records, members=True)
+    path = tmp_path / "cut.warc.wet.gz"
+    path.write_bytes(raw[: starts[-1] + int((len(raw) - starts[-1]) * keep)])
+    rows = _read(path, "warc", opts=ReaderOptions(max_doc_bytes=10_000, line_limit=50_000))
+    assert _summary(rows) == [("doc", None, i) for i in range(1, 7)] + [("reject", "unreadable_file", 7)]
+    assert rows[-1]["detail"].startswith("record cut short")
+    assert rows[-1]["detail"].endswith("; last good record: 6")
+    # The same damage in a file compressed as one gzip stream: the records whose bytes arrived are kept.
+    one = gzip.compress(_archive(_wet_records(7), members=False)[0], mtime=0)
+    path.write_bytes(one[: len(one) - 40])
+    rows = _read(path, "warc")
+    assert [r["kind"] for r in rows[:-1]] == ["doc"] * (len(rows) - 1) and len(rows) >= 5
+    assert rows[-1]["reason"] == "unreadable_file"
+
+
+def test_record_types_are_counted_and_skipped(tmp_path):
+    html = b"<html><head><title>Page</title></head><body><p>A page with words in it.</p></body></html>"
+    raw, _ = _archive(
+        [
+            ("warcinfo", "", b"software: test\r\n", "application/warc-fields"),
+            ("request", "https://a.example.com/", b"", ""),
+            ("response", "https://a.example.com/", html, "text/html; charset=utf-8"),
+            ("response", "https://a.example.com/logo.png", b"\x89PNG\r\n\x1a\n", "image/png"),
+            ("metadata", "https://a.example.com/", b"fetchTimeMs: 12\r\n", "application/warc-fields"),
+            ("resource", "https://a.example.com/r.txt", b"a resource", "text/plain"),
+            ("revisit", "https://a.example.com/", b"", "application/http; msgtype=response"),
+        ],
+        members=True,
+    )
+    path = tmp_path / "mixed.warc.gz"
+    path.write_bytes(raw)
+    rows = _read(path, "warc")
+    assert _summary(rows) == [("doc", None, 1)]
+    assert _file_row(path)["n_skipped"] == {
+        "warcinfo": 1,
+        "request": 1,
+        "response_non_text": 1,
+        "metadata": 1,
+        "resource": 1,
+        "revisit": 1,
+    }
+    # A WAT file is WARC metadata records (JSON): it yields no document, only counts.
+    wat, _ = _archive(
+        [("warcinfo", "", b"software: test\r\n", "application/warc-fields")]
+        + [
+            ("metadata", f"https://b.example.com/{i}", b'{"Envelope": {}}', "application/json")
+            for i in range(3)
+        ],
+        members=True,
+    )
+    wat_path = tmp_path / "c.warc.wat.gz"
+    wat_path.write_bytes(wat)
+    assert _read(wat_path, "warc") == []
+    assert _file_row(wat_path)["n_skipped"] == {"warcinfo": 1, "metadata": 3}
+    assert [detect_format(p) for p in ("x.warc.wat.gz", "y.arc.gz", "z.arc", "w.wat")] == ["warc"] * 4
+
+
+def _arc(records: list[tuple]) -> bytes:
+    """ARC v1, written by hand: a filedesc:// version block, then `URL IP date type length` + HTTP."""
+    desc = b"1 0 Test Archive\nURL IP-address Archive-date Content-type Archive-length\n"
+    out = [
+        gzip.compress(
+            b"filedesc://test.arc 0.0.0.0 19980101000000 text/plain %d\n" % len(desc) + desc + b"\n"
+        )
+    ]
+    for url, ip, date, ctype, body in records:
+        http = b"HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (ctype, len(body))
+        payload = http + body
+        head = f"{url} {ip} {date} {ctype.decode()} {len(payload)}\n".encode()
+        out.append(gzip.compress(head + payload + b"\n", mtime=0))
+    return b"".join(out)
+
+
+def test_arc_records_keep_url_id_domain_and_date(tmp_path):
+    page = b"<html><head><title>Old page</title></head><body><p>Hello from the web of 1998.</p></body></html>"
+    path = tmp_path / "IA-001.arc.gz"
+    path.write_bytes(
+        _arc(
+            [
+                ("http://www.example.co.uk/old.html", "1.2.3.4", "19980102030405", b"text/html", page),
+                ("http://www.example.co.uk/logo.gif", "1.2.3.4", "19980102030406", b"image/gif", b"GIF89a"),
+                ("http://other.example.org/", "5.6.7.8", "19980102030407", b"text/html", page),
+            ]
+        )
+    )
+    rows = _read(path, "warc")
+    assert _summary(rows) == [("doc", None, 1), ("doc", None, 2)]
+    first = rows[0]
+    assert first["url"] == "http://www.example.co.uk/old.html" and first["domain"] == "example.co.uk"
+    assert first["text"] == "Old page\n\nHello from the web of 1998."
+    meta = json.loads(first["meta"])
+    assert meta["warc_date"] == "1998-01-02T03:04:05Z" and meta["archive_format"] == "arc"
+    assert first["source_id"].startswith("<urn:uuid:") and first["source_id"] != rows[1]["source_id"]
+    # The id is derived from the capture, so reading the file again gives the same ids and doc_ids.
+    again = _read(path, "warc")
+    assert [(r["source_id"], r["doc_id"]) for r in again] == [(r["source_id"], r["doc_id"]) for r in rows]
+    assert _file_row(path)["n_skipped"] == {"warcinfo": 1, "response_non_text": 1}
+    plain = tmp_path / "IA-002.arc"
+    plain.write_bytes(gzip.decompress(path.read_bytes()))
+    assert [r["url"] for r in _read(plain, "warc")] == [r["url"] for r in rows]
+
+
+ZH = (
+    "北京是中华人民共和国的首都，也是全国的政治中心和文化中心。这座城市有三千多年的建城史，拥有众多名胜古迹。"
+)
+
+
+def _html(body: str, head: str = "") -> str:
+    return f"<html><head>{head}<title>T</title></head><body><p>{body}</p></body></html>"
+
+
+def test_charsets_header_bom_meta_then_detection(tmp_path):
+    cases = [  # (url tail, payload bytes, HTTP content type)
+        ("1", _html(ZH, '<meta charset="gbk">').encode("gbk"), "text/html"),
+        ("2", _html(ZH * 2).encode("gb2312"), "text/html"),  # no label anywhere: detected
+        (
+            "3",
+            _html(
+                "Café crème brûlée à la carte",
+                '<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">',
+            ).encode("latin-1"),
+            "text/html",
+        ),
+        ("4", codecs.BOM_UTF8 + _html("Grüße aus Köln").encode("utf-8"), "text/html; charset=iso-8859-1"),
+        (
+            "5",
+            _html("Привет, мир", '<meta charset="koi8-r">').encode("cp1251"),
+            "text/html; charset=windows-1251",
+        ),
+        ("6", _html("x").encode() + bytes([0, 1, 2, 0x81, 0x8D, 0xFF, 0xFE, 0, 0x90]) * 60, "text/html"),
+        ("7", _html("Grüße aus Köln").encode("utf-8"), "text/html"),
+    ]
+    raw, _ = _archive([("response", f"https://c.example.com/{u}", b, ct) for u, b, ct in cases], members=True)
+    path = tmp_path / "cs.warc.gz"
+    path.write_bytes(raw)
+    rows = _read(path, "warc", opts=ReaderOptions(max_doc_bytes=10_000, line_limit=50_000))
+    assert _summary(rows) == [("doc", None, i) for i in range(1, 6)] + [
+        ("reject", "invalid_utf8", 6),
+        ("doc", None, 7),
+    ]
+    metas = [json.loads(r["meta"] or "{}") for r in rows]
+    got = [(m.get("charset"), m.get("charset_source")) for m in metas]
+    assert got == [
+        ("gb18030", "meta"),  # gbk means gb18030, as browsers read the label
+        ("gb18030", "detected"),
+        ("cp1252", "meta"),  # iso-8859-1 means windows-1252
+        ("utf-8-sig", "bom"),  # the BOM wins even over the header
+        ("cp1251", "http"),  # the header wins over <meta>
+        (None, None),
+        ("utf-8", "default"),
+    ]
+    assert [r["text"].split("\n\n")[1] for r in rows if r["kind"] == "doc"] == [
+        ZH,
+        ZH * 2,
+        "Café crème brûlée à la carte",
+        "Grüße aus Köln",
+        "Привет, мир",
+        "Grüße aus Köln",
+    ]
+    assert rows[5]["detail"] == (
+        "no charset decodes the body; tried utf-8 (default), charset-normalizer: no charset fits"
+    )
+
+
+def test_wet_conversions_stay_strict_utf8(tmp_path):
+    raw, _ = _archive(
+        [("conversion", "https://wet.example.com/1", "Café".encode("latin-1"), "text/plain")], members=True
+    )
+    path = tmp_path / "x.warc.wet.gz"
+    path.write_bytes(raw)
+    rows = _read(path, "warc")
+    assert _summary(rows) == [("reject", "invalid_utf8", 1)]
+    assert rows[0]["detail"].startswith("body is not valid utf-8")
+
+
+_PARAS = [
+    "After decades of absence, river otters have been seen again along the upper reaches of the valley, "
+    "according to a survey published by the regional wildlife trust this week.",
+    "Volunteers recorded tracks and spraints at fourteen sites between the old mill and the reservoir, and "
+    "camera traps captured a female with two cubs near the footbridge in early spring.",
+    "The trust credits cleaner water and the restoration of bankside vegetation, which gives the animals "
+    "cover and supports the fish and amphibians they feed on.",
+]
+_BOILERPLATE = ["Accept all cookies", "Contact us", "All rights reserved", "Privacy policy", "newsletter"]
+_ARTICLE = "".join(f"<p>{p}</p>" for p in _PARAS)
+PAGES = {
+    "semantic": (
+        "Otters return | Valley Gazette",
+        '<div class="cookie-banner"><p>We use cookies. Accept all cookies?</p></div>'
+        '<header><nav><ul><li><a href="/">Home</a></li><li><a href="/news">News</a></li>'
+        '<li><a href="/contact">Contact us</a></li></ul></nav></header>'
+        f"<main><article><h1>River otters return to the valley</h1>{_ARTICLE}</article></main>"
+        "<footer><p>Copyright 2024 Valley Gazette. All rights reserved.</p>"
+        '<p><a href="/privacy">Privacy policy</a></p><p>Sign up for our newsletter</p></footer>',
+    ),
+    "div_soup": (
+        "Otters return to the valley",
+        '<div id="cookie-notice" class="cookie-consent">This site uses cookies. <a href="#">Accept all '
+        'cookies</a></div><div id="menu" class="navigation"><a href="/">Home</a> | '
+        '<a href="/c">Contact us</a></div>'
+        f'<div class="content"><div class="post-body">{_ARTICLE}</div></div>'
+        '<div id="footer" class="site-footer">(c) 2024 Valley Gazette. All rights reserved. '
+        '<a href="/privacy">Privacy policy</a> <span>Get the newsletter</span></div>',
+    ),
+}
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+@pytest.mark.parametrize("extractor", ["resiliparse", "trafilatura"])
+def test_main_content_extractors_drop_boilerplate(extractor, page):
+    title, body = PAGES[page]
+    html = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title></head><body>{body}</body>'
+    )
+    text = HtmlExtractor(extractor, keep_title=True)(html)
+    assert text.split("\n")[0] == title
+    assert all(p in text for p in _PARAS)
+    assert [b for b in _BOILERPLATE if b in text] == []
+    untitled = HtmlExtractor(extractor, keep_title=False)(html)
+    assert title not in untitled and all(p in untitled for p in _PARAS)
+    # The plain extractor keeps every visible block: the boilerplate too.
+    assert [b for b in _BOILERPLATE if b in HtmlExtractor("plain", keep_title=False)(html)] == _BOILERPLATE
+
+
+def test_title_not_repeated_and_no_title_only_documents():
+    html = (
+        "<html><head><title>Otters return</title></head><body><h1>Otters return</h1><p>{}</p></body></html>"
+    )
+    assert HtmlExtractor("resiliparse")(html.format(_PARAS[0])) == f"Otters return\n\n{_PARAS[0]}"
+    assert HtmlExtractor("resiliparse")(html.format("")) == "Otters return"  # the headline, once
+    assert HtmlExtractor("plain")("<html><head><title>Only a title</title></head><body></body></html>") == ""
+
+
+NESTED = [
+    {"id": "d1", "text": "nested one", "metadata": {"url": "https://n.example.com/1", "date": "2020"}},
+    {"id": "d2", "text": "nested two", "metadata": {"url": ""}},
+    {"id": "", "text": "empty id", "metadata": {"date": "2021"}},
+    {"id": "d4", "body": {"content": "deep text"}, "metadata": {"url": "https://n.example.com/4"}},
+]
+
+
+def test_dotted_field_paths_in_jsonl_and_parquet(tmp_path):
+    path = tmp_path / "dolma.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in NESTED))
+    rows = _read(path, url_field="metadata.url")
+    assert _summary(rows) == [
+        ("doc", None, 1),
+        ("doc", None, 2),
+        ("doc", None, 3),
+        ("reject", "missing_text", 4),
+    ]
+    assert [(r["url"], r["domain"], r["source_id"]) for r in rows[:3]] == [
+        ("https://n.example.com/1", "example.com", "d1"),
+        (None, None, "d2"),  # "url": "" is no url
+        (None, None, None),  # "id": "" is no id: the doc_id comes from the text
+    ]
+    assert rows[2]["doc_id"] == doc_id("src", None, "empty id", None)
+    assert [json.loads(r["meta"]) for r in rows[:3]] == [
+        {"metadata": {"date": "2020"}},
+        {},
+        {"metadata": {"date": "2021"}},
+    ]
+    file_row = _file_row(path, "jsonl", url_field="metadata.url")
+    assert (file_row["n_mapped"], file_row["field_misses"]) == (4, {"metadata.url": 1, "text": 1})
+    deep = _read(path, text_field="body.content", url_field="metadata.link")
+    assert [r["text"] for r in deep if r["kind"] == "doc"] == ["deep text"]
+    assert _file_row(path, "jsonl", text_field="body.content", url_field="metadata.link")["field_misses"] == {
+        "body.content": 3,
+        "metadata.link": 4,  # never resolves: the job warns
+    }
+    pq_path = tmp_path / "nested.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "text": ["pq one", "pq two"],
+                "metadata": [{"url": "https://p.example.org/a", "date": "x"}, {"url": None, "date": "y"}],
+            }
+        ),
+        pq_path,
+    )
+    rows = _read(pq_path, "parquet", url_field="metadata.url", id_field=None)
+    assert [(r["url"], r["domain"]) for r in rows] == [
+        ("https://p.example.org/a", "example.org"),
+        (None, None),
+    ]
+    assert json.loads(rows[0]["meta"]) == {"metadata": {"date": "x"}}
+
+
+def test_small_fixes_limits_and_unreadable_details(tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b'{"text": "' + b"x" * 500 + b'"}\n')
+    assert _read(path)[0]["detail"] == (
+        "record is over 400 bytes, the raw-record limit 400 = 4 x max_doc_bytes + 64 KiB "
+        "(max_doc_bytes=100; or set max_line_bytes)"
+    )
+    set_limit = ReaderOptions(max_doc_bytes=100, line_limit=400, line_limit_set=True)
+    assert _read(path, opts=set_limit)[0]["detail"] == "record is over 400 bytes, max_line_bytes=400"
+    good = b"".join(LINES[:1]) * 50
+    data = gzip.compress(good + b'{"id": "z", "text": "tail"}\n' * 2000, mtime=0)
+    cut = tmp_path / "broken.jsonl.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    rows = _read(cut)
+    last = rows[-1]
+    assert last["reason"] == "unreadable_file" and last["record_number"] == len(rows)
+    assert last["detail"].endswith(f"; last good record: {len(rows) - 1}")
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet at all")
+    assert _read(junk, "parquet")[0]["detail"].endswith("; no record read")

@@ -28,12 +28,23 @@ Where the definitions differ from their sources, on purpose:
   the first included, marks its words, and each marked word counts once. datatrove's ``find_all_duplicate``
   counts only the later occurrences, so our values are higher on the same text (up to twice) and the Gopher
   thresholds are stricter here than in datatrove.
+- Terminal punctuation (C4, FineWeb) also counts the sentence ends of other scripts (``。！？」』``, danda,
+  ``؟ ۔ ։ ። ။ ។``), so Japanese, Chinese, Hindi or Arabic lines are judged like English ones.
+- ``gopher_stop_word_count`` counts the stop words of the document's language (``STOP_WORDS``; Gopher's 8
+  for English, and for text of unknown language).
 - ``rps_doc_frac_chars_top_{n}gram`` is 0 when no n-gram occurs twice, as in RedPajama-V2 (datatrove counts
   a unique n-gram too, which only matters for very short documents). Overlapping occurrences each count, so
   ``"a a a a"`` scores 1.5 for 2-grams: the value is not bounded by 1.
 - Line and paragraph character fractions divide by the characters of the stripped non-empty lines
   (paragraphs), not by ``len(text)`` as datatrove does; ``fineweb_char_dup_ratio`` keeps datatrove's
   denominator ``len(text)`` minus newlines.
+
+Languages: some checks assume what English text looks like, and ``evaluate`` skips them for a document in a
+language where that does not hold (``applies``): checks on whitespace words (counts, lengths, stop words, word
+n-grams, newlines per word) and on short lines for languages written without spaces between words
+(``UNSPACED_LANGS``: ja, zh, th, lo, km, my), the stop-word check for languages without a stop-word list,
+terminal punctuation for languages that do not mark sentence ends (th, lo). ``skipped_checks`` lists them for
+the clean stage's startup warning. English and ``unknown`` documents get every check.
 """
 
 from __future__ import annotations
@@ -104,8 +115,8 @@ SIGNALS: tuple[Signal, ...] = (
         "rps_doc_frac_lines_end_with_ellipsis", 0.0, 1.0, "lines ending with an ellipsis, per non-empty line"
     ),
     Signal("rps_doc_frac_no_alph_words", 0.0, 1.0, "fraction of words without an alphabetic character"),
-    Signal("gopher_stop_word_count", 0.0, None, "occurrences of the 8 Gopher stop words"),
-    Signal("rps_doc_stop_word_fraction", 0.0, 1.0, "Gopher stop-word occurrences per word"),
+    Signal("gopher_stop_word_count", 0.0, None, "stop-word occurrences (Gopher's 8 for English)"),
+    Signal("rps_doc_stop_word_fraction", 0.0, 1.0, "stop-word occurrences per word"),
     # Gopher repetition
     Signal("rps_doc_frac_dup_lines", 0.0, 1.0, "lines repeating an earlier line, per non-empty line"),
     Signal("rps_doc_frac_dup_line_chars", 0.0, 1.0, "fraction of line characters in repeated lines"),
@@ -151,10 +162,27 @@ _NGRAM_SIGNALS = tuple(
 _PUNCT = string.punctuation
 _BULLETS = ("•", "‣", "⁃", "◦", "▪", "-", "*", "·")
 _ELLIPSES = ("...", "…")
-_C4_END = (".", "!", "?", '"', "'", "”", "’")
-_FINEWEB_END = (".", "?", "!", '"', "'", "”")
+# Sentence ends of scripts other than Latin: CJK full stops, marks and closing quotes, Devanagari danda,
+# Arabic question mark, Urdu full stop, Armenian, Ethiopic, Myanmar and Khmer full stops.
+_OTHER_END = ("。", "．", "｡", "！", "？", "」", "』", "।", "॥", "؟", "۔", "։", "።", "။", "។")
+_C4_END = (".", "!", "?", '"', "'", "”", "’", *_OTHER_END)
+_FINEWEB_END = (".", "?", "!", '"', "'", "”", *_OTHER_END)
 _POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
-_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+# Gopher's 8 for English; for other languages written with spaces, their most frequent function words.
+STOP_WORDS: dict[str, frozenset[str]] = {
+    "en": frozenset({"the", "be", "to", "of", "and", "that", "have", "with"}),
+    "de": frozenset({"der", "die", "das", "und", "zu", "von", "mit", "ist"}),
+    "fr": frozenset({"le", "la", "les", "de", "et", "à", "un", "est"}),
+    "es": frozenset({"el", "la", "de", "que", "y", "en", "los", "es"}),
+    "it": frozenset({"il", "la", "di", "che", "e", "in", "un", "è"}),
+    "pt": frozenset({"o", "a", "de", "que", "e", "do", "da", "em"}),
+    "nl": frozenset({"de", "het", "een", "en", "van", "in", "is", "dat"}),
+    "ru": frozenset({"и", "в", "не", "на", "что", "с", "по", "это"}),
+}
+# Written without spaces between words: whitespace "words" are phrases or whole sentences there.
+UNSPACED_LANGS = frozenset({"ja", "zh", "th", "lo", "km", "my"})
+# Sentence ends are not marked (a space separates sentences).
+UNPUNCTUATED_LANGS = frozenset({"th", "lo"})
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
@@ -212,11 +240,12 @@ def _ngram_fracs(tokens: list[str], counts: Counter) -> dict[str, float]:
     return out
 
 
-def compute_signals(text: str) -> dict[str, float]:
+def compute_signals(text: str, lang: str = "en") -> dict[str, float]:
     """All ``SIGNALS`` for one document.
 
     Args:
         text: the document text (newlines kept: line signals need them).
+        lang: the document's language; picks the stop words (English ones for a language without a list).
 
     Returns:
         Every ``SIGNALS`` name mapped to a float inside its range; never NaN, all 0.0 for empty text.
@@ -284,7 +313,7 @@ def compute_signals(text: str) -> dict[str, float]:
     # ln(N) - sum(c*ln c)/N keeps every term >= 0, so rounding never makes the entropy negative.
     by_count = Counter(counts.values()).items()
     entropy = -sum(m * c * math.log(c / n_tokens) for c, m in by_count) / n_tokens if n_tokens else 0.0
-    stop_words = sum(map(_STOP_WORDS.__contains__, tokens))
+    stop_words = sum(map(STOP_WORDS.get(lang, STOP_WORDS["en"]).__contains__, tokens))
 
     newlines = text.count("\n")
     signals = {
@@ -486,20 +515,65 @@ RULES: dict[str, Callable[[dict[str, float], dict], list[Check]]] = {
 }
 
 
-def evaluate(signals: Mapping[str, float], rules: Sequence[tuple[str, Mapping]]) -> Check | None:
+# Checks on whitespace words, and the short-line check, whose 30 characters are some 6 English words but a
+# whole sentence in Chinese or Japanese: none fits a language written without spaces.
+_SPACED_CHECKS = frozenset(
+    [
+        ("gopher_quality", c)
+        for c in ("word_count", "word_count_max", "mean_word_length", "symbol_word_ratio", "alpha_words")
+    ]
+    + [("gopher_quality", "stop_words"), ("fineweb", "list_ratio"), ("fineweb", "short_line_ratio")]
+    + [("gopher_repetition", f"top_{n}gram") for n in _TOP_NS]
+    + [("gopher_repetition", f"dup_{n}gram") for n in _DUP_NS]
+)
+_PUNCT_CHECKS = frozenset({("c4", "terminal_punct"), ("fineweb", "line_punct_ratio")})
+
+
+def applies(rule: str, check: str, lang: str) -> bool:
+    """Whether a check's thresholds fit text in ``lang`` (see the module docstring).
+
+    Args:
+        rule: rule name, e.g. ``gopher_quality``.
+        check: check name within the rule, e.g. ``stop_words``.
+        lang: the document's language as the clean stage labels it (``unknown`` gets every check).
+    """
+    if (rule, check) in _SPACED_CHECKS and lang in UNSPACED_LANGS:
+        return False
+    if (rule, check) in _PUNCT_CHECKS and lang in UNPUNCTUATED_LANGS:
+        return False
+    if (rule, check) == ("gopher_quality", "stop_words") and lang not in STOP_WORDS:
+        return lang == "unknown"
+    return True
+
+
+def skipped_checks(rules: Sequence[tuple[str, Mapping]], lang: str) -> list[str]:
+    """The ``rule:check`` reasons of the rules' enabled checks that ``evaluate`` skips for ``lang``."""
+    zero = dict.fromkeys((s.name for s in SIGNALS), 0.0)
+    return [
+        c.reason
+        for name, params in rules
+        for c in RULES[name](zero, params)
+        if not applies(name, c.check, lang)
+    ]
+
+
+def evaluate(
+    signals: Mapping[str, float], rules: Sequence[tuple[str, Mapping]], lang: str = "en"
+) -> Check | None:
     """The first failing check, in rule order then check order, or None when the document passes.
 
     Args:
         signals: ``compute_signals`` output for one document.
         rules: ordered ``(rule_name, params)`` pairs, e.g. ``DEFAULT_RULES`` or ``validate_rules`` output;
             params missing a key fall back to the rule's default.
+        lang: the document's language; checks that do not fit it are skipped (``applies``).
     """
     for name, params in rules:
         rule = RULES.get(name)
         if rule is None:
             raise ValueError(f"unknown quality rule {name!r}; known rules: {', '.join(RULES)}")
         for check in rule(signals, params):
-            if not check.passed:
+            if not check.passed and applies(name, check.check, lang):
                 return check
     return None
 

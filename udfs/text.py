@@ -99,9 +99,76 @@ class _TextExtractor(HTMLParser):
 
 
 def html_to_text(html: str) -> str:
-    """Visible text of an HTML page: scripts, styles and head dropped, block elements on their own lines."""
+    """Visible text of an HTML page: scripts, styles and head dropped, block elements on their own lines.
+
+    This is the ``plain`` extractor: it keeps menus, footers and banners. ``HtmlExtractor`` picks a
+    main-content extractor instead.
+    """
     parser = _TextExtractor()
     parser.feed(html)
     parser.close()
     lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
     return "\n".join(line for line in lines if line)
+
+
+HTML_EXTRACTORS = ("resiliparse", "trafilatura", "plain")
+_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def html_title(html: str) -> str | None:
+    """The page's ``<title>``, unescaped and whitespace-collapsed; None if it has none (or it is blank)."""
+    import html as htmllib
+
+    m = _TITLE.search(html, 0, 1 << 16)  # a title past the first 64 KiB is not the head's title
+    if not m:
+        return None
+    title = normalize_for_id(htmllib.unescape(_TAG.sub(" ", m.group(1))))
+    return title or None
+
+
+def _resiliparse(html: str) -> str:
+    from resiliparse.extract.html2text import extract_plain_text
+
+    # Main-content mode, as DCLM extracts Common Crawl pages; alt texts and links are not prose.
+    return extract_plain_text(html, main_content=True, alt_texts=False, links=False, form_fields=False)
+
+
+def _trafilatura(html: str) -> str:
+    import trafilatura
+
+    # FineWeb's settings (precision over recall, no comments), without its cross-document dedup cache:
+    # that cache makes a page's text depend on which pages the same worker saw before.
+    text = trafilatura.extract(html, favor_precision=True, include_comments=False, deduplicate=False)
+    return text or ""
+
+
+_EXTRACT = {"resiliparse": _resiliparse, "trafilatura": _trafilatura, "plain": html_to_text}
+
+
+class HtmlExtractor:
+    """HTML page → document text with a named extractor, optionally headed by the page title.
+
+    Args:
+        name: ``resiliparse`` (main content, as DCLM), ``trafilatura`` (main content, as FineWeb) or
+            ``plain`` (every visible text block, menus and footers included).
+        keep_title: put the ``<title>`` on the first line, unless the text already starts with it (a
+            headline that repeats the title). A page whose body yields no text stays empty: a title alone
+            is not a document.
+    """
+
+    def __init__(self, name: str = "resiliparse", keep_title: bool = True):
+        if name not in _EXTRACT:
+            raise ValueError(f"unknown html extractor {name!r}; use one of {', '.join(HTML_EXTRACTORS)}")
+        self.name = name
+        self.keep_title = keep_title
+        self._extract = _EXTRACT[name]
+
+    def __call__(self, html: str) -> str:
+        text = self._extract(html).strip()
+        if not self.keep_title or not text:
+            return text
+        title = html_title(html)
+        if not title or normalize_for_id(text[: len(title) * 2]).startswith(title):
+            return text
+        return f"{title}\n\n{text}"

@@ -1,0 +1,386 @@
+"""load_refs' benchmark files: compressed files, dotted paths, splits, presets, and the stage end to end."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+import zstandard
+
+from jobs import load_refs
+from jobs.config import ConfError, load_conf
+from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
+from jobs.tables import EmbeddedLakehouse
+from schemas import ref
+from udfs.benchmarks import PRESETS, detect_preset, name_and_split, target_text
+
+
+def _conf(tmp_path: Path, benchmarks: list[dict]):
+    data = {
+        "profile": "test",
+        "spark": {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "log_level": "ERROR"},
+        "storage": {"engine": "embedded", "warehouse": str(tmp_path / "wh")},
+        "ingest": {"inputs": [{"name": "x", "path": str(tmp_path / "none")}]},
+        "refs": {"benchmarks": benchmarks},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _read(tmp_path: Path, benchmarks: list[dict]):
+    conf = load_conf(_conf(tmp_path, benchmarks))
+    return load_refs.read_benchmarks(conf, conf.source_file)
+
+
+def _jsonl(records: list[dict]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+
+
+MMLU = [
+    {
+        "question": "2 + 2 = ?",
+        "subject": "elementary_mathematics",
+        "choices": ["3", "4", "5", "22"],
+        "answer": 1,
+    },
+    {"question": "Größte Stadt?", "subject": "geography", "choices": ["Berlin", "Bonn"], "answer": 0},
+    {"question": "H2O is?", "subject": "chemistry", "choices": ["water", "salt"], "answer": 0},
+]
+
+
+# ------------------------------------------------------------------------------------ compressed files
+
+
+@pytest.mark.parametrize("ext, compress", [(".gz", gzip.compress), (".zst", zstandard.compress)])
+def test_compressed_files_are_read(tmp_path, ext, compress):
+    path = tmp_path / f"mmlu_test.jsonl{ext}"
+    path.write_bytes(compress(_jsonl(MMLU[:2]) + b"\n" + _jsonl(MMLU[2:])))  # a blank line is no example
+    rows, problems, notes = _read(tmp_path, [{"path": str(path)}])
+    assert problems == []
+    assert [(r["benchmark"], r["split"], r["example_id"], r["text"]) for r in rows] == [
+        ("mmlu", "test", "mmlu_test-1", "2 + 2 = ?\n3\n4\n5\n22"),
+        ("mmlu", "test", "mmlu_test-2", "Größte Stadt?\nBerlin\nBonn"),
+        ("mmlu", "test", "mmlu_test-4", "H2O is?\nwater\nsalt"),
+    ]
+    assert notes == [f"mmlu_test.jsonl{ext}: test 3; preset mmlu (detected)"]
+
+
+def test_decode_failures_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(_jsonl(MMLU[:1]) + b'{"question": "caf\xe9", "answer": "x"}\n' + _jsonl(MMLU[2:]))
+    hidden = tmp_path / "hidden.jsonl"  # gzip data under a plain name
+    hidden.write_bytes(gzip.compress(_jsonl(MMLU)))
+    cut = tmp_path / "cut.jsonl.gz"  # truncated stream: the lines before the damage still count
+    whole = gzip.compress(_jsonl(MMLU * 200))
+    cut.write_bytes(whole[: len(whole) // 2])
+    rows, problems, _ = _read(tmp_path, [{"path": str(p)} for p in (bad, hidden, cut)])
+    assert problems[0] == f"{bad}:2: not UTF-8 (byte 18 of the line is b'\\xe9')"
+    assert problems[1] == f"{hidden}:1: not UTF-8: .gz compressed data in a file not named *.gz"
+    assert len(problems) == 3 and problems[2].startswith(f"{cut}:")
+    assert "unreadable from this line on (EOFError" in problems[2]
+    n_cut = int(problems[2].split(":")[1]) - 1
+    assert sum(r["source_file"] == str(bad) for r in rows) == 2
+    assert sum(r["source_file"] == str(cut) for r in rows) == n_cut > 0
+
+
+def test_stage_fails_on_a_bad_line_with_file_and_line(tmp_path, capsys):
+    path = tmp_path / "b.jsonl.gz"
+    path.write_bytes(gzip.compress(_jsonl(MMLU[:1]) + b'{"question": "\xff"}\n'))
+    args = argparse.Namespace(
+        conf=str(_conf(tmp_path, [{"path": str(path)}])), overrides=[], run_id=None, verbose=False
+    )
+    assert run_job(load_refs.STAGE, args, load_refs.load_refs) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"1 benchmark records could not be read: {path}:2: not UTF-8" in err
+
+
+# ------------------------------------------------------------------------------------ field paths
+
+
+ARC_HF = {
+    "id": "Mercury_7175875",
+    "question": "Which gas do plants take in?",
+    "choices": {"text": ["oxygen", "carbon dioxide"], "label": ["A", "B"]},
+    "answerKey": "B",
+}
+ARC_ORIGINAL = {
+    "id": "Mercury_1",
+    "question": {
+        "stem": "What melts ice?",
+        "choices": [{"text": "heat", "label": "A"}, {"text": "cold", "label": "B"}],
+    },
+    "answerKey": "A",
+}
+OPENBOOKQA = {
+    "id": "7-980",
+    "question_stem": "The sun is responsible for",
+    "choices": {"text": ["puppies learning new tricks", "plants sprouting"], "label": ["A", "B"]},
+    "answerKey": "B",
+}
+
+
+def test_dotted_paths_join_lists_one_item_per_line(tmp_path):
+    path = tmp_path / "arc.jsonl"
+    path.write_bytes(_jsonl([ARC_HF, {**ARC_HF, "id": "x2", "choices": {"text": [], "label": []}}]))
+    fields = ["question", "choices.text", "choices.label.1"]
+    rows, problems, notes = _read(tmp_path, [{"path": str(path), "text_fields": fields}])
+    assert problems == []
+    assert [(r["example_id"], r["text"]) for r in rows] == [
+        ("Mercury_7175875", "Which gas do plants take in?\noxygen\ncarbon dioxide\nB"),
+        ("x2", "Which gas do plants take in?"),
+    ]
+    assert notes == ["arc.jsonl: test 2; text_fields"]
+
+
+def test_an_object_is_never_written_as_text(tmp_path):
+    path = tmp_path / "arc.jsonl"
+    path.write_bytes(_jsonl([ARC_HF]))
+    rows, problems, _ = _read(tmp_path, [{"path": str(path), "text_fields": ["question", "choices"]}])
+    assert rows == []
+    assert problems == [
+        f"{path}:1: choices is an object, not text: name a path inside it (choices.text, choices.label)"
+    ]
+
+
+def test_paths_map_over_lists_and_take_the_first_alternative():
+    fields = PRESETS["arc"].text_fields
+    assert target_text(ARC_ORIGINAL, fields) == "What melts ice?\nheat\ncold"
+    assert (
+        target_text(OPENBOOKQA, fields)
+        == "The sun is responsible for\npuppies learning new tricks\nplants sprouting"
+    )
+    assert target_text({"a": [[1, 2.5], [True, None, ""]]}, ["a", "missing.path"]) == "1\n2.5\ntrue"
+
+
+# ------------------------------------------------------------------------------------ splits
+
+
+def test_split_from_conf_field_and_file_name(tmp_path):
+    (tmp_path / "gsm8k").mkdir()
+    files = {
+        "hellaswag_val.jsonl": [{"ctx": "A man", "endings": ["runs", "sits"], "label": "0"}],
+        "gsm8k/train.jsonl": [{"question": "1+1?", "answer": "#### 2"}],
+        "ARC-Easy-Dev.jsonl.gz": [ARC_HF],
+        "fields.jsonl": [
+            {"question": "q1", "split": "val"},
+            {"question": "q2", "split": "train"},
+            {"question": "q3"},
+        ],
+        "pinned_test.jsonl": [{"question": "q4", "split": "train"}],
+    }
+    for name, records in files.items():
+        data = _jsonl(records)
+        (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    rows, problems, _ = _read(
+        tmp_path,
+        [
+            {"path": str(tmp_path / "hellaswag_val.jsonl")},
+            {"path": str(tmp_path / "gsm8k" / "*.jsonl")},
+            {"path": str(tmp_path / "ARC-*")},
+            {"path": str(tmp_path / "fields.jsonl")},
+            {"path": str(tmp_path / "pinned_test.jsonl"), "split": "validation", "benchmark": "pinned"},
+        ],
+    )
+    assert problems == []
+    assert [(r["benchmark"], r["split"], r["example_id"], r["text"]) for r in rows] == [
+        ("hellaswag", "validation", "hellaswag_val-1", "A man\nruns\nsits"),  # file name
+        ("gsm8k", "train", "train-1", "1+1?\n#### 2"),  # file name, benchmark from the folder
+        ("ARC-Easy", "dev", "Mercury_7175875", "Which gas do plants take in?\noxygen\ncarbon dioxide"),
+        ("fields", "validation", "fields-1", "q1"),  # the record's split field, alias folded
+        ("fields", "train", "fields-2", "q2"),
+        ("fields", "test", "fields-3", "q3"),  # nothing says: test
+        ("pinned", "validation", "pinned_test-1", "q4"),  # the profile wins over field and name
+    ]
+
+
+@pytest.mark.parametrize(
+    "uri, expect",
+    [
+        ("/d/mmlu_test.jsonl.gz", ("mmlu", "test")),
+        ("/d/gsm8k/test.jsonl", ("gsm8k", "test")),
+        ("/d/ARC-Challenge-Test.jsonl", ("ARC-Challenge", "test")),
+        ("/d/boolq_training_x.jsonl", ("boolq_x", "train")),
+        ("/d/piqa.valid.jsonl", ("piqa", "validation")),
+        ("/d/latest_contest.jsonl", ("latest_contest", None)),
+    ],
+)
+def test_name_and_split_from_file_name(uri, expect):
+    assert name_and_split(uri) == expect
+
+
+# ------------------------------------------------------------------------------------ presets
+
+# One example per preset, in the Hugging Face dataset's layout, and the target text it gives.
+PRESET_EXAMPLES = {
+    "gsm8k": (
+        {"question": "Tom has 3 apples.", "answer": "3 + 2 = 5\n#### 5"},
+        "Tom has 3 apples.\n3 + 2 = 5\n#### 5",
+    ),
+    "mmlu": (MMLU[0], "2 + 2 = ?\n3\n4\n5\n22"),
+    "arc": (ARC_HF, "Which gas do plants take in?\noxygen\ncarbon dioxide"),
+    "hellaswag": (
+        {
+            "ind": 24,
+            "activity_label": "Roof",
+            "ctx": "A man is on a roof.",
+            "endings": ["He falls.", "He waves."],
+            "label": "1",
+            "split": "val",
+        },
+        "A man is on a roof.\nHe falls.\nHe waves.",
+    ),
+    "piqa": (
+        {"goal": "Open a jar", "sol1": "Twist the lid.", "sol2": "Shake the jar.", "label": 0},
+        "Open a jar\nTwist the lid.\nShake the jar.",
+    ),
+    "siqa": (
+        {
+            "context": "Kai gave Ash a gift.",
+            "question": "How does Ash feel?",
+            "answerA": "happy",
+            "answerB": "sad",
+            "answerC": "bored",
+            "label": "1",
+        },
+        "Kai gave Ash a gift.\nHow does Ash feel?\nhappy\nsad\nbored",
+    ),
+    "boolq": (
+        {"question": "is the sky blue", "passage": "The sky is blue by day.", "answer": True},
+        "is the sky blue\nThe sky is blue by day.",
+    ),
+    "winogrande": (
+        {
+            "sentence": "The cup broke because _ was fragile.",
+            "option1": "the cup",
+            "option2": "the table",
+            "answer": "1",
+        },
+        "The cup broke because _ was fragile.\nthe cup\nthe table",
+    ),
+    "trivia_qa": (
+        {
+            "question": "Capital of France?",
+            "question_id": "tc_1",
+            "answer": {"value": "Paris", "aliases": ["Paris", "Paree"]},
+        },
+        "Capital of France?\nParis",
+    ),
+    "nq_open": (
+        {"question": "who wrote hamlet", "answer": ["Shakespeare", "William Shakespeare"]},
+        "who wrote hamlet\nShakespeare\nWilliam Shakespeare",
+    ),
+    "lambada": (
+        {"text": "She opened the door and saw her brother", "domain": None},
+        "She opened the door and saw her brother",
+    ),
+    "humaneval": (
+        {
+            "task_id": "HumanEval/0",
+            "prompt": "def add(a, b):\n",
+            "canonical_solution": "    return a + b\n",
+            "test": "assert add(1, 2) == 3",
+            "entry_point": "add",
+        },
+        "def add(a, b):\n    return a + b",
+    ),
+}
+IDS = {"arc": "Mercury_7175875", "hellaswag": "24", "trivia_qa": "tc_1", "humaneval": "HumanEval/0"}
+
+
+def test_every_preset_has_an_example():
+    assert set(PRESET_EXAMPLES) == set(PRESETS)
+
+
+@pytest.mark.parametrize("name", list(PRESET_EXAMPLES))
+def test_preset_text_named_and_detected(tmp_path, name):
+    record, text = PRESET_EXAMPLES[name]
+    path = tmp_path / f"{name}_test.jsonl"
+    path.write_bytes(_jsonl([record]))
+    (named,), problems, _ = _read(tmp_path, [{"path": str(path), "preset": name}])
+    assert problems == []
+    assert (named["benchmark"], named["split"], named["example_id"], named["text"]) == (
+        name,
+        "validation" if name == "hellaswag" else "test",  # hellaswag records carry their split ("val")
+        IDS.get(name, f"{name}_test-1"),
+        text,
+    )
+    (auto,), _, notes = _read(tmp_path, [{"path": str(path)}])
+    assert auto == named
+    # gsm8k and nq_open share the generic layout (question, answer): no preset needed, same text.
+    detected = detect_preset(record)
+    assert (detected.name if detected else None) == (None if name in ("gsm8k", "nq_open") else name)
+
+
+def test_generic_fields_when_no_preset_fits(tmp_path):
+    path = tmp_path / "quiz.jsonl"
+    path.write_bytes(
+        _jsonl(
+            [{"id": "q1", "question": "Why?", "choices": ["a", "b"], "answer": "a", "support": "Because."}]
+        )
+    )
+    (row,), problems, notes = _read(tmp_path, [{"path": str(path)}])
+    assert (row["example_id"], row["text"]) == ("q1", "Why?\na\nb\na\nBecause.")
+    assert notes == ["quiz.jsonl: test 1; generic fields (no preset detected)"]
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (
+            {"preset": "mmlu-pro"},
+            "refs.benchmarks[0].preset: Value error, unknown preset 'mmlu-pro'; known presets: auto, ",
+        ),
+        (
+            {"preset": "arc", "text_fields": ["question"]},
+            "refs.benchmarks[0].text_fields: Value error, name a preset (arc) or text_fields, not both",
+        ),
+        (
+            {"text_fields": ["choices..text"]},
+            "refs.benchmarks[0].text_fields: Value error, 'choices..text' is not a field path",
+        ),
+    ],
+)
+def test_benchmark_conf_errors(tmp_path, entry, message):
+    with pytest.raises(ConfError) as exc:
+        load_conf(_conf(tmp_path, [{"path": "x.jsonl", **entry}]))
+    assert message in str(exc.value)
+
+
+# ------------------------------------------------------------------------------------ the stage
+
+
+def test_stage_loads_splits_and_prints_each_file(spark, tmp_path):
+    (tmp_path / "mmlu_test.jsonl.gz").write_bytes(gzip.compress(_jsonl(MMLU)))
+    (tmp_path / "mmlu_validation.jsonl.gz").write_bytes(gzip.compress(_jsonl(MMLU[:1])))
+    (tmp_path / "ARC-Easy-Train.jsonl").write_bytes(_jsonl([ARC_HF, ARC_ORIGINAL]))
+    conf = _conf(
+        tmp_path,
+        [{"path": str(tmp_path / "mmlu_*.jsonl.gz")}, {"path": str(tmp_path / "ARC-*"), "preset": "arc"}],
+    )
+    args = argparse.Namespace(conf=str(conf), overrides=[], run_id="refs-1", verbose=False)
+    out = io.StringIO()
+    assert run_job(load_refs.STAGE, args, load_refs.load_refs, out=out) == EXIT_OK
+    got = EmbeddedLakehouse(spark, str(tmp_path / "wh")).read(ref.BENCHMARKS)
+    rows = sorted((r["benchmark"], r["split"], r["example_id"], r["text"]) for r in got.collect())
+    assert rows == [
+        ("ARC-Easy", "train", "Mercury_1", "What melts ice?\nheat\ncold"),
+        ("ARC-Easy", "train", "Mercury_7175875", "Which gas do plants take in?\noxygen\ncarbon dioxide"),
+        ("mmlu", "test", "mmlu_test-1", "2 + 2 = ?\n3\n4\n5\n22"),
+        ("mmlu", "test", "mmlu_test-2", "Größte Stadt?\nBerlin\nBonn"),
+        ("mmlu", "test", "mmlu_test-3", "H2O is?\nwater\nsalt"),
+        ("mmlu", "validation", "mmlu_validation-1", "2 + 2 = ?\n3\n4\n5\n22"),
+    ]
+    summary = out.getvalue()
+    assert "6 benchmark examples (ARC-Easy 2, mmlu 4) -> ref.benchmarks" in summary
+    assert summary.endswith(
+        "  benchmark files:\n"
+        "    mmlu_test.jsonl.gz: test 3; preset mmlu (detected)\n"
+        "    mmlu_validation.jsonl.gz: validation 1; preset mmlu (detected)\n"
+        "    ARC-Easy-Train.jsonl: train 2; preset arc\n"
+    )

@@ -1,6 +1,6 @@
 """Two real writer processes at once, on both engines: nothing lost, nothing duplicated, clear conflicts.
 
-Both processes stage their files first and then commit at the same moment (a barrier file), which is when
+The writers stage their files first and then commit at the same moment (a barrier file), which is when
 Delta's optimistic concurrency decides: appends both land, overwrites of one table conflict or serialize,
 and an insert-only MERGE never duplicates a key.
 """
@@ -25,56 +25,88 @@ FIXTURE = Path(__file__).parent / "fixtures" / "concurrent_writer.py"
 pytestmark = pytest.mark.slow
 
 
-def _race(tmp_path, engine, writers: list[tuple[str, str, int, int, str]]) -> dict[str, tuple[int, str]]:
-    """Run each (table, mode, first_id, n, name) writer as its own process; return name → (exit, output)."""
-    barrier = tmp_path / "barrier"
-    barrier.mkdir(parents=True, exist_ok=True)
-    wh = str(tmp_path / "wh")
+# Every race of this module, run by the same three writer processes one round after another: (round name,
+# engine, {writer: (table, mode, first_id, n)}). Each round has its own warehouse.
+ROUNDS = [
+    # w1 writes table a while w2 and w3 append to table c, all three at the same moment: different tables
+    # never interact, and Delta lets blind appends to one table commute, so every row lands once.
+    *[
+        (
+            f"tables-{e}",
+            e,
+            {"w1": ("a", "append", 0, 50), "w2": ("c", "append", 100, 30), "w3": ("c", "append", 130, 30)},
+        )
+        for e in ENGINES
+    ],
+    *[
+        (f"overwrite-{e}", e, {"w1": ("d", "overwrite", 0, 20), "w2": ("d", "overwrite", 100, 25)})
+        for e in ENGINES
+    ],
+    ("merge-delta-spark", "delta-spark", {"w1": ("e", "merge", 0, 40), "w2": ("e", "merge", 20, 40)}),
+]
+
+
+@pytest.fixture(scope="module")
+def races(tmp_path_factory):
+    """Round name → (warehouse, engine, {writer: (exit code, output)}), after every round ran."""
+    base = tmp_path_factory.mktemp("races")
+    barrier = base / "barrier"
+    barrier.mkdir()
+    plan = [
+        {w: [str(base / rname), engine, *task] for w, task in writers.items()}
+        for rname, engine, writers in ROUNDS
+    ]
+    (base / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    names = sorted({w for _, _, writers in ROUNDS for w in writers})
     procs = {
         name: subprocess.Popen(
-            [sys.executable, str(FIXTURE), wh, engine, table, mode, str(first), str(n), str(barrier), name],
+            [sys.executable, str(FIXTURE), str(base / "plan.json"), str(barrier), name],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
-        for table, mode, first, n, name in writers
+        for name in names
     }
-    deadline = time.time() + 300
-    while time.time() < deadline and not all((barrier / f"{n}.ready").exists() for n in procs):
-        if any(p.poll() is not None for p in procs.values()):
-            break
-        time.sleep(0.1)
-    (barrier / "go").touch()
-    out = {}
+    try:
+        for i, (_, _, writers) in enumerate(ROUNDS):
+            deadline = time.time() + 300
+            while not all((barrier / f"{i}-{w}.ready").exists() for w in writers):
+                assert time.time() < deadline, f"round {i}: writers not ready"
+                assert all(procs[w].poll() is None for w in writers), f"a writer of round {i} ended"
+                time.sleep(0.05)
+            (barrier / f"{i}.go").touch()
+        out = {name: p.communicate(timeout=300) for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=60)
     for name, p in procs.items():
-        stdout, stderr = p.communicate(timeout=300)
-        assert p.returncode in (0, 4), f"{name} crashed: {stderr[-2000:]}"
-        out[name] = (p.returncode, stdout.strip())
-    return out
+        assert p.returncode == 0, f"{name} crashed: {out[name][1][-2000:]}"
+    results = {rname: {} for rname, _, _ in ROUNDS}
+    for name, (stdout, _) in out.items():
+        for line in stdout.splitlines():
+            r = json.loads(line)
+            results[ROUNDS[r["round"]][0]][name] = (r["code"], r["text"])
+    return {rname: (base / rname, engine, results[rname]) for rname, engine, _ in ROUNDS}
 
 
-def _table(spark, tmp_path, engine, table):
+def _table(spark, warehouse, engine, table):
     sys.path.insert(0, str(FIXTURE.parent))
     from concurrent_writer import spec
 
     from jobs.tables import open_lakehouse
 
-    lh = open_lakehouse(spark, str(tmp_path / "wh"), engine)
-    return lh, spec(table)
+    return open_lakehouse(spark, str(warehouse), engine), spec(table)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_writers_of_different_tables_and_appenders_to_one_table(spark, tmp_path, engine):
-    # w1 writes table a while w2 and w3 append to table c, all three at the same moment: different tables
-    # never interact, and Delta lets blind appends to one table commute, so every row lands once.
-    out = _race(
-        tmp_path,
-        engine,
-        [("a", "append", 0, 50, "w1"), ("c", "append", 100, 30, "w2"), ("c", "append", 130, 30, "w3")],
-    )
-    assert [code for code, _ in out.values()] == [0, 0, 0], out
-    lh, a = _table(spark, tmp_path, engine, "a")
-    _, c = _table(spark, tmp_path, engine, "c")
+def test_writers_of_different_tables_and_appenders_to_one_table(spark, races, engine):
+    wh, _, out = races[f"tables-{engine}"]
+    assert [out[w][0] for w in ("w1", "w2", "w3")] == [0, 0, 0], out
+    lh, a = _table(spark, wh, engine, "a")
+    _, c = _table(spark, wh, engine, "c")
     assert sorted(r["id"] for r in lh.read(a).collect()) == list(range(0, 50))
     assert sorted(r["id"] for r in lh.read(c).collect()) == list(range(100, 160))
     writes = sorted(h["run_id"] for h in lh.history(c) if h["operation"] == "WRITE")
@@ -82,9 +114,9 @@ def test_writers_of_different_tables_and_appenders_to_one_table(spark, tmp_path,
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_two_overwrites_of_one_table_never_mix(spark, tmp_path, engine):
-    out = _race(tmp_path, engine, [("d", "overwrite", 0, 20, "w1"), ("d", "overwrite", 100, 25, "w2")])
-    lh, d = _table(spark, tmp_path, engine, "d")
+def test_two_overwrites_of_one_table_never_mix(spark, races, engine):
+    wh, _, out = races[f"overwrite-{engine}"]
+    lh, d = _table(spark, wh, engine, "d")
     rows = lh.read(d).collect()
     writers = {r["writer"] for r in rows}
     assert len(writers) == 1  # one writer's rows, never a mixture or a union
@@ -104,10 +136,10 @@ def test_two_overwrites_of_one_table_never_mix(spark, tmp_path, engine):
     assert len(writes) == (1 if code == 4 else 2), lh.history(d)
 
 
-def test_two_score_merges_never_duplicate_a_key(spark, tmp_path):
+def test_two_score_merges_never_duplicate_a_key(spark, races):
     """delta-spark commits keyed score chunks with MERGE: overlapping racers insert each key once."""
-    out = _race(tmp_path, "delta-spark", [("e", "merge", 0, 40, "w1"), ("e", "merge", 20, 40, "w2")])
-    lh, e = _table(spark, tmp_path, "delta-spark", "e")
+    wh, engine, out = races["merge-delta-spark"]
+    lh, e = _table(spark, wh, engine, "e")
     ids = [r["id"] for r in lh.read(e).collect()]
     committed = [name for name, (code, _) in out.items() if code == 0]
     if len(committed) == 2:

@@ -25,6 +25,28 @@ FIXTURE = Path(__file__).parent / "fixtures" / "concurrent_writer.py"
 pytestmark = pytest.mark.slow
 
 
+def _lockstep(procs: dict, barrier: Path, rounds: list[list[str]]) -> dict[str, tuple[str, str]]:
+    """Release each round's processes together: once all of round i touched ``<i>-<name>.ready``, touch
+    ``<i>.go``. Returns name → (stdout, stderr); whatever still runs at the end is SIGKILLed."""
+    try:
+        for i, names in enumerate(rounds):
+            deadline = time.time() + 300
+            while not all((barrier / f"{i}-{n}.ready").exists() for n in names):
+                assert time.time() < deadline, f"round {i}: {names} not ready"
+                ended = {n: procs[n].poll() for n in names if procs[n].poll() is not None}
+                assert not ended, (
+                    f"round {i}: {ended} ended: {[procs[n].communicate()[1][-3000:] for n in ended]}"
+                )
+                time.sleep(0.05)
+            (barrier / f"{i}.go").touch()
+        return {name: p.communicate(timeout=300) for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=60)
+
+
 # Every race of this module, run by the same three writer processes one round after another: (round name,
 # engine, {writer: (table, mode, first_id, n)}). Each round has its own warehouse.
 ROUNDS = [
@@ -68,20 +90,7 @@ def races(tmp_path_factory):
         )
         for name in names
     }
-    try:
-        for i, (_, _, writers) in enumerate(ROUNDS):
-            deadline = time.time() + 300
-            while not all((barrier / f"{i}-{w}.ready").exists() for w in writers):
-                assert time.time() < deadline, f"round {i}: writers not ready"
-                assert all(procs[w].poll() is None for w in writers), f"a writer of round {i} ended"
-                time.sleep(0.05)
-            (barrier / f"{i}.go").touch()
-        out = {name: p.communicate(timeout=300) for name, p in procs.items()}
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=60)
+    out = _lockstep(procs, barrier, [list(writers) for _, _, writers in ROUNDS])
     for name, p in procs.items():
         assert p.returncode == 0, f"{name} crashed: {out[name][1][-2000:]}"
     results = {rname: {} for rname, _, _ in ROUNDS}
@@ -201,19 +210,7 @@ def test_two_ingests_sharing_pages_land_every_page_once(spark, tmp_path):
         )
         for name in ("p1", "p2")
     }
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and not all((barrier / f"{n}.ready").exists() for n in procs):
-            if any(p.poll() is not None for p in procs.values()):
-                break
-            time.sleep(0.1)
-        (barrier / "go").touch()
-        out = {name: p.communicate(timeout=300) for name, p in procs.items()}
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=60)
+    out = _lockstep(procs, barrier, [list(procs)])
     assert [p.returncode for p in procs.values()] == [0, 0], {n: e[-3000:] for n, (_, e) in out.items()}
     run_ids = {n: re.search(r"^ingest run (\S+) started$", o, re.M).group(1) for n, (o, _) in out.items()}
     retried = [n for n, (o, _) in out.items() if "note: bronze.documents moved while this run checked" in o]

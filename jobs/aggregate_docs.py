@@ -1,10 +1,10 @@
 """aggregate_docs: score tables → gold.doc_scores, every document's score per selection strategy.
 
   betr       scores.similarity (``aggregate.betr.method``) → best position over the chosen benchmarks
-             (``jobs/sql/betr_scores.sql``) → top ``positive_share`` are positives → the bigram classifier
+             (``betr_labels``) → top ``positive_share`` are positives → the bigram classifier
              (``jobs.textclf``) trained on a seeded split, scored on the whole pool: score = P(include); the
-             threshold keeping ``keep_token_share`` of the held-out tokens (``jobs/sql/betr_threshold.sql``)
-             is recorded in ``detail``.
+             threshold keeping ``keep_token_share`` of the held-out tokens (``token_threshold``) is recorded
+             in ``detail``.
   pplcorr    gold.domain_correlations (chosen estimator and projection): pages of domains with weight > 0
              against the rest → the same classifier → score = P(include).
   metarater  Q = Σ w_j norm_j under gold.rater_weights ``final`` (``jobs.aggregate_weights``).
@@ -15,6 +15,11 @@
 A strategy whose inputs are missing (no similarity rows, no correlations, no final weights) is skipped with
 the reason in the summary; the table is replaced with every strategy that could be computed. Each row
 records the versions of the tables its strategy read.
+
+No step sends the pool through one task: positions, positives, the threshold's running sums and the RDS+
+task orders are exact ranks from ``jobs.ordered`` (range-partitioned), not windows per benchmark or over
+the whole pool. The driver collects benchmark names, per-label counts, one row per threshold choice and,
+for RDS+, at most tasks × ``RDS_EXACT_PICKS`` doc_ids, never the pool.
 
 Run it:  corpuslake stage aggregate_docs --conf conf/local.yaml
 """
@@ -28,13 +33,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs import textclf
 from jobs.config import BetrConf, BigramConf, Conf
 from jobs.gates import Output, publish
-from jobs.queries import run_sql, table_versions
+from jobs.ordered import ordered
+from jobs.queries import table_versions
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import gold, scores, silver
 
@@ -59,11 +65,15 @@ def unit_hash(seed: int, salt: str, col: str = "doc_id") -> Column:
     return h.bitwiseAND(F.lit(_MANTISSA)).cast("double") / float(1 << 53)
 
 
-def class_sample(df: DataFrame, cap: int | None, seed: int, label_col: str = "label") -> DataFrame:
+def class_sample(
+    df: DataFrame, cap: int | None, seed: int, label_col: str = "label", hold: list[DataFrame] | None = None
+) -> DataFrame:
     """At most ``cap`` rows per label, the ones with the smallest seeded hash of doc_id (stable on reruns).
 
     A class larger than the cap is first thinned by the hash to about twice the cap, so the exact cut
-    sorts a small set instead of the whole class.
+    ranks a small set instead of the whole class; the ranks come from ``jobs.ordered`` over the narrow
+    ``[doc_id, label, hash]`` rows (not a window per label, which would put each class in one task), and
+    the kept doc_ids are joined back.
     """
     if cap is None:
         return df
@@ -75,8 +85,10 @@ def class_sample(df: DataFrame, cap: int | None, seed: int, label_col: str = "la
     for label, n in counts.items():
         frac = 1.0 if n <= cap else min(1.0, 2.0 * cap / n + 64.0 / n)
         keep = keep | ((F.col(label_col) == F.lit(label)) & (h < F.lit(frac)))
-    w = Window.partitionBy(label_col).orderBy(h, "doc_id")
-    return df.filter(keep).withColumn("_n", F.row_number().over(w)).filter(F.col("_n") <= cap).drop("_n")
+    thin = df.filter(keep).select("doc_id", label_col, h.alias("_h"))
+    ranked = ordered(thin, [label_col], [F.asc("_h"), F.asc("doc_id")], row_number="_n", hold=hold)
+    chosen = ranked.filter(F.col("_n") <= cap).select("doc_id", label_col)
+    return df.join(chosen, ["doc_id", label_col], "left_semi")
 
 
 def betr_benchmarks(present: Sequence[str], mode: str, eval_benchmarks: Sequence[str] | None) -> list[str]:
@@ -108,22 +120,55 @@ def betr_benchmarks(present: Sequence[str], mode: str, eval_benchmarks: Sequence
     return others
 
 
-def betr_labels(similarity: DataFrame, positive_share: float) -> DataFrame:
-    """Balanced best positions and positives (``jobs/sql/betr_scores.sql``).
+def betr_labels(
+    similarity: DataFrame, positive_share: float, hold: list[DataFrame] | None = None
+) -> DataFrame:
+    """Balanced best positions and positives.
+
+    Balanced benchmarks. The paper balances the evaluation benchmarks to equal numbers of targets and
+    scores a document by its best rank over all targets. Here ranks were already reduced to one best rank
+    per (document, benchmark), and a benchmark with more targets puts more documents at small best ranks
+    (each target has its own rank 1), so a plain min over benchmarks would favour it. Instead each benchmark
+    orders the documents it ranked (best_rank, then max_cosine desc, then doc_id) into positions 1, 2, 3, …;
+    a document's score is its best (smallest) position over the benchmarks. The top m documents by that
+    score are then the first ~m/B of every benchmark's order: each benchmark contributes equally whatever
+    its number of targets. Documents no benchmark ranked score worst (null position).
+
+    Positives: the first ⌈positive_share · scored documents⌉ by (position, doc_id); never a document
+    without a position. Both orders (positions within a benchmark, then the global one) are exact row
+    numbers from ``jobs.ordered``: no window per benchmark and none over the whole pool.
 
     Args:
         similarity: ``[doc_id, benchmark, best_rank, max_cosine]`` of the chosen benchmarks.
         positive_share: share of the scored documents labelled 1.
+        hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done).
 
     Returns:
         ``[doc_id, position, label]``, one row per scored document; position null = ranked by none.
     """
-    return run_sql(
-        similarity.sparkSession,
-        "betr_scores",
-        {"betr_similarity": similarity.select("doc_id", "benchmark", "best_rank", "max_cosine")},
-        positive_share=float(positive_share),
+    sim = similarity.select("doc_id", "benchmark", "best_rank", "max_cosine")
+    positioned = ordered(
+        sim.filter(F.col("best_rank").isNotNull()),
+        ["benchmark"],
+        [F.asc("best_rank"), F.desc("max_cosine"), F.asc("doc_id")],
+        row_number="position",
+        hold=hold,
     )
+    best = positioned.groupBy("doc_id").agg(F.min("position").cast("int").alias("position"))
+    scored = sim.select("doc_id").distinct().join(best, "doc_id", "left")
+    ranked = ordered(
+        scored,
+        [],
+        [F.asc_nulls_last("position"), F.asc("doc_id")],
+        row_number="score_rank",
+        count="n",
+        hold=hold,
+    )
+    # The same double arithmetic as SQL's CEIL(:positive_share * n): share × n, then the ceiling.
+    positive = F.col("position").isNotNull() & (
+        F.col("score_rank") <= F.ceil(F.lit(float(positive_share)) * F.col("n"))
+    )
+    return ranked.select("doc_id", "position", positive.cast("int").alias("label"))
 
 
 @dataclass(frozen=True)
@@ -137,15 +182,35 @@ class Threshold:
     total_tokens: int
 
 
-def token_threshold(heldout: DataFrame, keep_share: float) -> Threshold:
+def token_threshold(heldout: DataFrame, keep_share: float, hold: list[DataFrame] | None = None) -> Threshold:
     """The p_include threshold whose kept token share of ``heldout[doc_id, p_include, n_tokens]`` is
-    closest to ``keep_share`` (``jobs/sql/betr_threshold.sql``)."""
-    row = run_sql(
-        heldout.sparkSession,
-        "betr_threshold",
-        {"betr_heldout": heldout.select("doc_id", "p_include", "n_tokens")},
-        keep_share=float(keep_share),
-    ).first()
+    closest to ``keep_share``.
+
+    Documents with p_include ≥ threshold are kept. Candidate thresholds are the distinct p_include values
+    (a threshold between two of them keeps the same documents); the one whose kept share of tokens is
+    closest to ``keep_share`` wins, the higher threshold on a tie. So the kept share is off by at most
+    half of the tokens of the documents at one p_include value. The running token sums over p descending
+    come from ``jobs.ordered`` (exact; no window over the whole sample in one task), and the closest one
+    is a distributed top-1.
+    """
+    by_p = heldout.groupBy(F.col("p_include").alias("p")).agg(
+        F.sum("n_tokens").alias("tokens"), F.count("*").alias("docs")
+    )
+    cum = ordered(by_p, [], [F.desc("p")], sums={"kept_tokens": "tokens", "kept_docs": "docs"}, hold=hold)
+    total = by_p.agg(F.sum("tokens").alias("total_tokens"))
+    share = F.col("kept_tokens") / F.when(F.col("total_tokens") != 0, F.col("total_tokens"))
+    row = (
+        cum.crossJoin(F.broadcast(total))
+        .select(
+            F.col("p").alias("threshold"),
+            F.col("kept_tokens").cast("long").alias("kept_tokens"),
+            F.col("kept_docs").cast("long").alias("kept_docs"),
+            F.col("total_tokens").cast("long").alias("total_tokens"),
+            share.alias("kept_share"),
+        )
+        .orderBy(F.asc_nulls_last(F.abs(F.col("kept_share") - F.lit(float(keep_share)))), F.desc("threshold"))
+        .first()
+    )
     if row is None or row["kept_share"] is None:
         raise Unscorable("the held-out sample is empty or has no tokens; no threshold can be chosen")
     return Threshold(
@@ -170,7 +235,9 @@ class BetrResult:
     n_heldout: int
 
 
-def betr(docs: DataFrame, similarity: DataFrame, bc: BetrConf, clf: BigramConf) -> BetrResult:
+def betr(
+    docs: DataFrame, similarity: DataFrame, bc: BetrConf, clf: BigramConf, hold: list[DataFrame] | None = None
+) -> BetrResult:
     """BETR from best ranks to a scored pool.
 
     Args:
@@ -178,12 +245,13 @@ def betr(docs: DataFrame, similarity: DataFrame, bc: BetrConf, clf: BigramConf) 
         similarity: ``[doc_id, benchmark, best_rank, max_cosine]`` of the chosen benchmarks, pool docs only.
         bc: positive, held-out and kept shares.
         clf: the classifier; ``clf.seed`` seeds the train/held-out split and the per-class sample.
+        hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done with the result).
 
     Returns:
         P(include) for every pool document and the threshold chosen on the held-out sample: the documents
         with p_include ≥ threshold hold ``bc.keep_token_share`` of the held-out tokens.
     """
-    labels = betr_labels(similarity, bc.positive_share).withColumn(
+    labels = betr_labels(similarity, bc.positive_share, hold).withColumn(
         "heldout", unit_hash(clf.seed, "betr-heldout") < F.lit(bc.heldout_share)
     )
     labels = labels.persist()
@@ -206,14 +274,14 @@ def betr(docs: DataFrame, similarity: DataFrame, bc: BetrConf, clf: BigramConf) 
                 "score more documents or change aggregate.betr.positive_share / heldout_share"
             )
         train = labels.filter(~F.col("heldout")).select("doc_id", "label").join(docs, "doc_id")
-        train = class_sample(train, clf.max_docs_per_class, clf.seed)
+        train = class_sample(train, clf.max_docs_per_class, clf.seed, hold=hold)
         n_train = train.count()
         model = textclf.train(train.select("doc_id", "text", "label"), clf)
         pool = textclf.score(model, docs.select("doc_id", "text", "n_tokens"))
         pool = pool.select("doc_id", "p_include", "n_tokens").persist()
         try:
             heldout = pool.join(labels.filter(F.col("heldout")).select("doc_id"), "doc_id", "left_semi")
-            t = token_threshold(heldout, bc.keep_token_share)
+            t = token_threshold(heldout, bc.keep_token_share, hold)
             kept = F.when(F.col("p_include") >= F.lit(t.threshold), F.col("n_tokens")).otherwise(0)
             agg = pool.agg(F.sum(kept).alias("k"), F.sum("n_tokens").alias("t")).first()
         except BaseException:
@@ -225,13 +293,16 @@ def betr(docs: DataFrame, similarity: DataFrame, bc: BetrConf, clf: BigramConf) 
     return BetrResult(pool, t, share, n, n_pos, n_train, n_held)
 
 
-def pplcorr(docs: DataFrame, include: DataFrame, clf: BigramConf) -> DataFrame:
+def pplcorr(
+    docs: DataFrame, include: DataFrame, clf: BigramConf, hold: list[DataFrame] | None = None
+) -> DataFrame:
     """The perplexity-correlation page step: pages of include-domains vs the rest, scored on the pool.
 
     Args:
         docs: the pool, ``[doc_id, domain, text]``.
         include: ``[domain]``, the domains with weight > 0 under the chosen estimator and projection.
         clf: the classifier (``max_docs_per_class`` pages per label, sampled by ``seed``).
+        hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done with the result).
 
     Returns:
         ``[doc_id, p_include, label]`` for every pool document (label 1: its domain is included).
@@ -240,7 +311,9 @@ def pplcorr(docs: DataFrame, include: DataFrame, clf: BigramConf) -> DataFrame:
     labeled = docs.join(F.broadcast(flagged), "domain", "left").withColumn(
         "label", F.coalesce(F.col("label"), F.lit(0))
     )
-    train = class_sample(labeled.select("doc_id", "text", "label"), clf.max_docs_per_class, clf.seed)
+    train = class_sample(
+        labeled.select("doc_id", "text", "label"), clf.max_docs_per_class, clf.seed, hold=hold
+    )
     try:
         model = textclf.train(train, clf)
     except ValueError as exc:
@@ -307,15 +380,37 @@ def round_robin(
 
 
 RDS_ORDER_SCHEMA = "doc_id string, pick long, benchmark string, round int"
+# Picks made by the exact round robin on the driver: it holds each task's first RDS_EXACT_PICKS documents
+# (tasks × this many doc_ids, whatever the pool's size). Later documents follow in position-interleave order.
+RDS_EXACT_PICKS = 100_000
 
 
-def rds_order(similarity: DataFrame, limit: int | None = None) -> DataFrame:
+def rds_order(
+    similarity: DataFrame,
+    limit: int | None = None,
+    exact_picks: int = RDS_EXACT_PICKS,
+    hold: list[DataFrame] | None = None,
+) -> DataFrame:
     """RDS+ order of the documents: round-robin over tasks (benchmarks by name), each task's documents by
     max cosine (desc, ties by doc_id).
+
+    The round robin is sequential (a task skips what earlier picks took), so its first ``exact_picks``
+    picks run on the driver (``round_robin``) over each task's first ``exact_picks`` documents only: after
+    k picks in all no task has passed more than k entries of its list, so those lists decide the first k
+    picks exactly. The driver thus holds at most tasks × ``exact_picks`` doc_ids, never the pool; the
+    per-task positions come from ``jobs.ordered`` (no window per task).
+
+    Past ``exact_picks`` (only in pools larger than that) the order is the position interleave, computed
+    in Spark: round r takes, task by task, each task's r-th document unless an earlier pick placed it, i.e.
+    documents by min over tasks of (position − 1) · tasks + task index. It equals the round robin wherever
+    the tasks' lists do not compete for the same documents; where they do, a task whose document was taken
+    does not go deeper in that round. ``round`` is then the interleave round (the position).
 
     Args:
         similarity: ``[doc_id, benchmark, max_cosine]``, the ``rds`` rows.
         limit: stop after this many documents (None: every one).
+        exact_picks: picks made by the exact round robin on the driver.
+        hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done with the result).
 
     Returns:
         ``[doc_id, pick, benchmark, round]``: pick 1 first; the task that took it and the round.
@@ -324,34 +419,53 @@ def rds_order(similarity: DataFrame, limit: int | None = None) -> DataFrame:
     tasks = sorted(r["benchmark"] for r in similarity.select("benchmark").distinct().collect())
     if not tasks:
         return spark.createDataFrame([], RDS_ORDER_SCHEMA)
-    # Documents and tasks as integers: only int arrays (T · N of them) come to the driver.
-    ids = similarity.select("doc_id").distinct().orderBy("doc_id").toPandas()["doc_id"].to_numpy(dtype=object)
-    index = spark.createDataFrame(
-        pd.DataFrame({"doc_id": ids, "doc_idx": np.arange(len(ids), dtype=np.int64)}),
-        "doc_id string, doc_idx long",
-    )
     task_idx = F.create_map(*[F.lit(x) for i, b in enumerate(tasks) for x in (b, i)])
-    ranked = (
-        similarity.join(index, "doc_id")
-        .select(task_idx[F.col("benchmark")].alias("task"), "doc_idx", "max_cosine", "doc_id")
-        .orderBy("task", F.desc("max_cosine"), "doc_id")
-        .select("task", "doc_idx")
-        .toPandas()
-    )
-    task = ranked["task"].to_numpy(dtype=np.int64)
-    doc = ranked["doc_idx"].to_numpy(dtype=np.int64)
+    pos = ordered(
+        similarity.select(task_idx[F.col("benchmark")].alias("task"), "doc_id", "max_cosine"),
+        ["task"],
+        [F.desc("max_cosine"), F.asc("doc_id")],
+        row_number="pos",
+        hold=hold,
+    ).select("task", "doc_id", "pos")
+    n_docs = similarity.select("doc_id").distinct().count()
+    total = n_docs if limit is None else min(int(limit), n_docs)
+    exact = min(total, int(exact_picks))
+    # Only the first `exact` entries of each task's list (tasks × exact rows) come to the driver.
+    head = pos.filter(F.col("pos") <= exact).orderBy("task", "pos").toPandas()
+    ids, doc = np.unique(head["doc_id"].to_numpy(dtype=object), return_inverse=True)
+    task = head["task"].to_numpy(dtype=np.int64)
     bounds = np.searchsorted(task, np.arange(len(tasks) + 1))
     lists = [doc[bounds[t] : bounds[t + 1]] for t in range(len(tasks))]
-    picked, by, rounds = round_robin(lists, len(ids), limit)
-    out = pd.DataFrame(
-        {
-            "doc_id": ids[picked],
-            "pick": np.arange(1, len(picked) + 1, dtype=np.int64),
-            "benchmark": np.asarray(tasks, dtype=object)[by],
-            "round": rounds.astype(np.int32),
-        }
+    picked, by, rounds = round_robin(lists, len(ids), exact)
+    first = spark.createDataFrame(
+        pd.DataFrame(
+            {
+                "doc_id": ids[picked],
+                "pick": np.arange(1, len(picked) + 1, dtype=np.int64),
+                "benchmark": np.asarray(tasks, dtype=object)[by],
+                "round": rounds.astype(np.int32),
+            }
+        ),
+        RDS_ORDER_SCHEMA,
     )
-    return spark.createDataFrame(out, RDS_ORDER_SCHEMA)
+    if total <= len(picked):
+        return first
+    n_tasks = len(tasks)
+    slot = (F.col("pos") - 1) * F.lit(n_tasks) + F.col("task")
+    rest = (
+        pos.join(F.broadcast(first.select("doc_id")), "doc_id", "left_anti")
+        .groupBy("doc_id")
+        .agg(F.min(slot).alias("slot"))
+    )
+    tail = ordered(rest, [], [F.asc("slot"), F.asc("doc_id")], row_number="k", hold=hold)
+    names = F.array(*[F.lit(b) for b in tasks])
+    tail = tail.select(
+        "doc_id",
+        (F.col("k") + F.lit(len(picked))).alias("pick"),
+        names[(F.col("slot") % n_tasks).cast("int")].alias("benchmark"),
+        (F.floor(F.col("slot") / n_tasks) + 1).cast("int").alias("round"),
+    ).filter(F.col("pick") <= F.lit(total))
+    return first.unionByName(tail)
 
 
 def random_scores(docs: DataFrame, seed: int) -> DataFrame:
@@ -447,7 +561,9 @@ def aggregate_docs(ctx: JobContext) -> str:
             present = [r["benchmark"] for r in ranks.select("benchmark").distinct().collect()]
             chosen = betr_benchmarks(present, bc.mode, bc.eval_benchmarks)
             try:
-                res = betr(docs, ranks.filter(F.col("benchmark").isin(chosen)), bc, conf.aggregate.classifier)
+                res = betr(
+                    docs, ranks.filter(F.col("benchmark").isin(chosen)), bc, conf.aggregate.classifier, cached
+                )
             except Unscorable as exc:
                 skipped.append(("betr", str(exc)))
             else:
@@ -491,7 +607,7 @@ def aggregate_docs(ctx: JobContext) -> str:
             else:
                 include = corr.filter(F.col("weight") > 0).select("domain")
                 try:
-                    scored = pplcorr(docs, include, conf.aggregate.classifier).persist()
+                    scored = pplcorr(docs, include, conf.aggregate.classifier, cached).persist()
                     cached.append(scored)
                     n_inc = scored.filter(F.col("label") == 1).count()
                 except Unscorable as exc:
@@ -548,7 +664,7 @@ def aggregate_docs(ctx: JobContext) -> str:
             skipped.append(("rds", "scores.similarity has no 'rds' rows (configure score.rds.encoder)"))
         else:
             order = rds_order(
-                sim.filter(F.col("method") == "rds").select("doc_id", "benchmark", "max_cosine")
+                sim.filter(F.col("method") == "rds").select("doc_id", "benchmark", "max_cosine"), hold=cached
             )
             order = order.persist()
             cached.append(order)

@@ -6,7 +6,9 @@ The loop (DESIGN.md, "Meta-rater"):
              (``jobs/sql/normalize_signals.sql``); Q(x) = Σ_j w_j · norm_j(x).
   propose    K Dirichlet(1) weight vectors p000…, seeded → gold.rater_weights (method 'proposal'); each
              one's selection, the top ``top_share`` of documents by Q (ties by doc_id), is the proxy
-             manifest gold.rater_proposals (weights_id, doc_id, rank, q, n_tokens).
+             manifest gold.rater_proposals (weights_id, doc_id, rank, q, n_tokens). The selections come
+             from a per-proposal cut and an exact rank of the documents above it (``proposal_tops``),
+             not from a K × N table ranked in a window per proposal.
   proxy      a validation loss per proposal → gold.proxy_results. ``proxy: table`` reads them from
              ``proxy_results`` (CSV/JSONL weights_id, val_loss from real proxy training runs on the
              manifest). ``proxy: builtin`` is the local stand-in: a smoothed bigram LM trained on each
@@ -43,6 +45,7 @@ from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from jobs.config import Conf, WeightsConf
 from jobs.gates import Output, publish
+from jobs.ordered import ordered
 from jobs.queries import run_sql
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import gold, ref, scores, silver
@@ -246,11 +249,74 @@ def q_scores(norm_df: DataFrame, proposals: Mapping[str, Mapping[str, float]]) -
     return norm_df.crossJoin(F.broadcast(wdf)).select("weights_id", "doc_id", q.alias("q"))
 
 
-def select_top(q_long: DataFrame, n_select: int) -> DataFrame:
+def select_top(q_long: DataFrame, n_select: int, hold: list[DataFrame] | None = None) -> DataFrame:
     """``[weights_id, doc_id, q]`` → each vector's ``n_select`` highest-Q documents, with ``rank``
-    (1 first; ties by doc_id)."""
-    w = Window.partitionBy("weights_id").orderBy(F.desc("q"), F.asc("doc_id"))
-    return q_long.withColumn("rank", F.row_number().over(w)).filter(F.col("rank") <= n_select)
+    (1 first; ties by doc_id). Ranks come from ``jobs.ordered``, not a window per weights_id."""
+    ranked = ordered(q_long, ["weights_id"], [F.desc("q"), F.asc("doc_id")], row_number="rank", hold=hold)
+    return ranked.filter(F.col("rank") <= n_select)
+
+
+# percentile_approx's accuracy: the value it returns is within n / QUANTILE_ACCURACY ranks of the asked one.
+QUANTILE_ACCURACY = 10_000
+
+
+def proposal_tops(
+    norm_df: DataFrame,
+    proposals: Mapping[str, Mapping[str, float]],
+    n_select: int,
+    n_docs: int,
+    hold: list[DataFrame] | None = None,
+) -> DataFrame:
+    """Each proposal's ``n_select`` highest-Q documents (ties by doc_id) without the K × N table of every
+    (proposal, document) Q.
+
+    Two phases, exact: one pass computes, per proposal, an ``approx_percentile`` of Q low enough that at
+    least ``n_select`` documents reach it (asked 2/``QUANTILE_ACCURACY`` of the pool below the cut, twice the
+    sketch's rank error; a second pass counts and falls back to no cut where the count is short), then
+    only each proposal's documents at or above its cut (about ``n_select`` + 3n/``QUANTILE_ACCURACY``) are
+    exploded and ranked with ``jobs.ordered``. Q is the same double ``q_scores`` gives (same products, same
+    left fold). The driver sees K cut values and K counts.
+
+    Args:
+        norm_df: ``normalize`` output.
+        proposals: weights_id → signal → weight; every vector names the same signals in the same order.
+        n_select: documents per proposal.
+        n_docs: rows of ``norm_df``.
+        hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done with the result).
+
+    Returns:
+        ``[weights_id, doc_id, q, rank]``, ``n_select`` rows per proposal (fewer only if the pool is).
+    """
+    signals = list(next(iter(proposals.values())))
+    ids = list(proposals)
+    q = {wid: _q([F.lit(float(proposals[wid][s])) * F.col(s) for s in signals]) for wid in ids}
+    frac = 1.0 - n_select / max(n_docs, 1) - 2.0 / QUANTILE_ACCURACY
+    cuts: dict[str, float | None] = dict.fromkeys(ids)
+    if frac > 0:
+        row = norm_df.agg(
+            *[
+                F.percentile_approx(q[w], F.lit(frac), QUANTILE_ACCURACY).alias(f"c{i}")
+                for i, w in enumerate(ids)
+            ]
+        ).first()
+        cuts = {w: row[f"c{i}"] for i, w in enumerate(ids)}
+        counted = [(i, w) for i, w in enumerate(ids) if cuts[w] is not None]
+        if counted:
+            have = norm_df.agg(
+                *[F.count_if(q[w] >= F.lit(cuts[w])).alias(f"n{i}") for i, w in counted]
+            ).first()
+            for i, w in counted:
+                if have[f"n{i}"] < n_select:
+                    cuts[w] = None  # the sketch missed (it should not): rank this proposal's whole pool
+    terms = [
+        F.struct(F.lit(w).alias("weights_id"), q[w].alias("q"), F.lit(cuts[w]).cast("double").alias("cut"))
+        for w in ids
+    ]
+    keep = F.filter(F.array(*terms), lambda x: x["cut"].isNull() | (x["q"] >= x["cut"]))
+    cands = norm_df.select("doc_id", F.explode(keep).alias("x")).select(
+        "x.weights_id", "doc_id", F.col("x.q").alias("q")
+    )
+    return select_top(cands, n_select, hold)
 
 
 def n_selected(top_share: float, n_docs: int) -> int:
@@ -301,6 +367,8 @@ def builtin_proxy(selection: DataFrame, docs: DataFrame, val_texts: DataFrame, m
     the proposal's selected documents, scored as cross-entropy (nats per token) on the validation texts;
     see ``jobs/sql/metarater_proxy_lm.sql`` for the formulas. Selections are joined to per-document
     counts of the n-grams the validation texts need: a few Spark jobs for all proposals, never a loop.
+    Selected documents are one row each (their bigrams as an array, counted inside the task), and no
+    shuffle is keyed by the proposal alone.
 
     Args:
         selection: ``[weights_id, doc_id]``, each proposal's training documents.
@@ -311,11 +379,13 @@ def builtin_proxy(selection: DataFrame, docs: DataFrame, val_texts: DataFrame, m
     Returns:
         ``[weights_id, val_loss, train_docs, train_tokens, val_tokens]``, one row per proposal.
     """
+    spark = selection.sparkSession
     sel = selection.select("weights_id", "doc_id")
-    doc_bigrams = (
+    ids = sorted(r["weights_id"] for r in sel.select("weights_id").distinct().collect())
+    proxy_ids = spark.createDataFrame([(w,) for w in ids], "weights_id string")
+    proxy_docs = (
         docs.join(sel.select("doc_id").distinct(), "doc_id", "left_semi")
-        .select("doc_id", tokenize(F.col("text")).alias("tokens"))
-        .select("doc_id", F.inline(bigrams(F.col("tokens"))))
+        .select("doc_id", bigrams(tokenize(F.col("text"))).alias("bigrams"))
         .persist()
     )
     val_bigrams = (
@@ -326,10 +396,15 @@ def builtin_proxy(selection: DataFrame, docs: DataFrame, val_texts: DataFrame, m
         .persist()
     )
     try:
-        views = {"proxy_selection": sel, "doc_bigrams": doc_bigrams, "val_bigrams": val_bigrams}
-        out = run_sql(sel.sparkSession, "metarater_proxy_lm", views, mu=float(mu)).toPandas()
+        views = {
+            "proxy_selection": sel,
+            "proxy_ids": proxy_ids,
+            "proxy_docs": proxy_docs,
+            "val_bigrams": val_bigrams,
+        }
+        out = run_sql(spark, "metarater_proxy_lm", views, mu=float(mu)).toPandas()
     finally:
-        doc_bigrams.unpersist()
+        proxy_docs.unpersist()
         val_bigrams.unpersist()
     return out.sort_values("weights_id").reset_index(drop=True)
 
@@ -476,8 +551,11 @@ def proposals_check(lakehouse):
 
     def check(staged: DataFrame) -> DataFrame:
         ids = lakehouse.read(silver.DOCUMENTS).select("doc_id", F.lit(True).alias("_in_silver"))
+        # One count per proposal, broadcast back: a window by weights_id would give each proposal's
+        # selection to one task.
+        per = staged.groupBy("weights_id").agg(F.count("*").alias(gold.SELECTED_PER_PROPOSAL))
         return (
-            staged.withColumn(gold.SELECTED_PER_PROPOSAL, F.count("*").over(Window.partitionBy("weights_id")))
+            staged.join(F.broadcast(per), "weights_id", "left")
             .join(ids, "doc_id", "left")
             .withColumn(gold.MISSING_DOC, F.when(F.col("_in_silver").isNull(), F.col("doc_id")))
             .drop("_in_silver")
@@ -496,10 +574,16 @@ class Proposed:
     signals: list[str]
     weights: dict[str, dict[str, float]]
     selection: DataFrame  # [weights_id, doc_id, rank, q, n_tokens], persisted
+    cached: list[DataFrame]  # what selection was computed from, persisted: unpersisted with it
     n_docs: int
     n_select: int
     versions: dict[str, int | None]
     notes: list[str]
+
+    def release(self) -> None:
+        self.selection.unpersist()
+        for df in self.cached:
+            df.unpersist()
 
 
 def _versions(lakehouse, specs) -> dict[str, int | None]:
@@ -526,15 +610,17 @@ def _propose(ctx: JobContext) -> Proposed:
     n_select = n_selected(wc.top_share, n_docs)
     props = dirichlet_proposals(signals, wc.proposals, wc.seed)
     tokens = lh.read(silver.DOCUMENTS).select("doc_id", F.col("n_tokens_est").alias("n_tokens"))
+    hold: list[DataFrame] = []
     selection = (
-        select_top(q_scores(norm, props), n_select)
+        proposal_tops(norm, props, n_select, n_docs, hold)
         .join(tokens, "doc_id")
         .select("weights_id", "doc_id", F.col("rank").cast("int").alias("rank"), "q", "n_tokens")
         .persist()
     )
     selection.count()  # materialized once: the manifest, the proxy and the summary all read it
-    norm.unpersist()
-    return Proposed(signals, props, selection, n_docs, n_select, versions, notes)
+    # norm and the ranking stay cached until the stage ends (``Proposed.release``): unpersisting what a
+    # cached frame was computed from can make Spark recompile it, and the proxy would redo the ranking.
+    return Proposed(signals, props, selection, [norm, *hold], n_docs, n_select, versions, notes)
 
 
 def _proposal_rows(ctx: JobContext, p: Proposed) -> list[dict]:
@@ -703,7 +789,7 @@ def propose(ctx: JobContext) -> str:
         commits = publish(ctx.lakehouse, ctx.run, outputs)
         lines = _propose_lines(p, wc)
     finally:
-        p.selection.unpersist()
+        p.release()
     ctx.run.rows_in, ctx.run.rows_out = p.n_docs, p.n_select * len(p.weights)
     lines.append(
         "next: train a proxy model on each proposal's documents in gold.rater_proposals, write "
@@ -770,7 +856,7 @@ def whole_loop(ctx: JobContext) -> str:
         commits = publish(ctx.lakehouse, ctx.run, outputs)
         lines = _propose_lines(p, wc) + _fit_lines(p.signals, result, results, "builtin")
     finally:
-        p.selection.unpersist()
+        p.release()
     ctx.run.rows_in, ctx.run.rows_out = p.n_docs, len(rows)
     return _summary(ctx, "propose, builtin proxy, fit", lines, commits)
 

@@ -53,7 +53,18 @@ def score_perplexity(ctx: JobContext) -> str:
     """The stage body: for each pool model, score the sampled documents it has not scored yet."""
     conf = ctx.conf
     pc = conf.score.perplexity
-    docs = scoring.silver_docs(ctx).transform(scoring.stratified_sample(pc.sample.per_domain, pc.sample.seed))
+    hold: list = []
+    try:
+        return _score_pool(ctx, pc, hold)
+    finally:
+        for df in hold:
+            df.unpersist()
+
+
+def _score_pool(ctx: JobContext, pc, hold: list) -> str:
+    conf = ctx.conf
+    sample = scoring.stratified_sample(pc.sample.per_domain, pc.sample.seed, hold)
+    docs = scoring.silver_docs(ctx).transform(sample)
     profile = scoring.gpu_profile(conf.gpu)
     n_docs = docs.count()
     results = []

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
@@ -40,6 +40,7 @@ from pyspark.sql.types import (
 from jobs import scoring
 from jobs.config import Conf
 from jobs.gates import Output, publish
+from jobs.ordered import ordered
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import ref, scores, silver
 
@@ -93,7 +94,12 @@ SCAN_SCHEMA = StructType(
 
 
 def similarity(
-    emb: DataFrame, targets: np.ndarray, target_bench: list[str], top_k: int | None, block: int = 1024
+    emb: DataFrame,
+    targets: np.ndarray,
+    target_bench: list[str],
+    top_k: int | None,
+    block: int = 1024,
+    hold: list[DataFrame] | None = None,
 ) -> DataFrame:
     """Per (document, benchmark): ``best_rank`` over the benchmark's targets and ``max_cosine``.
 
@@ -104,6 +110,7 @@ def similarity(
         top_k: ranks are computed for each target's top_k documents (None: all); a document outside
             every top_k of a benchmark gets a null best_rank.
         block: targets per matrix product on the executors.
+        hold: collects ``jobs.ordered``'s persisted intermediate (unpersist when done with the result).
 
     Returns:
         ``[doc_id, benchmark, best_rank, max_cosine]``. The rank of a document under target i is its
@@ -150,8 +157,11 @@ def similarity(
     maxes = rows.filter(F.col("kind") == "max").select(
         "doc_id", "benchmark", F.col("cosine").alias("max_cosine")
     )
-    w = Window.partitionBy("target").orderBy(F.desc("cosine"), "doc_id")
-    ranked = rows.filter(F.col("kind") == "cand").withColumn("rank", F.row_number().over(w))
+    # Each scan task kept every target's top_k: a target has up to tasks × top_k candidates. Ranked per
+    # target by jobs.ordered (range-partitioned: the candidates of a target, or all its documents when
+    # top_k is null, are spread over tasks, not sorted by one).
+    cands = rows.filter(F.col("kind") == "cand").select("doc_id", "benchmark", "target", "cosine")
+    ranked = ordered(cands, ["target"], [F.desc("cosine"), F.asc("doc_id")], row_number="rank", hold=hold)
     if top_k is not None:
         ranked = ranked.filter(F.col("rank") <= top_k)
     best = ranked.groupBy("doc_id", "benchmark").agg(F.min("rank").cast("int").alias("best_rank"))
@@ -173,8 +183,23 @@ def benchmark_targets(ctx: JobContext) -> DataFrame:
     return t.select(F.concat_ws("|", "benchmark", "split", "example_id").alias("doc_id"), "benchmark", "text")
 
 
+# Target embeddings come to the driver and are broadcast to every scan task: fine for benchmark example
+# sets (thousands to tens of thousands), not for a pool. Past this many targets the stage stops and says so.
+MAX_TARGETS = 100_000
+
+
 def embed_targets(targets: DataFrame, spec, kind: str) -> tuple[np.ndarray, list[str]]:
-    """Target embeddings (computed on executors with the same runner, collected once) and benchmarks."""
+    """Target embeddings (computed on executors with the same runner, collected once) and benchmarks.
+
+    Raises:
+        UsageError: more than ``MAX_TARGETS`` targets (they are collected on the driver and broadcast).
+    """
+    n = targets.count()
+    if n > MAX_TARGETS:
+        raise UsageError(
+            f"score_similarity: {n:,} benchmark targets; at most {MAX_TARGETS:,} are embedded on the driver "
+            "and broadcast to every task. Narrow them with score.similarity.benchmarks / splits"
+        )
     emb = targets.transform(embeddings(spec, kind)).join(targets.select("doc_id", "benchmark"), "doc_id")
     rows = emb.orderBy("doc_id").collect()
     if not rows:
@@ -242,7 +267,7 @@ def score_similarity(ctx: JobContext) -> str:
                 )
             counts = pd.Series(tb).value_counts()
             n_targets = F.create_map(*[F.lit(x) for b, c in counts.items() for x in (b, int(c))])
-            sim = similarity(emb, tgt, tb, sc.top_k, sc.block_targets)
+            sim = similarity(emb, tgt, tb, sc.top_k, sc.block_targets, hold=cached)
             parts.append(
                 sim.select(
                     "doc_id",

@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from jobs.config import Conf, GpuConf
 from jobs.gates import Output, publish
+from jobs.ordered import ordered
 from jobs.progress import active_counter
 from jobs.runtime import JobContext, UsageError
 from jobs.tables import Lakehouse
@@ -57,16 +58,27 @@ def check_models(entries: list[tuple[str, object, str]], gpu: GpuConf | None = N
         raise UsageError("\n".join(errors))
 
 
-def stratified_sample(per_domain: int | None, seed: int) -> Callable[[DataFrame], DataFrame]:
-    """At most ``per_domain`` documents per domain, by a seeded hash of doc_id (the same on every rerun)."""
+def stratified_sample(
+    per_domain: int | None, seed: int, hold: list[DataFrame] | None = None
+) -> Callable[[DataFrame], DataFrame]:
+    """At most ``per_domain`` documents per domain, by a seeded hash of doc_id (the same on every rerun).
+
+    The per-domain ranks come from ``jobs.ordered`` over the narrow ``[doc_id, domain, hash]`` rows (a
+    range-partitioned sort: a giant domain is ranked by every task, not by one), and the chosen doc_ids
+    are joined back. ``hold`` collects the persisted intermediate (unpersist when done with the sample).
+    """
 
     def transform(docs: DataFrame) -> DataFrame:
         if per_domain is None:
             return docs
-        w = Window.partitionBy(F.coalesce("domain", F.lit(""))).orderBy(
-            F.xxhash64("doc_id", F.lit(seed)), "doc_id"
+        keys = docs.select(
+            "doc_id",
+            F.coalesce("domain", F.lit("")).alias("_domain"),
+            F.xxhash64("doc_id", F.lit(seed)).alias("_h"),
         )
-        return docs.withColumn("_r", F.row_number().over(w)).filter(F.col("_r") <= per_domain).drop("_r")
+        ranked = ordered(keys, ["_domain"], [F.asc("_h"), F.asc("doc_id")], row_number="_r", hold=hold)
+        chosen = ranked.filter(F.col("_r") <= per_domain).select("doc_id")
+        return docs.join(chosen, "doc_id", "left_semi")
 
     return transform
 

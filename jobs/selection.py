@@ -5,11 +5,16 @@ taken while the running token sum stays within ``select.token_budget``: the pick
 that would overflow the budget (a prefix of the score order, so rank and cum_tokens read as "the best n
 documents"; no greedy fill with later, smaller documents). With ``select.max_domain_share`` each domain
 holds at most floor(share × budget) tokens: a document past its domain's cap is skipped and the pick goes on
-with the other domains. The pick is one SQL query, ``jobs/sql/select_pick.sql``.
+with the other domains (``pick``).
 
 ``blend`` combines strategies: each blended strategy's scores become percentile ranks (0 worst, 1 best),
 and the blend score is their weighted sum with ``select.blend`` weights normalized to 1
 (``jobs/sql/select_blend.sql``).
+
+No step sends a strategy's pool through one task: the running sums and ranks come from ``jobs.ordered``
+(a range-partitioned sort, one pass per partition, offsets per partition on the driver), exact and equal to
+the SQL windows ``PARTITION BY strategy`` would give. The driver collects one row per (strategy, domain) for
+the summary and two rows per shuffle partition for the offsets, never the documents.
 
 A strategy with no rows in gold.doc_scores is skipped (the summary says so). Each selected strategy's
 partition of gold.selection is replaced, so the table holds the latest selection per strategy. Rows record
@@ -35,12 +40,13 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from jobs.config import Conf
 from jobs.gates import Output, publish
+from jobs.ordered import ordered
 from jobs.queries import parse_versions, run_sql
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import gold, silver
@@ -97,16 +103,20 @@ def blend_weights(weights: dict[str, float], available: Iterable[str]) -> dict[s
     return {k: weights[k] / total for k in sorted(weights)}
 
 
-def blend_scores(scores: DataFrame, weights: dict[str, float]) -> DataFrame:
+def blend_scores(
+    scores: DataFrame, weights: dict[str, float], hold: list[DataFrame] | None = None
+) -> DataFrame:
     """gold.doc_scores rows → ``[strategy='blend', doc_id, score, domain, n_tokens]``.
 
     Args:
         scores: ``[strategy, doc_id, score, domain, n_tokens]`` (other strategies' rows are ignored).
         weights: normalized weights from ``blend_weights``.
+        hold: collects ``jobs.ordered``'s persisted intermediate (unpersist when done).
 
     Returns:
         One row per document any blended strategy scored; score = Σ_s w_s · percent_rank_s (a strategy
-        that did not score the document contributes 0).
+        that did not score the document contributes 0). percent_rank = (RANK − 1) / (n − 1) by score
+        ascending, ties sharing a rank, as SQL's PERCENT_RANK; the ranks come from ``jobs.ordered``.
     """
     spark = scores.sparkSession
     schema = StructType(
@@ -114,32 +124,60 @@ def blend_scores(scores: DataFrame, weights: dict[str, float]) -> DataFrame:
     )
     w = spark.createDataFrame(sorted(weights.items()), schema)
     rows = scores.filter(F.col("strategy").isin(list(weights))).select(*CANDIDATE_COLS)
-    return run_sql(spark, "select_blend", views={"blend_scores": rows, "blend_weights": w}).select(
+    ranked = ordered(
+        rows,
+        ["strategy"],
+        [F.asc("score"), F.asc("doc_id")],
+        rank="score_rank",
+        ties=["score"],
+        count="n_scored",
+        hold=hold,
+    )
+    return run_sql(spark, "select_blend", views={"blend_ranked": ranked, "blend_weights": w}).select(
         *CANDIDATE_COLS
     )
 
 
-def pick(token_budget: int, max_domain_tokens: int | None = None) -> Callable[[DataFrame], DataFrame]:
+def pick(
+    token_budget: int, max_domain_tokens: int | None = None, hold: list[DataFrame] | None = None
+) -> Callable[[DataFrame], DataFrame]:
     """Candidates ``[strategy, doc_id, score, domain, n_tokens]`` → the pick per strategy.
+
+    Order: score desc, ties by doc_id asc. With a cap, each (strategy, domain)'s running token sum in that
+    order is taken first and a document whose domain's running sum passes the cap is dropped (and with it
+    everything after it in that domain: tokens are ≥ 0, so the running sum only grows); the other domains
+    go on. Over the documents left, rank is the position and cum_tokens the running sum, and the pick is
+    the prefix with cum_tokens ≤ token_budget: it stops at the first document that would pass the budget.
+
+    Both running sums come from ``jobs.ordered`` (range-partitioned, exact), not from a window per
+    strategy, so a strategy's pool is sorted by every task, not by one.
 
     Args:
         token_budget: tokens per strategy; the pick stops at the first document that would pass it.
         max_domain_tokens: tokens per (strategy, domain); a document past its domain's cap is skipped and
             the pick goes on (None: no cap).
+        hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done with the pick).
 
     Returns:
         A transform giving ``[strategy, doc_id, rank, score, domain, tokens, cum_tokens]``; rank 1..n by
         score desc, doc_id asc; cum_tokens the running sum, ≤ token_budget.
     """
+    order = [F.desc("score"), F.asc("doc_id")]
 
     def run(candidates: DataFrame) -> DataFrame:
-        cap = token_budget if max_domain_tokens is None else max_domain_tokens
-        return run_sql(
-            candidates.sparkSession,
-            "select_pick",
-            views={"select_candidates": candidates.select(*CANDIDATE_COLS)},
-            token_budget=token_budget,
-            domain_cap=cap,
+        c = candidates.select("strategy", "doc_id", "score", "domain", F.col("n_tokens").alias("tokens"))
+        if max_domain_tokens is not None:
+            c = ordered(c, ["strategy", "domain"], order, sums={"domain_cum": "tokens"}, hold=hold)
+            c = c.filter(F.col("domain_cum") <= F.lit(max_domain_tokens)).drop("domain_cum")
+        ranked = ordered(c, ["strategy"], order, row_number="rank", sums={"cum_tokens": "tokens"}, hold=hold)
+        return ranked.filter(F.col("cum_tokens") <= F.lit(token_budget)).select(
+            "strategy",
+            "doc_id",
+            F.col("rank").cast("int").alias("rank"),
+            "score",
+            "domain",
+            "tokens",
+            F.col("cum_tokens").cast("long").alias("cum_tokens"),
         )
 
     return run
@@ -173,32 +211,52 @@ def selection_check(docs: DataFrame, max_domain_tokens: int | None) -> Callable[
     """The gate's cross-row and cross-table checks, as columns the SELECTION suite expects to be null.
 
     Adds (each the offending doc_id, else null) ``_missing_doc``: not in ``docs`` (silver.documents at
-    the version read); ``_rank_gap``: ranks are not exactly 1..n; ``_cum_mismatch``: cum_tokens is not
-    the running sum of tokens in rank order; ``_over_domain_cap``: the domain's tokens pass the cap.
+    the version read); ``_rank_gap``: the ranks of a (run, strategy) are not exactly 1..n (a rank outside
+    1..n or a repeated one); ``_cum_mismatch``: cum_tokens is not the previous rank's cum_tokens (0 before
+    rank 1) plus the row's tokens, i.e. not the running sum in rank order; ``_over_domain_cap``: the
+    domain's tokens pass the cap. Joins and aggregations keyed by rank or domain, no window per strategy.
     """
     ids = docs.select("doc_id", F.lit(True).alias("_in_silver"))
+    key = ["run_id", "strategy"]
 
     def check(staged: DataFrame) -> DataFrame:
-        by_rank = Window.partitionBy("run_id", "strategy").orderBy("rank")
-        running = by_rank.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        per = staged.groupBy(*key).agg(F.count("*").alias("_n"))
+        at = staged.groupBy(*key, "rank").agg(F.count("*").alias("_at"), F.min("cum_tokens").alias("_c"))
+        prev = at.select(*key, (F.col("rank") + 1).alias("rank"), F.col("_c").alias("_prev_cum"))
         out = (
             staged.join(ids, "doc_id", "left")
-            .withColumn("_missing_doc", F.when(F.col("_in_silver").isNull(), F.col("doc_id")))
-            .withColumn("_rank_gap", F.when(F.row_number().over(by_rank) != F.col("rank"), F.col("doc_id")))
+            .join(F.broadcast(per), key, "left")
+            .join(at.drop("_c"), [*key, "rank"], "left")
+            .join(prev, [*key, "rank"], "left")
+        )
+        gap = (F.col("rank") < 1) | (F.col("rank") > F.col("_n")) | (F.col("_at") > 1)
+        prev_cum = F.when(F.col("rank") == 1, F.lit(0)).otherwise(F.col("_prev_cum"))
+        cum_ok = (F.col("cum_tokens") == prev_cum + F.col("tokens")).eqNullSafe(True)
+        out = (
+            out.withColumn("_missing_doc", F.when(F.col("_in_silver").isNull(), F.col("doc_id")))
+            .withColumn("_rank_gap", F.when(gap, F.col("doc_id")))
             .withColumn(
-                "_cum_mismatch", F.when(F.sum("tokens").over(running) != F.col("cum_tokens"), F.col("doc_id"))
+                "_cum_mismatch",
+                F.when(~cum_ok, F.col("doc_id")),
             )
         )
         if max_domain_tokens is None:
             out = out.withColumn("_over_domain_cap", F.lit(None).cast("string"))
         else:
-            per_domain = F.sum("tokens").over(Window.partitionBy("run_id", "strategy", "domain"))
-            out = out.withColumn(
-                "_over_domain_cap", F.when(per_domain > F.lit(max_domain_tokens), F.col("doc_id"))
+            dom = staged.groupBy(*key, "domain").agg(F.sum("tokens").alias("_dom_tokens"))
+            dom = dom.select(*[F.col(c).alias(f"_d_{c}") for c in (*key, "domain")], "_dom_tokens")
+            cond = [F.col(c).eqNullSafe(F.col(f"_d_{c}")) for c in (*key, "domain")]
+            out = (
+                out.join(dom, cond, "left")
+                .withColumn(
+                    "_over_domain_cap",
+                    F.when(F.col("_dom_tokens") > F.lit(max_domain_tokens), F.col("doc_id")),
+                )
+                .drop(*[f"_d_{c}" for c in (*key, "domain")], "_dom_tokens")
             )
         # Materialized once: the suite runs a Spark job per expectation, and each would otherwise redo the
-        # silver join and the windows. The staged rows are narrow (no text), so this stays small.
-        return out.drop("_in_silver").localCheckpoint(eager=True)
+        # silver join and the checks. The staged rows are narrow (no text), so this stays small.
+        return out.drop("_in_silver", "_n", "_at", "_prev_cum").localCheckpoint(eager=True)
 
     return check
 
@@ -263,10 +321,11 @@ def select(ctx: JobContext) -> str:
 
     plain = [s for s in chosen if s != BLEND]
     candidates = scores.filter(F.col("strategy").isin(plain)).select(*CANDIDATE_COLS)
+    hold: list[DataFrame] = []
     if BLEND in chosen:
-        candidates = candidates.unionByName(blend_scores(scores, weights))
+        candidates = candidates.unionByName(blend_scores(scores, weights, hold))
     cap = domain_cap(sc.token_budget, sc.max_domain_share)
-    picked = candidates.transform(pick(sc.token_budget, cap)).persist()
+    picked = candidates.transform(pick(sc.token_budget, cap, hold)).persist()
     try:
         top = (
             picked.groupBy("strategy", "domain")
@@ -304,6 +363,8 @@ def select(ctx: JobContext) -> str:
         )
     finally:
         picked.unpersist()
+        for df in hold:
+            df.unpersist()
     run.rows_in = sum(stats[s]["n"] for s in plain) + (
         sum(stats[k]["n"] for k in weights) if BLEND in chosen else 0
     )

@@ -249,6 +249,36 @@ def test_round_robin_matches_the_plain_loop():
     assert sorted(docs.tolist()) == list(range(n))
 
 
+def test_rds_order_exact_prefix_then_position_interleave(spark):
+    """The first exact_picks picks are the round robin's; the rest follow the position interleave."""
+    rng = np.random.default_rng(5)
+    tasks, n = ["arc", "boolq", "csqa"], 120
+    cos = rng.random((3, n)).round(2)  # ties, broken by doc_id
+    rows = [(f"d{i:03d}", b, float(cos[t, i])) for t, b in enumerate(tasks) for i in range(n)]
+    sim = spark.createDataFrame(rows, "doc_id string, benchmark string, max_cosine double")
+    lists = [sorted(range(n), key=lambda i, t=t: (-cos[t, i], i)) for t in range(3)]
+    exact = [(f"d{d:03d}", tasks[t], r) for d, t, r in _naive_round_robin(lists, n)]
+
+    full = [(r["doc_id"], r["benchmark"], r["round"]) for r in agg.rds_order(sim).orderBy("pick").collect()]
+    assert full == exact  # the default exact_picks covers this pool: the whole order is exact
+
+    got = agg.rds_order(sim, exact_picks=30).orderBy("pick").collect()
+    assert [r["pick"] for r in got] == list(range(1, n + 1))
+    assert [(r["doc_id"], r["benchmark"], r["round"]) for r in got[:30]] == exact[:30]
+    placed = {r["doc_id"] for r in got[:30]}
+    slot: dict[str, int] = {}
+    for t in range(3):
+        for p, i in enumerate(lists[t]):
+            d = f"d{i:03d}"
+            if d not in placed:
+                slot[d] = min(slot.get(d, 1 << 60), p * 3 + t)
+    want = sorted(slot, key=lambda d: (slot[d], d))
+    assert [(r["doc_id"], r["benchmark"], r["round"]) for r in got[30:]] == [
+        (d, tasks[slot[d] % 3], slot[d] // 3 + 1) for d in want
+    ]
+    assert agg.rds_order(sim, limit=50, exact_picks=30).count() == 50
+
+
 # ----------------------------------------------------------------------------------------- the stage
 
 

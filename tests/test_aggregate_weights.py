@@ -99,6 +99,35 @@ def test_q_score_equals_numpy(spark):
         aw.q_score(df, {"cleanliness": 1.0})
 
 
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_proposal_tops_equal_the_ranked_pool_and_rank_few_rows(spark, decimals):
+    """Each proposal's top n by Q from a per-proposal cut plus an exact rank of the rows above it equals
+    ranking every (proposal, document) Q; with distinct Q only about n rows per proposal are ranked."""
+    rng = np.random.default_rng(6)
+    signals = ["professionalism", "readability", "reasoning"]
+    norm = rng.uniform(0, 5, (2000, 3))
+    if decimals is not None:
+        norm = norm.round(decimals)  # many ties in Q, broken by doc_id
+    ids = [f"d{i:04d}" for i in range(2000)]
+    df = spark.createDataFrame(
+        [(i, *map(float, row)) for i, row in zip(ids, norm, strict=True)], ["doc_id", *signals]
+    )
+    props = aw.dirichlet_proposals(signals, 5, seed=3)
+    hold: list = []
+    got = aw.proposal_tops(df, props, 300, 2000, hold).toPandas()
+    ranked = hold[0].count()  # the rows jobs.ordered ranked: the candidates at or above each cut
+    for h in hold:
+        h.unpersist()
+    for wid, w in props.items():
+        q = _q_reference(norm, np.array([w[s] for s in signals]))
+        want = pd.DataFrame({"doc_id": ids, "q": q}).sort_values(["q", "doc_id"], ascending=[False, True])
+        g = got[got.weights_id == wid].sort_values("rank")
+        assert list(g.doc_id) == list(want.doc_id[:300]) and list(g["rank"]) == list(range(1, 301))
+        assert np.array_equal(g.q.to_numpy(), want.q.to_numpy()[:300])
+    if decimals is None:
+        assert 5 * 300 <= ranked <= 5 * 305  # not 5 x 2,000
+
+
 def test_dirichlet_proposals_reproducible_per_seed():
     signals = ["a", "b", "c", "d"]
     p1 = aw.dirichlet_proposals(signals, 12, seed=5)

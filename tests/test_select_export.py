@@ -228,6 +228,37 @@ def test_blend_equals_reference(spark, lake):
         selection.blend_weights({"betr": 1.0, "rds": 1.0}, ["betr"])
 
 
+def test_selection_check_flags_gaps_sums_caps_and_missing_docs(spark):
+    """The gate's checks are joins and aggregations (no window per strategy); each flags its rows."""
+    docs = spark.createDataFrame([(f"d{i}",) for i in range(5)], "doc_id string")
+    rows = [
+        # strategy s: ranks 1, 2, 4 (a gap: 4 > 3 rows, and rank 3's cum_tokens is missing); domain a holds
+        # 5 + 6 = 11 tokens, over the cap of 10
+        ("r", "s", "d0", 1, "a", 5, 5),
+        ("r", "s", "d1", 2, "a", 6, 11),
+        ("r", "s", "d2", 4, "b", 3, 14),
+        # strategy t: right, but for a document silver lacks and a wrong running sum at rank 3
+        ("r", "t", "d3", 1, None, 4, 4),
+        ("r", "t", "ghost", 2, None, 4, 8),
+        ("r", "t", "d4", 3, "b", 1, 10),
+    ]
+    staged = spark.createDataFrame(
+        rows,
+        "run_id string, strategy string, doc_id string, rank int, domain string, tokens long, "
+        "cum_tokens long",
+    )
+    out = selection.selection_check(docs, 10)(staged).toPandas()
+
+    def flagged(col):
+        return sorted(out[col].dropna())
+
+    assert len(out) == 6
+    assert flagged("_missing_doc") == ["ghost"]
+    assert flagged("_rank_gap") == ["d2"]
+    assert flagged("_cum_mismatch") == ["d2", "d4"]
+    assert flagged("_over_domain_cap") == ["d0", "d1"]
+
+
 def test_select_stage_writes_the_picks(lake):
     lh = lake.lh
     assert "rds: skipped, no rows in gold.doc_scores" in lake.out

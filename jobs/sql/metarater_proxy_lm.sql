@@ -2,9 +2,10 @@
 -- selects and scored on held-out validation texts; every proposal in this one query.
 --
 -- Views  proxy_selection (weights_id STRING, doc_id STRING)   each proposal's selected documents
---        doc_bigrams     (doc_id STRING, prev STRING, tok STRING)
---                                          one row per token of a selected document; prev is the token
---                                          before it, '<s>' for the first
+--        proxy_ids       (weights_id STRING)                  the proposals (a small local table)
+--        proxy_docs      (doc_id STRING, bigrams ARRAY<STRUCT<prev STRING, tok STRING>>)
+--                                          one row per selected document: one (prev, tok) per token, prev is
+--                                          the token before it, '<s>' for the first
 --        val_bigrams     (prev STRING, tok STRING, n BIGINT)   the same over the validation texts, counted
 -- Params :mu  smoothing mass of the bigram model toward the unigram model
 -- Result (weights_id, val_loss, train_docs, train_tokens, val_tokens)
@@ -17,6 +18,11 @@
 --   val_loss   = - sum over validation tokens of ln p(w | v), / validation tokens    (nats per token)
 -- Only the counts the loss looks up are kept: for a validation bigram v w, the keys
 -- ('pair', v, w) -> c(v w), ('hist', v, '') -> c(v) and ('uni', '', w) -> c(w).
+--
+-- Spread over tasks: a document's bigrams are exploded inside its task and counted there (per document and
+-- needed key; the needed keys are broadcast), so no row per token is stored or shuffled. Every shuffle is
+-- keyed by document or by (proposal, key): nothing is partitioned by the proposal alone (a handful of
+-- values), and the per-proposal totals and the vocabulary size are broadcast into the lookups.
 WITH
 needed AS (
   SELECT v.prev, v.tok, v.n, k.kind, k.a, k.b
@@ -27,21 +33,25 @@ needed AS (
     named_struct('kind', 'uni', 'a', '', 'b', v.tok)
   )) x AS k
 ),
+needed_keys AS (
+  SELECT DISTINCT kind, a, b FROM needed
+),
 doc_keys AS (
+  -- a document's needed-key candidates, one per token and kind: exploded inside the task, never stored
   SELECT d.doc_id, k.kind, k.a, k.b
-  FROM doc_bigrams d
+  FROM proxy_docs d
+  LATERAL VIEW inline(d.bigrams) g AS prev, tok
   LATERAL VIEW explode(array(
-    named_struct('kind', 'pair', 'a', d.prev, 'b', d.tok),
-    named_struct('kind', 'hist', 'a', d.prev, 'b', ''),
-    named_struct('kind', 'uni', 'a', '', 'b', d.tok)
+    named_struct('kind', 'pair', 'a', g.prev, 'b', g.tok),
+    named_struct('kind', 'hist', 'a', g.prev, 'b', ''),
+    named_struct('kind', 'uni', 'a', '', 'b', g.tok)
   )) x AS k
 ),
 doc_counts AS (
   -- per document: how often each needed key occurs (independent of the proposals)
-  SELECT dk.doc_id, dk.kind, dk.a, dk.b, COUNT(*) AS c
+  SELECT /*+ BROADCAST(n) */ dk.doc_id, dk.kind, dk.a, dk.b, COUNT(*) AS c
   FROM doc_keys dk
-  LEFT SEMI JOIN (SELECT DISTINCT kind, a, b FROM needed) n
-    ON dk.kind = n.kind AND dk.a = n.a AND dk.b = n.b
+  LEFT SEMI JOIN needed_keys n ON dk.kind = n.kind AND dk.a = n.a AND dk.b = n.b
   GROUP BY dk.doc_id, dk.kind, dk.a, dk.b
 ),
 counts AS (
@@ -51,39 +61,54 @@ counts AS (
   JOIN doc_counts c ON s.doc_id = c.doc_id
   GROUP BY s.weights_id, c.kind, c.a, c.b
 ),
-doc_tokens AS (
-  SELECT doc_id, COUNT(*) AS n FROM doc_bigrams GROUP BY doc_id
-),
 totals AS (
-  SELECT s.weights_id, COUNT(*) AS train_docs, COALESCE(SUM(t.n), 0) AS train_tokens
+  SELECT s.weights_id, COUNT(*) AS train_docs, COALESCE(SUM(SIZE(d.bigrams)), 0) AS train_tokens
   FROM proxy_selection s
-  LEFT JOIN doc_tokens t ON s.doc_id = t.doc_id
+  LEFT JOIN proxy_docs d ON s.doc_id = d.doc_id
   GROUP BY s.weights_id
 ),
 vocab AS (
   SELECT COUNT(DISTINCT tok) AS v
-  FROM (SELECT tok FROM doc_bigrams UNION ALL SELECT tok FROM val_bigrams)
+  FROM (
+    SELECT explode(array_distinct(transform(bigrams, x -> x.tok))) AS tok FROM proxy_docs
+    UNION ALL
+    SELECT tok FROM val_bigrams
+  )
+),
+grid AS (
+  -- one row per proposal and validation bigram, partitioned like val_bigrams (by bigram)
+  SELECT /*+ BROADCAST(p) */ p.weights_id, v.prev, v.tok, v.n
+  FROM val_bigrams v
+  CROSS JOIN proxy_ids p
 ),
 looked_up AS (
   -- per proposal and validation bigram: c(v w), c(v), c(w)
   SELECT
-    t.weights_id, t.train_docs, t.train_tokens, nd.prev, nd.tok, nd.n,
-    SUM(CASE WHEN nd.kind = 'pair' THEN COALESCE(c.c, 0) END) AS c_pair,
-    SUM(CASE WHEN nd.kind = 'hist' THEN COALESCE(c.c, 0) END) AS c_hist,
-    SUM(CASE WHEN nd.kind = 'uni' THEN COALESCE(c.c, 0) END) AS c_uni
-  FROM totals t
-  CROSS JOIN needed nd
-  LEFT JOIN counts c
-    ON c.weights_id = t.weights_id AND c.kind = nd.kind AND c.a = nd.a AND c.b = nd.b
-  GROUP BY t.weights_id, t.train_docs, t.train_tokens, nd.prev, nd.tok, nd.n
+    g.weights_id, g.n,
+    COALESCE(pr.c, 0) AS c_pair,
+    COALESCE(h.c, 0) AS c_hist,
+    COALESCE(u.c, 0) AS c_uni
+  FROM grid g
+  LEFT JOIN (SELECT weights_id, a, b, c FROM counts WHERE kind = 'pair') pr
+    ON pr.weights_id = g.weights_id AND pr.a = g.prev AND pr.b = g.tok
+  LEFT JOIN (SELECT weights_id, a, c FROM counts WHERE kind = 'hist') h
+    ON h.weights_id = g.weights_id AND h.a = g.prev
+  LEFT JOIN (SELECT weights_id, b, c FROM counts WHERE kind = 'uni') u
+    ON u.weights_id = g.weights_id AND u.b = g.tok
 ),
 scored AS (
-  SELECT
-    l.weights_id, l.train_docs, l.train_tokens, l.n,
-    (l.c_pair + :mu * (l.c_uni + 1) / (l.train_tokens + vocab.v)) / (l.c_hist + :mu) AS p
+  SELECT /*+ BROADCAST(t), BROADCAST(vocab) */
+    l.weights_id, l.n,
+    (l.c_pair + :mu * (l.c_uni + 1) / (t.train_tokens + vocab.v)) / (l.c_hist + :mu) AS p
   FROM looked_up l
+  JOIN totals t ON l.weights_id = t.weights_id
   CROSS JOIN vocab
+),
+losses AS (
+  SELECT weights_id, -SUM(n * LN(p)) / SUM(n) AS val_loss, SUM(n) AS val_tokens
+  FROM scored
+  GROUP BY weights_id
 )
-SELECT weights_id, -SUM(n * LN(p)) / SUM(n) AS val_loss, train_docs, train_tokens, SUM(n) AS val_tokens
-FROM scored
-GROUP BY weights_id, train_docs, train_tokens
+SELECT /*+ BROADCAST(t) */ l.weights_id, l.val_loss, t.train_docs, t.train_tokens, l.val_tokens
+FROM losses l
+JOIN totals t ON l.weights_id = t.weights_id

@@ -9,12 +9,15 @@
 --   class output        norm = value * 5 / (k - 1)                  argmax 0..k-1 onto 0..5
 --   constant signal     norm = 0                                    max = min: it cannot rank documents,
 --                                                                   so it adds nothing to any Q
+--
+-- bounds has one row per signal and is broadcast: a join keyed by the signal (a handful of values) would
+-- send each signal's whole column through one task.
 WITH bounds AS (
   SELECT signal, MIN(value) AS lo, MAX(value) AS hi
   FROM signals_long
   GROUP BY signal
 )
-SELECT
+SELECT /*+ BROADCAST(b) */
   s.doc_id,
   s.signal,
   CASE

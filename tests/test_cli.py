@@ -256,7 +256,16 @@ def _lake_missing_a_file(spark, tmp_path) -> tuple[str, str, str]:
 
 
 @pytest.mark.slow
-def test_sql_on_a_missing_data_file_is_one_line_and_exit_1(spark, tmp_path, python, capsys):
+def test_sql_on_a_missing_data_file_is_one_line_and_exit_1(spark, tmp_path, python, capsys, lake):
+    try:
+        _check_missing_data_file(spark, tmp_path, python, capsys)
+    finally:
+        # The in-process `sql` registered the broken lake's tables under the SQL names: give them back to
+        # the module's lake, which the saved-query tests below read.
+        connect(lake[2])
+
+
+def _check_missing_data_file(spark, tmp_path, python, capsys) -> None:
     conf, folder, lost = _lake_missing_a_file(spark, tmp_path)
     want = (
         f"error: audit.runs: data file {lost} is missing from {folder} (version 1 of the table needs it); "

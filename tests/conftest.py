@@ -54,13 +54,16 @@ def engine_lakehouse(request, spark, tmp_path):
     return open_lakehouse(spark, str(tmp_path / "wh"), request.param)
 
 
-def write_conf(path: Path, warehouse: Path, inputs: list[dict], **ingest) -> Path:
-    """A profile for tests: local[2] Spark, a temp warehouse, the given inputs."""
+def write_conf(
+    path: Path, warehouse: Path, inputs: list[dict], sections: dict | None = None, **ingest
+) -> Path:
+    """A profile for tests: local[2] Spark, a temp warehouse, the given inputs, and any other ``sections``."""
     data = {
         "profile": "test",
         "spark": {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "log_level": "ERROR"},
         "storage": {"engine": "embedded", "warehouse": str(warehouse)},
         "ingest": {"inputs": inputs, **ingest},
+        **(sections or {}),
     }
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path

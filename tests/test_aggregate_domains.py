@@ -20,6 +20,7 @@ from jobs import load_refs
 from jobs.runtime import EXIT_GATE, EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import gold, ref, scores, silver
+from tests.conftest import write_conf
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import pplcorr_reference as oracle  # noqa: E402
@@ -353,17 +354,13 @@ def test_stage_needs_two_models_with_perplexities_and_scores(lake, capsys):
 
 
 def _refs_args(tmp_path: Path, files: list[dict], pool=("lm-a", "lm-b"), group=None) -> argparse.Namespace:
-    data = {
-        "profile": "test",
-        "spark": {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "log_level": "ERROR"},
-        "storage": {"engine": "embedded", "warehouse": str(tmp_path / "wh")},
-        "ingest": {"inputs": [{"name": "x", "path": str(tmp_path / "none")}]},
+    sections = {
         "refs": {"model_scores": files},
         "score": {"perplexity": {"pool": [{"path": f"/models/{m}"} for m in pool]}},
         "aggregate": {"domains": {"benchmarks": group}},
     }
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(data))
+    inputs = [{"name": "x", "path": str(tmp_path / "none")}]
+    path = write_conf(tmp_path / "c.yaml", tmp_path / "wh", inputs, sections)
     return argparse.Namespace(conf=str(path), overrides=[], run_id=None, verbose=False)
 
 

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 import zstandard
 
 from jobs import load_refs
@@ -17,20 +16,13 @@ from jobs.config import ConfError, load_conf
 from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import ref
+from tests.conftest import write_conf
 from udfs.benchmarks import PRESETS, detect_preset, name_and_split, target_text
 
 
 def _conf(tmp_path: Path, benchmarks: list[dict]):
-    data = {
-        "profile": "test",
-        "spark": {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "log_level": "ERROR"},
-        "storage": {"engine": "embedded", "warehouse": str(tmp_path / "wh")},
-        "ingest": {"inputs": [{"name": "x", "path": str(tmp_path / "none")}]},
-        "refs": {"benchmarks": benchmarks},
-    }
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    inputs = [{"name": "x", "path": str(tmp_path / "none")}]
+    return write_conf(tmp_path / "c.yaml", tmp_path / "wh", inputs, {"refs": {"benchmarks": benchmarks}})
 
 
 def _read(tmp_path: Path, benchmarks: list[dict]):

@@ -309,7 +309,8 @@ def _open(uri: str, seekable: bool = False):
     return raw
 
 
-def _decompressed(uri: str):
+def open_decompressed(uri: str):
+    """A binary stream of the file's content, decompressed by its extension (.gz, .zst); local or remote."""
     raw = _open(uri)
     kind = compression(uri)
     # Small buffers on purpose: a truncated stream fails on the read that hits the damage, and every record
@@ -339,7 +340,7 @@ def _read_jsonl(split: Split, out: _Out) -> Iterator[dict]:
         else:
             fh.seek(0)
     else:
-        fh, pos = _decompressed(split.uri), 0
+        fh, pos = open_decompressed(split.uri), 0
     # Line numbers count from the split's start; the driver adds the lines of the splits before it.
     line_no = 0
     end = split.end

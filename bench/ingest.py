@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sample(out: Path, scale: int) -> list[dict]:
-    from jobs import sample_corpus
+    from jobs.demo import sample_corpus
 
     inputs = []
     for k in range(scale):

@@ -83,7 +83,7 @@ def load_texts(n_docs: int, min_chars: int, max_chars: int, tmp: Path) -> tuple[
 
     path = ROOT / "data" / "sample" / "raw" / "web-000.jsonl"
     if not path.is_file():
-        from jobs import sample_corpus
+        from jobs.demo import sample_corpus
 
         sample_corpus.generate(tmp / "sample", n_docs=5000, seed=0, max_doc_bytes=200_000)
         path = tmp / "sample" / "raw" / "web-000.jsonl"

@@ -36,7 +36,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs import textclf
+from jobs import freshness, textclf
 from jobs.config import BetrConf, BigramConf, Conf
 from jobs.gates import Output, publish
 from jobs.ordered import ordered
@@ -48,6 +48,7 @@ STAGE = "aggregate_docs"
 READS = (silver.DOCUMENTS, scores.SIMILARITY)
 # Read when present; a strategy that needs a missing one is skipped.
 OPTIONAL_READS = (gold.DOMAIN_CORRELATIONS, gold.RATER_WEIGHTS, scores.PRRC, scores.QUALITY)
+WATCH = freshness.Watch((*READS, *OPTIONAL_READS), ("aggregate", "select.seed"))
 
 
 class Unscorable(Exception):
@@ -745,7 +746,7 @@ def aggregate_docs(ctx: JobContext) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``corpuslake-aggregate-docs`` and ``spark-submit jobs/aggregate_docs.py``."""
     args = job_parser(STAGE, "Per-document scores for every selection strategy.").parse_args(argv)
-    return run_job(STAGE, args, aggregate_docs, READS, preflight=preflight)
+    return run_job(STAGE, args, aggregate_docs, READS, preflight=preflight, watch=WATCH)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
+from jobs import freshness
 from jobs.config import Conf
 from jobs.gates import Output, publish
 from jobs.queries import run_sql, table_versions
@@ -41,6 +42,7 @@ from schemas import gold, ref, scores, silver
 
 STAGE = "aggregate_domains"
 READS = (silver.DOCUMENTS, scores.PERPLEXITY, ref.MODEL_SCORES)
+WATCH = freshness.Watch(READS, ("aggregate.domains", "score.perplexity.pool"))
 
 
 # ------------------------------------------------------------------------------------------ transforms
@@ -355,7 +357,7 @@ def aggregate_domains(ctx: JobContext) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``corpuslake-aggregate-domains`` and ``spark-submit jobs/aggregate_domains.py``."""
     args = job_parser(STAGE, "Perplexity correlations: per-domain estimates and weights.").parse_args(argv)
-    return run_job(STAGE, args, aggregate_domains, READS, preflight=preflight)
+    return run_job(STAGE, args, aggregate_domains, READS, preflight=preflight, watch=WATCH)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
+from jobs import freshness
 from jobs.config import Conf, WeightsConf
 from jobs.gates import Output, publish
 from jobs.ordered import ordered
@@ -54,6 +55,11 @@ from udfs.quality import SIGNALS
 
 STAGE = "aggregate_weights"
 READS = (silver.DOCUMENTS, scores.PRRC, scores.QUALITY, ref.BENCHMARKS)
+WATCH = freshness.Watch(
+    READS,
+    ("aggregate.weights",),
+    files=lambda conf: [p] if (p := conf.aggregate.weights.proxy_results) else [],
+)
 
 log = logging.getLogger(__name__)
 
@@ -882,7 +888,7 @@ def preflight(conf: Conf) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``corpuslake-aggregate-weights`` and ``spark-submit jobs/aggregate_weights.py``."""
     args = job_parser(STAGE, "Meta-rater: learn the weights of the rating signals.").parse_args(argv)
-    return run_job(STAGE, args, aggregate_weights, READS, preflight=preflight)
+    return run_job(STAGE, args, aggregate_weights, READS, preflight=preflight, watch=WATCH)
 
 
 if __name__ == "__main__":

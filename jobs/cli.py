@@ -1,7 +1,7 @@
 """The ``corpuslake`` command: run the pipeline or one stage, the demo, and look at tables and runs.
 
-    corpuslake run     [--conf conf/local.yaml] [--from STAGE] [--to STAGE] [--master URL] [--set k=v …]
-    corpuslake stage   NAME [--conf …] [--set k=v …] [--run-id ID]
+    corpuslake run     [--conf conf/local.yaml] [--from STAGE] [--to STAGE] [--full] [--master URL] [--set …]
+    corpuslake stage   NAME [--conf …] [--set k=v …] [--run-id ID] [--full]
     corpuslake demo    [--conf …] [--set k=v …]      sample corpus + demo models → every stage → report
     corpuslake tables  [--conf …]                    name, version, rows, last run, last gate
     corpuslake history TABLE [--conf …]
@@ -9,6 +9,12 @@
     corpuslake sql     "select …" | QUERY_NAME | FILE.sql  [--limit N] [--list]
     corpuslake report  [--out reports/report.html]
     corpuslake sample  [--out DIR] [--docs N] [--seed S]
+
+``run`` brings the lake up to date: ingest reads new files, clean cleans the new bronze documents (against
+what silver holds), scoring scores documents without scores, and a stage that recomputes from its inputs
+is skipped when none of them changed (``jobs.freshness``), so a rerun with nothing new writes no table.
+``--from STAGE`` runs that stage even so; ``--full`` recomputes silver from all of bronze and runs every
+stage.
 
 Exit codes: 0 ok, 1 other error, 2 bad usage or conf, 3 gate failed.
 """
@@ -39,6 +45,7 @@ from jobs import (
 )
 from jobs.catalog import all_specs, table_spec
 from jobs.config import ConfError, load_conf
+from jobs.freshness import Watch
 from jobs.runtime import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
 # Stage name → (body, tables it reads, preflight). Later stages register here in pipeline order.
@@ -73,6 +80,23 @@ STAGES: dict[str, tuple[Callable, tuple, Callable | None]] = {
 }
 
 
+# Stages that recompute their outputs from their inputs: what those are (see jobs.freshness).
+WATCHES: dict[str, Watch] = {
+    load_refs.STAGE: load_refs.WATCH,
+    score_similarity.STAGE: score_similarity.WATCH,
+    aggregate_domains.STAGE: aggregate_domains.WATCH,
+    aggregate_weights.STAGE: aggregate_weights.WATCH,
+    aggregate_docs.STAGE: aggregate_docs.WATCH,
+    selection.STAGE: selection.WATCH,
+    export.STAGE: export.WATCH,
+}
+
+FULL_HELP = (
+    "recompute silver from all of bronze.documents (clean; what a change of the clean rules needs) and run "
+    "every stage even when nothing it reads changed"
+)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``corpuslake run: error: … (see corpuslake run --help)``, exit 2."""
 
@@ -101,8 +125,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Run stages in pipeline order, stopping at the first that fails. "
         "Stages: " + ", ".join(STAGES),
     )
-    r.add_argument("--from", dest="first", type=_stage_name, metavar="STAGE", help="first stage to run")
+    r.add_argument(
+        "--from",
+        dest="first",
+        type=_stage_name,
+        metavar="STAGE",
+        help="first stage to run; it runs even when nothing it reads changed",
+    )
     r.add_argument("--to", dest="last", type=_stage_name, metavar="STAGE", help="last stage to run")
+    r.add_argument("--full", action="store_true", help=FULL_HELP)
     r.add_argument(
         "--master",
         default=None,
@@ -110,10 +141,18 @@ def _parser() -> argparse.ArgumentParser:
         help="Spark master instead of the profile's spark.master, e.g. spark://127.0.0.1:7077 "
         "(python -m jobs.cluster start) or 'local[4]'",
     )
+    r.add_argument(
+        "--events",
+        default=None,
+        metavar="DIR",
+        help="write Spark's event log to DIR (AQE partition coalescing off) and end with the funnel check "
+        "of the stages run: which shuffles went through a few tasks (python -m jobs.funnel)",
+    )
     runtime.add_conf_args(r)
     s = sub.add_parser("stage", help="run one stage", description="Run one stage: " + ", ".join(STAGES))
     s.add_argument("name", type=_stage_name, metavar="NAME", help="stage name")
     s.add_argument("--run-id", default=None, help="reuse a run id to retry a run idempotently")
+    s.add_argument("--full", action="store_true", help="clean: recompute silver from all of bronze.documents")
     runtime.add_conf_args(s)
     d = sub.add_parser(
         "demo",
@@ -170,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _ensure_sample(conf) -> str | None:
-    from jobs import sample_corpus
+    from jobs.demo import sample_corpus
 
     truth = os.path.join(conf.sample.out, "truth.json")
     want = {"n_docs": conf.sample.docs, "seed": conf.sample.seed, "max_doc_bytes": conf.ingest.max_doc_bytes}
@@ -409,20 +448,38 @@ def _selection_summary(spark, conf) -> None:
             print(f"  {r['domain']:<32} weight {r['weight']:.3f}  estimate {r['estimate']:+.3f}")
 
 
-def run_stages(conf, stages: list[str], verbose: bool = False) -> tuple[int, list[runtime.StageResult]]:
-    """Run ``stages`` in order on one loaded conf, stopping at the first that does not succeed."""
+def run_stages(
+    conf,
+    stages: list[str],
+    verbose: bool = False,
+    full: bool = False,
+    skip_unchanged: bool = False,
+    forced: set[str] | frozenset[str] = frozenset(),
+) -> tuple[int, list[runtime.StageResult]]:
+    """Run ``stages`` in order on one loaded conf, stopping at the first that does not succeed.
+
+    Args:
+        conf: the loaded profile.
+        stages: stage names, in pipeline order.
+        verbose: log progress and print tracebacks.
+        full: clean recomputes silver from all of bronze (``--full``).
+        skip_unchanged: skip a recomputing stage when nothing it reads changed (``jobs.freshness``).
+        forced: stages that run even so (``--from``).
+    """
     results: list[runtime.StageResult] = []
     code = EXIT_OK
     for name in stages:
         body, reads, preflight = STAGES[name]
         code = runtime.run_job(
             name,
-            argparse.Namespace(run_id=None, verbose=verbose),
+            argparse.Namespace(run_id=None, verbose=verbose, full=full),
             body,
             reads,
             conf=conf,
             preflight=preflight,
             results=results,
+            watch=WATCHES.get(name),
+            skip_unchanged=skip_unchanged and not full and name not in forced,
         )
         if code != EXIT_OK:
             break
@@ -481,8 +538,26 @@ def run(args) -> int:
         return EXIT_USAGE
     if args.master:
         conf.spark.master = args.master
-    code, results = run_stages(conf, planned, args.verbose)
+    if args.events:
+        from jobs import funnel
+
+        funnel.watch(conf, args.events)
+    code, results = run_stages(
+        conf,
+        planned,
+        args.verbose,
+        full=args.full,
+        skip_unchanged=True,
+        forced={args.first} if args.first else frozenset(),
+    )
     print("\n" + closing_table(results, planned))
+    if args.events:
+        report = funnel.finish(args.events, planned)
+        print(
+            report.text()
+            if report is not None
+            else "funnel check: no event log: the Spark session was already running (start a new process)"
+        )
     return code
 
 
@@ -495,12 +570,12 @@ def demo(args) -> int:
     if note:
         print(note)
     if conf.sample.models:
-        from jobs import demo_models
+        from jobs.demo import models as demo_models
 
         print(f"demo models: {conf.sample.models} (built once from the sample, then reused)")
         demo_models.build(conf.sample.out, conf.sample.models, seed=conf.sample.seed)
     planned = list(STAGES)
-    code, results = run_stages(conf, planned, args.verbose)
+    code, results = run_stages(conf, planned, args.verbose, skip_unchanged=True)
     print("\n" + closing_table(results, planned))
     if code != EXIT_OK:
         return code
@@ -529,9 +604,10 @@ def main(argv: list[str] | None = None) -> int:
         return demo(args)
     if args.command == "stage":
         body, reads, preflight = STAGES[args.name]
-        return runtime.run_job(args.name, args, body, reads, preflight=preflight)
+        watch = WATCHES.get(args.name)
+        return runtime.run_job(args.name, args, body, reads, preflight=preflight, watch=watch)
     if args.command == "sample":
-        from jobs import sample_corpus
+        from jobs.demo import sample_corpus
 
         return sample_corpus.main(
             [

@@ -267,7 +267,7 @@ class SampleConf(_Strict):
     docs: int = Field(5000, ge=1)
     seed: int = 0
     models: str | None = Field(
-        None, description="where `corpuslake demo` builds its demo models (jobs/demo_models.py); null: none"
+        None, description="where `corpuslake demo` builds its demo models (jobs/demo/models.py); null: none"
     )
 
 

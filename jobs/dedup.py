@@ -10,8 +10,18 @@ Near duplicates follow the usual MinHash LSH recipe, with every step a distribut
 3. ``verify_pairs``: keep candidates whose estimated Jaccard (share of agreeing signature values) is at
    least ``threshold``; band collisions alone are not evidence.
 4. ``connected_components``: near-duplicate clusters are the connected components of the verified pairs
-   (so A~B and B~C put A, B and C in one cluster even when A and C differ more); the smallest doc_id of a
+   (so A~B and B~C put A, B and C in one cluster even when A and C differ more); the smallest id of a
    cluster survives.
+
+Ids are compared as strings: the clean stage passes ``order_key`` (ingest time, then doc_id) as the id, so the
+earliest-ingested document survives, ties broken by the smallest doc_id.
+
+Incremental batches (``exact_duplicates(old=…)``, ``link_near(…)(…, old=…)``): documents of earlier
+batches come as the clean stage persisted them (silver.dedup_index: text hash, MinHash signature,
+component), never re-hashed. Only pairs with a new document are formed; a new document that matches an
+earlier one joins that document's component and its survivor. Earlier decisions are never rewritten, so a
+new document that links two earlier components joins the one with the earliest survivor and does not merge
+them (a full clean would).
 
 Nothing here collects edges or documents to the driver, and no step is a cartesian product.
 """
@@ -54,40 +64,19 @@ def minhash_signatures(num_perm: int, ngram: int, seed: int) -> Callable[[DataFr
     return transform
 
 
-def lsh_candidates(
-    bands: int, rows: int, max_bucket: int
-) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
-    """``[doc_id, sig]`` → ``(pairs [a, b], skew_report [band, bucket, size, action])``.
+def band_keys(bands: int, rows: int) -> Callable[[DataFrame], DataFrame]:
+    """``[doc_id, sig]`` → ``[doc_id, band, bucket]``: one row per band of each signature.
 
     Band ``b`` of a signature is ``sig[b*rows : (b+1)*rows]``; its bucket is the 64-bit xxhash of that
-    slice. Buckets of 2..``max_bucket`` documents emit all their pairs. A larger bucket emits only
-    ``(bucket minimum, member)`` for each other member: n - 1 pairs instead of n·(n-1)/2, which still puts
-    the whole bucket in one component if the members verify against the minimum. The price is recall
-    inside such buckets (two members similar to each other but not to the minimum are not paired by
-    this band), which is why each one is reported. Bucket sizes are counted before any ids are gathered,
-    so an oversized bucket is never collected into one row.
-
-    Args:
-        bands: number of bands.
-        rows: signature values per band; ``bands * rows`` must not exceed the signature length (a shorter
-            signature fails the query rather than silently using fewer bands).
-        max_bucket: the largest bucket whose pairs are all emitted (at least 2).
-
-    Returns:
-        A function returning distinct ``pairs`` with ``a < b`` and one ``skew_report`` row per oversized
-        bucket with ``action = 'star'``.
+    slice. A signature shorter than ``bands * rows`` fails the query rather than silently using fewer bands.
     """
-    if bands < 1 or rows < 1:
-        raise ValueError(f"bands and rows must be positive, got {bands} and {rows}")
-    if max_bucket < 2:
-        raise ValueError(f"max_bucket must be at least 2, got {max_bucket}")
     need = bands * rows
 
-    def transform(sigs: DataFrame) -> tuple[DataFrame, DataFrame]:
+    def transform(sigs: DataFrame) -> DataFrame:
         checked = F.when(F.size("sig") >= need, F.col("sig")).otherwise(
             F.raise_error(F.lit(f"lsh_candidates: a signature is shorter than bands x rows = {need}"))
         )
-        band_keys = F.array(
+        keys = F.array(
             *[
                 F.struct(
                     F.lit(b).alias("band"), F.xxhash64(F.slice("_sig", b * rows + 1, rows)).alias("bucket")
@@ -95,12 +84,24 @@ def lsh_candidates(
                 for b in range(bands)
             ]
         )
-        keyed = (
+        return (
             sigs.filter(F.col("sig").isNotNull())
             .select("doc_id", checked.alias("_sig"))
-            .select("doc_id", F.explode(band_keys).alias("k"))
+            .select("doc_id", F.explode(keys).alias("k"))
             .select("doc_id", "k.band", "k.bucket")
         )
+
+    return transform
+
+
+def bucket_pairs(max_bucket: int) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
+    """``[doc_id, band, bucket]`` → ``(pairs [a, b], skew_report [band, bucket, size, action])``.
+
+    Buckets of 2..``max_bucket`` documents emit all their pairs; a larger one only ``(minimum, member)``
+    (see ``lsh_candidates``).
+    """
+
+    def transform(keyed: DataFrame) -> tuple[DataFrame, DataFrame]:
         # Partial aggregation keeps this cheap even for a bucket of millions; singletons drop out here.
         stats = (
             keyed.groupBy("band", "bucket")
@@ -126,6 +127,44 @@ def lsh_candidates(
         return pairs, skew_report
 
     return transform
+
+
+def lsh_candidates(
+    bands: int, rows: int, max_bucket: int
+) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
+    """``[doc_id, sig]`` → ``(pairs [a, b], skew_report [band, bucket, size, action])``.
+
+    Band ``b`` of a signature is ``sig[b*rows : (b+1)*rows]``; its bucket is the 64-bit xxhash of that
+    slice. Buckets of 2..``max_bucket`` documents emit all their pairs. A larger bucket emits only
+    ``(bucket minimum, member)`` for each other member: n - 1 pairs instead of n·(n-1)/2, which still puts
+    the whole bucket in one component if the members verify against the minimum. The price is recall
+    inside such buckets (two members similar to each other but not to the minimum are not paired by
+    this band), which is why each one is reported. Bucket sizes are counted before any ids are gathered,
+    so an oversized bucket is never collected into one row.
+
+    Args:
+        bands: number of bands.
+        rows: signature values per band; ``bands * rows`` must not exceed the signature length (a shorter
+            signature fails the query rather than silently using fewer bands).
+        max_bucket: the largest bucket whose pairs are all emitted (at least 2).
+
+    Returns:
+        A function returning distinct ``pairs`` with ``a < b`` and one ``skew_report`` row per oversized
+        bucket with ``action = 'star'``.
+    """
+    _check_lsh(bands, rows, max_bucket)
+
+    def transform(sigs: DataFrame) -> tuple[DataFrame, DataFrame]:
+        return bucket_pairs(max_bucket)(sigs.transform(band_keys(bands, rows)))
+
+    return transform
+
+
+def _check_lsh(bands: int, rows: int, max_bucket: int) -> None:
+    if bands < 1 or rows < 1:
+        raise ValueError(f"bands and rows must be positive, got {bands} and {rows}")
+    if max_bucket < 2:
+        raise ValueError(f"max_bucket must be at least 2, got {max_bucket}")
 
 
 def verify_pairs(threshold: float) -> Callable[[DataFrame, DataFrame], DataFrame]:
@@ -310,10 +349,9 @@ def near_duplicates(
         verify: ``exact`` compares candidate texts' shingle sets (``verify_pairs_exact``); ``estimate`` uses
             the signatures only (cheaper, noisier near the threshold).
     """
-    if verify not in ("exact", "estimate"):
-        raise ValueError(f"verify must be 'exact' or 'estimate', not {verify!r}")
     if bands * rows > num_perm:
         raise ValueError(f"bands x rows = {bands * rows} is more than num_perm = {num_perm}")
+    link = link_near(bands, rows, threshold, max_bucket, verify, ngram)
 
     def transform(docs: DataFrame) -> tuple[DataFrame, DataFrame]:
         sigs = (
@@ -321,22 +359,104 @@ def near_duplicates(
             .filter(F.get("sig", 0) != EMPTY_SIG_VALUE)
             .localCheckpoint()
         )
-        pairs, skew_report = lsh_candidates(bands, rows, max_bucket)(sigs)
-        # Checkpointed: the component search reads the edges every round, and dups needs their scores.
-        if verify == "exact":
-            edges = verify_pairs_exact(threshold, ngram)(pairs, docs).localCheckpoint()
-        else:
-            edges = verify_pairs(threshold)(pairs, sigs).localCheckpoint()
-        components = connected_components(edges.select("a", "b"))
-        best = (
-            edges.select(F.col("a").alias("doc_id"), "jaccard")
-            .unionByName(edges.select(F.col("b").alias("doc_id"), "jaccard"))
-            .groupBy("doc_id")
-            .agg(F.max("jaccard").alias("jaccard"))
+        return link(sigs, docs)
+
+    return transform
+
+
+def link_near(
+    bands: int,
+    rows: int,
+    threshold: float,
+    max_bucket: int = 1000,
+    verify: str = "exact",
+    ngram: int = 5,
+) -> Callable[..., tuple[DataFrame, DataFrame]]:
+    """Near-dedup steps 2–4 on signatures already computed, optionally against earlier batches.
+
+    The returned function takes ``(sigs, texts=None, old=None, old_texts=None)``:
+
+    * ``sigs [doc_id, sig]``: the new documents' signatures (documents without tokens left out);
+    * ``texts [doc_id, text]``: their texts (``verify='exact'`` only);
+    * ``old [doc_id, sig, component]``: documents of earlier batches that reached near dedup, with the id of
+      their cluster's survivor (their own id when alone or the survivor); None for a first batch;
+    * ``old_texts``: ``[doc_id] -> [doc_id, text]`` for the earlier documents of candidate pairs
+      (``verify='exact'`` with ``old``); only those few texts are looked up.
+
+    and returns ``(dups [doc_id, survivor_id, jaccard], skew_report)`` for the new documents. Candidate pairs
+    are new–new and new–earlier only: earlier signatures are banded (not re-hashed) and kept only where a
+    new document shares their bucket. For the components each earlier document stands for its cluster's
+    survivor, labelled so that it sorts before every new document: a new cluster that touches an earlier
+    one keeps the earlier survivor (the earliest one when it touches several, which are not merged), and a
+    cluster of new documents only keeps its smallest id.
+
+    Args:
+        bands: LSH bands.
+        rows: signature values per band.
+        threshold: minimum Jaccard for an edge.
+        max_bucket: LSH buckets above this size are linked as stars (see ``lsh_candidates``); with ``old``,
+            a bucket's size counts the earlier members that share it.
+        verify: ``exact`` or ``estimate`` (see ``near_duplicates``).
+        ngram: words per shingle (``verify='exact'``).
+    """
+    if verify not in ("exact", "estimate"):
+        raise ValueError(f"verify must be 'exact' or 'estimate', not {verify!r}")
+    _check_lsh(bands, rows, max_bucket)
+
+    def transform(
+        sigs: DataFrame,
+        texts: DataFrame | None = None,
+        old: DataFrame | None = None,
+        old_texts: Callable[[DataFrame], DataFrame] | None = None,
+    ) -> tuple[DataFrame, DataFrame]:
+        if old is None:
+            return _link(sigs, texts)
+        # Ids tagged by age: an earlier id sorts before every new one, so a pair (a < b) has a new
+        # document exactly when b is new, and an oversized bucket's star root is an earlier document.
+        new_sigs = sigs.select(_tag(_NEW, "doc_id"), "sig")
+        old_sigs = old.filter(F.col("sig").isNotNull()).select(_tag(_EARLIER, "doc_id"), "sig")
+        keyed = new_sigs.transform(band_keys(bands, rows))
+        shared = keyed.select("band", "bucket").distinct()
+        keyed = keyed.unionByName(
+            old_sigs.transform(band_keys(bands, rows)).join(shared, ["band", "bucket"], "left_semi")
         )
+        pairs, skew_report = bucket_pairs(max_bucket)(keyed)
+        pairs = pairs.filter(F.col("b").startswith(_NEW)).persist()
+        if verify == "exact":
+            asked = pairs.filter(F.col("a").startswith(_EARLIER)).select(_untag("a", "doc_id")).distinct()
+            docs = texts.select(_tag(_NEW, "doc_id"), "text").unionByName(
+                old_texts(asked).select(_tag(_EARLIER, "doc_id"), "text")
+            )
+            edges = verify_pairs_exact(threshold, ngram)(pairs, docs)
+        else:
+            edges = verify_pairs(threshold)(pairs, new_sigs.unionByName(old_sigs))
+        edges = edges.localCheckpoint()
+        pairs.unpersist()
+        # For the components an earlier document stands for its cluster's survivor, tagged as earlier.
+        comp = old.select(_tag(_EARLIER, "doc_id"), F.concat(F.lit(_EARLIER), "component").alias("label"))
+        graph = edges.join(comp.withColumnRenamed("doc_id", "a"), "a", "left").select(
+            F.coalesce("label", "a").alias("a"), "b"
+        )
+        components = connected_components(graph).filter(F.col("doc_id").startswith(_NEW))
         dups = (
             components.filter(F.col("doc_id") != F.col("component"))
-            .join(best, "doc_id")
+            .join(_best(edges.filter(F.col("a").startswith(_NEW)), edges.select("b", "jaccard")), "doc_id")
+            .select(_untag("doc_id", "doc_id"), _untag("component", "survivor_id"), "jaccard")
+        )
+        return dups, skew_report
+
+    def _link(sigs: DataFrame, texts: DataFrame | None) -> tuple[DataFrame, DataFrame]:
+        pairs, skew_report = bucket_pairs(max_bucket)(sigs.transform(band_keys(bands, rows)))
+        # Checkpointed: the component search reads the edges every round, and dups needs their scores.
+        if verify == "exact":
+            edges = verify_pairs_exact(threshold, ngram)(pairs, texts.select("doc_id", "text"))
+        else:
+            edges = verify_pairs(threshold)(pairs, sigs.select("doc_id", "sig"))
+        edges = edges.localCheckpoint()
+        components = connected_components(edges.select("a", "b"))
+        dups = (
+            components.filter(F.col("doc_id") != F.col("component"))
+            .join(_best(edges, edges.select("b", "jaccard")), "doc_id")
             .select("doc_id", F.col("component").alias("survivor_id"), "jaccard")
         )
         return dups, skew_report
@@ -344,7 +464,30 @@ def near_duplicates(
     return transform
 
 
-def exact_duplicates(key_col: str = "text_hash") -> Callable[[DataFrame], DataFrame]:
+_EARLIER, _NEW = "0|", "1|"
+
+
+def _tag(tag: str, col: str):
+    return F.concat(F.lit(tag), F.col(col)).alias("doc_id")
+
+
+def _untag(col: str, alias: str):
+    return F.substring(F.col(col), len(_NEW) + 1, 1 << 30).alias(alias)
+
+
+def _best(a_side: DataFrame, b_side: DataFrame) -> DataFrame:
+    """``[doc_id, jaccard]``: each document's best verified edge (as ``a`` or as ``b``)."""
+    return (
+        a_side.select(F.col("a").alias("doc_id"), "jaccard")
+        .unionByName(b_side.select(F.col("b").alias("doc_id"), "jaccard"))
+        .groupBy("doc_id")
+        .agg(F.max("jaccard").alias("jaccard"))
+    )
+
+
+def exact_duplicates(
+    key_col: str = "text_hash", old: DataFrame | None = None
+) -> Callable[[DataFrame], DataFrame]:
     """``[doc_id, <key_col>]`` → ``[doc_id, survivor_id]`` for every document that is not its key's survivor.
 
     The survivor is the smallest doc_id with the same key, so the result does not depend on partitioning.
@@ -354,13 +497,24 @@ def exact_duplicates(key_col: str = "text_hash") -> Callable[[DataFrame], DataFr
 
     Args:
         key_col: the column that defines sameness (a hash of normalized text).
+        old: ``[doc_id, <key_col>]`` of the survivors of earlier batches (one per key): a new document with
+            an earlier survivor's key is its duplicate, whatever the ids; earlier documents are not returned.
     """
 
     def transform(docs: DataFrame) -> DataFrame:
         keyed = docs.select("doc_id", key_col).filter(
             F.col(key_col).isNotNull() & F.col("doc_id").isNotNull()
         )
-        survivors = keyed.groupBy(key_col).agg(F.min("doc_id").alias("survivor_id"))
+        if old is None:
+            survivors = keyed.groupBy(key_col).agg(F.min("doc_id").alias("survivor_id"))
+        else:
+            earlier = old.select("doc_id", key_col).join(
+                keyed.select(key_col).distinct(), key_col, "left_semi"
+            )
+            ranked = earlier.select(key_col, F.struct(F.lit(0).alias("n"), "doc_id").alias("r")).unionByName(
+                keyed.select(key_col, F.struct(F.lit(1).alias("n"), "doc_id").alias("r"))
+            )
+            survivors = ranked.groupBy(key_col).agg(F.min("r").getField("doc_id").alias("survivor_id"))
         return (
             keyed.join(survivors, key_col)
             .filter(F.col("doc_id") != F.col("survivor_id"))

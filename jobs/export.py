@@ -49,6 +49,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
+from jobs import freshness
 from jobs.config import Conf
 from jobs.queries import parse_versions, run_sql
 from jobs.runtime import InputError, JobContext, UsageError, job_parser, run_job
@@ -387,6 +388,34 @@ def export_strategy(
     return manifest
 
 
+def exported_check(conf: Conf, lh) -> str | None:
+    """Why the export must run although its inputs did not change: a strategy's manifest is missing or
+    names another gold.selection version (``jobs.freshness``); None when every one is in place."""
+    version = lh.version(gold.SELECTION)
+    if version is None:
+        return "gold.selection does not exist"
+    if conf.export.strategy:
+        wanted = [conf.export.strategy]
+    else:  # one row per strategy: bounded by strategies, not documents
+        rows = lh.read(gold.SELECTION).select("strategy").distinct().collect()
+        wanted = sorted(r["strategy"] for r in rows)
+    root = export_root(conf)
+    for s in wanted:
+        fs, path = _fs_and_path(f"{root}/{safe_name(s)}/manifest.json")
+        try:
+            with fs.open_input_stream(path) as fh:
+                manifest = json.loads(fh.read().decode("utf-8"))
+        except (FileNotFoundError, OSError, ValueError):
+            return f"{path} is missing or unreadable"
+        if manifest.get("table_versions", {}).get(gold.SELECTION.name) != version:
+            return f"{path} is not of gold.selection v{version}"
+    return None
+
+
+# The export's folder is part of its output: the run is skipped only while every manifest is there.
+WATCH = freshness.Watch(READS, ("export.format", "export.shard_mb", "export.strategy"), check=exported_check)
+
+
 def _size(n: int) -> str:
     return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n / 1024:.1f} KiB"
 
@@ -436,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     args = job_parser(
         STAGE, "Export selected documents as sharded JSONL.gz or Parquet with a manifest."
     ).parse_args(argv)
-    return run_job(STAGE, args, export, READS, preflight=preflight)
+    return run_job(STAGE, args, export, READS, preflight=preflight, watch=WATCH)
 
 
 if __name__ == "__main__":

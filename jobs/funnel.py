@@ -72,6 +72,7 @@ class Stage:
     num_tasks: int
     details: str = ""
     job_sites: list[str] = field(default_factory=list)
+    group: str | None = None  # the job group of its first job: the corpuslake stage that ran it
     records: dict[int, int] = field(default_factory=dict)  # task index → shuffle records read
     # The task indexes whose partition comes from a shuffle (a union also has tasks that read files or
     # cached data); None: every task.
@@ -218,6 +219,7 @@ def read_stages(path: str | Path) -> list[Stage]:
     stages: dict[tuple[int, int, int], Stage] = {}
     app = 0
     job_sites: dict[tuple[int, int], list[str]] = {}
+    job_groups: dict[tuple[int, int], str] = {}
     for ev in _events(event_files(path)):
         kind = ev.get("Event")
         if kind == "SparkListenerApplicationStart":
@@ -227,6 +229,8 @@ def read_stages(path: str | Path) -> list[Stage]:
             sites = [props.get("callSite.short") or "", props.get("callSite.long") or ""]
             for sid in ev.get("Stage IDs") or []:
                 job_sites.setdefault((app, sid), []).extend(s for s in sites if s)
+                if props.get("spark.jobGroup.id"):
+                    job_groups.setdefault((app, sid), props["spark.jobGroup.id"])
         elif kind in ("SparkListenerStageSubmitted", "SparkListenerStageCompleted"):
             info = ev["Stage Info"]
             key = (app, info["Stage ID"], info.get("Stage Attempt ID", 0))
@@ -235,6 +239,7 @@ def read_stages(path: str | Path) -> list[Stage]:
                 st = stages[key] = Stage(key[1], key[2], info.get("Stage Name", ""), info["Number of Tasks"])
             st.details = info.get("Details") or st.details
             st.job_sites = job_sites.get((app, key[1]), [])
+            st.group = job_groups.get((app, key[1]))
             if info.get("RDD Info"):
                 st.shuffle_tasks = shuffle_tasks(info["RDD Info"], st.num_tasks)
         elif kind == "SparkListenerTaskEnd":
@@ -304,15 +309,22 @@ class Report:
         return "\n".join([head, *[f"  {f.line()}" for f in self.funnels]])
 
 
-def check(path: str | Path, min_records: int = MIN_RECORDS, **limits) -> Report:
+def check(
+    path: str | Path, min_records: int = MIN_RECORDS, groups: Iterable[str] | None = None, **limits
+) -> Report:
     """Judge every stage in the event log(s) at ``path`` (see the module docstring for the rules).
 
     Args:
         path: an event log file or a folder of them.
         min_records: stages reading fewer shuffled records are not judged.
+        groups: only the stages of these job groups (corpuslake names each stage's jobs after the stage,
+            ``jobs.runtime.stage_jobs``); None: every stage.
         limits: ``max_share``, ``max_fair_multiple``, ``max_empty_share`` overrides.
     """
     stages = read_stages(path)
+    if groups is not None:
+        wanted = set(groups)
+        stages = [s for s in stages if s.group in wanted]
     checked = [s for s in stages if s.total >= min_records]
     funnels = []
     for s in checked:
@@ -400,6 +412,31 @@ def trace_call_sites() -> None:
 # ---------------------------------------------------------------------------------------------- runs
 
 
+def watch(conf, events: str | Path) -> None:
+    """Before a run's session starts: its event log goes to ``events`` (AQE coalescing off), and every
+    DataFrame action names its project call site."""
+    Path(events).mkdir(parents=True, exist_ok=True)
+    conf.spark.conf.update(event_log_conf(events))
+    trace_call_sites()
+
+
+def finish(events: str | Path, stages: list[str], min_records: int = MIN_RECORDS) -> Report | None:
+    """After a watched run: stop its session (so the log is complete) and check the ``stages``' jobs.
+
+    None when the run's session did not write the log (it was already running when the run began:
+    a notebook, an in-process caller), since the event log starts with the session.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        logging_on = active.sparkContext.getConf().get("spark.eventLog.enabled", "false") == "true"
+        active.stop()
+        if not logging_on:
+            return None
+    return check(events, min_records, groups=stages)
+
+
 def run_pipeline(
     conf_path: str,
     events: str | Path,
@@ -407,11 +444,11 @@ def run_pipeline(
     last: str | None = "select",
     partitions: int = 8,
     overrides: list[str] | None = None,
-) -> int:
-    """Run the stages ``first``..``last`` in this process with the event log on; return the exit code.
+    min_records: int = MIN_RECORDS,
+) -> tuple[int, Report | None]:
+    """Run the stages ``first``..``last`` in this process with the event log on; (exit code, the check).
 
-    The process must not hold a SparkSession yet (the event log is set when the session starts). The
-    session is stopped at the end so the log is complete.
+    The process must not hold a SparkSession yet (the event log is set when the session starts).
     """
     from pyspark.sql import SparkSession
 
@@ -422,18 +459,13 @@ def run_pipeline(
         raise RuntimeError(
             "run_pipeline needs a process without a SparkSession (the event log starts with it)"
         )
-    Path(events).mkdir(parents=True, exist_ok=True)
     conf = load_conf(conf_path, overrides)
     conf.spark.shuffle_partitions = partitions
-    conf.spark.conf.update(event_log_conf(events))
-    trace_call_sites()
-    try:
-        code, _ = cli.run_stages(conf, cli.stage_range(first, last))
-    finally:
-        active = SparkSession.getActiveSession()
-        if active is not None:
-            active.stop()
-    return code
+    watch(conf, events)
+    stages = cli.stage_range(first, last)
+    code, _ = cli.run_stages(conf, stages)
+    report = finish(events, stages, min_records)
+    return code, report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -453,11 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--min-records", type=int, default=MIN_RECORDS)
     args = p.parse_args(argv)
     if args.command == "run":
-        code = run_pipeline(args.conf, args.events, args.first, args.last, args.partitions, args.overrides)
+        code, report = run_pipeline(
+            args.conf, args.events, args.first, args.last, args.partitions, args.overrides, args.min_records
+        )
         if code != 0:
             print(f"funnel check: the pipeline exited {code}; no check", file=sys.stderr)
             return code
-    report = check(args.events if args.command == "run" else args.path, args.min_records)
+    else:
+        report = check(args.path, args.min_records)
     print(report.text())
     return 0 if report.ok else 1
 

@@ -612,7 +612,12 @@ def ingest(ctx: JobContext) -> str:
     run.inputs = [f.fingerprint for f in todo]
     if not todo:
         run.rows_in = run.rows_out = 0
-        return _fmt_summary(run, 0, len(files), 0, 0, Counter(), {}, lakehouse)
+        summary = _fmt_summary(run, 0, len(files), 0, 0, Counter(), {}, lakehouse)
+        return summary.replace(
+            f"ingest run {run.run_id}",
+            f"ingest run {run.run_id}: nothing new: every input file was ingested before; nothing written",
+            1,
+        )
 
     opts = ReaderOptions(
         conf.max_doc_bytes,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs import freshness
 from jobs.gates import Output, publish
 from jobs.runtime import JobContext, UsageError, job_parser, list_files, run_job
 from schemas import ref
@@ -40,6 +41,16 @@ from udfs.benchmarks import (
 )
 
 STAGE = "load_refs"
+
+
+def _ref_files(conf) -> list[str]:
+    return [i.path for i in conf.refs.benchmarks] + [i.path for i in conf.refs.model_scores]
+
+
+# Rebuilt from files: the same files (size, mtime) under the same settings load the same tables.
+WATCH = freshness.Watch(
+    conf=("refs", "score.perplexity.pool", "aggregate.domains.benchmarks"), files=_ref_files
+)
 
 
 def _matches(conf_file: str | None, key: str, path: str) -> list:
@@ -324,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     args = job_parser(
         STAGE, "Load benchmark examples into ref.benchmarks and model accuracies into ref.model_scores."
     ).parse_args(argv)
-    return run_job(STAGE, args, load_refs)
+    return run_job(STAGE, args, load_refs, watch=WATCH)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 from pyspark.sql import SparkSession
 
-from jobs import audit
+from jobs import audit, freshness
 from jobs.config import Conf, ConfError, load_conf
 from jobs.gates import GateFailed
 from jobs.progress import Ticker
@@ -68,6 +68,8 @@ class JobContext:
     conf: Conf
     run: audit.Run
     progress: Ticker | None = None
+    # --full: recompute from all the inputs instead of the new ones only (clean)
+    full: bool = False
 
     def count(self, label: str, total: int | None, unit: str = "docs"):
         """A block whose executor work counts ``unit`` toward the progress line (see ``jobs.progress``)."""
@@ -130,6 +132,19 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+@contextlib.contextmanager
+def stage_jobs(spark, stage: str, run_id: str):
+    """The stage's Spark jobs form one job group named after it: the UI groups them by stage, and the
+    event log's funnel check (``jobs.funnel``) can judge a range of stages."""
+    sc = spark.sparkContext
+    sc.setJobGroup(stage, f"corpuslake {stage} run {run_id}")
+    try:
+        yield
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+
+
 def _error_log(exc: BaseException) -> str:
     fd, path = tempfile.mkstemp(prefix="corpuslake-error-", suffix=".log")
     with os.fdopen(fd, "w") as fh:
@@ -146,6 +161,8 @@ def run_job(
     out=None,
     preflight: Callable[[Conf], None] | None = None,
     results: list[StageResult] | None = None,
+    watch: freshness.Watch | None = None,
+    skip_unchanged: bool = False,
 ) -> int:
     """Run one stage: load conf → session → lakehouse → audit start → upstream check → body → audit end.
 
@@ -160,12 +177,15 @@ def run_job(
             paths); a ``UsageError`` from it exits 2 and an ``InputError`` exits 1, before any session
             starts, any audit row is written or the warehouse is created.
         results: where to append this run's ``StageResult`` (the CLI's closing table).
+        watch: what the stage's output depends on (``jobs.freshness``): the run records it in audit.runs.
+        skip_unchanged: with ``watch``, skip the body when nothing it watches changed since the run that
+            computed the outputs (one line says so, nothing is written).
 
     Returns:
         The process exit code.
     """
     t0 = time.perf_counter()
-    code, run, engine = _run_job(stage, args, body, reads, conf, out, preflight)
+    code, run, engine = _run_job(stage, args, body, reads, conf, out, preflight, watch, skip_unchanged)
     if results is not None:
         results.append(
             StageResult(
@@ -182,7 +202,9 @@ def run_job(
     return code
 
 
-def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit.Run | None, str | None]:
+def _run_job(
+    stage, args, body, reads, conf, out, preflight, watch=None, skip_unchanged=False
+) -> tuple[int, audit.Run | None, str | None]:
     """``run_job``'s work; also returns the run (None when it failed before audit started) and the engine."""
     out = out or sys.stdout
     _setup_logging(getattr(args, "verbose", False))
@@ -208,8 +230,26 @@ def _run_job(stage, args, body, reads, conf, out, preflight) -> tuple[int, audit
         for why, row in run.abandoned:
             print(f"  marked run {row['run_id']} abandoned: it never ended and {why}", file=out, flush=True)
         run.tables_read.update(audit.check_upstream(lakehouse, list(reads)))
-        with Ticker(spark, stage, conf.progress.on(), conf.progress.interval_s) as ticker:
-            summary = body(JobContext(spark, lakehouse, conf, run, ticker))
+        if watch is not None:
+            versions, run.inputs = freshness.state(lakehouse, conf, watch)
+            run.tables_read.update(versions)
+            since = (
+                freshness.unchanged_since(lakehouse, stage, conf, watch, versions, run.inputs)
+                if skip_unchanged
+                else None
+            )
+            if since is not None:
+                run.inputs = [*run.inputs, freshness.SAME_AS + since]
+                summary = freshness.skipped_line(stage, run.run_id, since, versions)
+                audit.finish_run(lakehouse, run, "succeeded", summary)
+                print(summary, file=out)
+                return EXIT_OK, run, lakehouse.engine
+        full = bool(getattr(args, "full", False))
+        with (
+            stage_jobs(spark, stage, run.run_id),
+            Ticker(spark, stage, conf.progress.on(), conf.progress.interval_s) as ticker,
+        ):
+            summary = body(JobContext(spark, lakehouse, conf, run, ticker, full))
         audit.finish_run(lakehouse, run, "succeeded", summary)
         print(summary, file=out)
         return EXIT_OK, run, lakehouse.engine

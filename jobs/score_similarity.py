@@ -37,7 +37,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from jobs import scoring
+from jobs import freshness, scoring
 from jobs.config import Conf
 from jobs.gates import Output, publish
 from jobs.ordered import ordered
@@ -46,6 +46,9 @@ from schemas import ref, scores, silver
 
 STAGE = "score_similarity"
 READS = (silver.DOCUMENTS, ref.BENCHMARKS)
+# Embeddings are incremental (only documents without one); the similarity ranks are over the whole pool, so
+# they are recomputed when the pool or the targets change, and not otherwise.
+WATCH = freshness.Watch(READS, ("score.similarity", "score.rds", "gpu"))
 
 EMBED_SCHEMA = StructType(
     [
@@ -309,12 +312,12 @@ def score_similarity(ctx: JobContext) -> str:
     finally:
         for df in cached:
             df.unpersist()
-    return scoring.summary(STAGE, run.run_id, results) + "\n" + "\n".join(lines)
+    return scoring.summary(STAGE, run.run_id, results, idle_line=False) + "\n" + "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = job_parser(STAGE, "BETR and RDS+ similarity of documents to benchmark examples.").parse_args(argv)
-    return run_job(STAGE, args, score_similarity, READS, preflight=preflight)
+    return run_job(STAGE, args, score_similarity, READS, preflight=preflight, watch=WATCH)
 
 
 if __name__ == "__main__":

@@ -283,8 +283,14 @@ def silver_docs(ctx: JobContext) -> DataFrame:
     return lh.read(silver.DOCUMENTS).select("doc_id", "domain", "text")
 
 
-def summary(stage: str, run_id: str, results: list[Scored]) -> str:
-    """The stage's closing lines: per model, documents scored, tokens and throughput."""
+def summary(stage: str, run_id: str, results: list[Scored], idle_line: bool = True) -> str:
+    """The stage's closing lines: per model, documents scored, tokens and throughput.
+
+    Args:
+        idle_line: say so when no model had a document to score (a rerun with nothing new).
+    """
     lines = [f"{stage} run {run_id}"]
+    if idle_line and results and all(r.docs == 0 for r in results):
+        lines[0] += ": nothing new: every scheduled document already has its scores; nothing written"
     lines += [r.line() for r in results]
     return "\n".join(lines)

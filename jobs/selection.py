@@ -44,6 +44,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
+from jobs import freshness
 from jobs.config import Conf
 from jobs.gates import Output, publish
 from jobs.ordered import ordered
@@ -53,6 +54,7 @@ from schemas import gold, silver
 
 STAGE = "select"
 READS = (silver.DOCUMENTS, gold.DOC_SCORES)
+WATCH = freshness.Watch(READS, ("select",))
 BLEND = "blend"
 CANDIDATE_COLS = ("strategy", "doc_id", "score", "domain", "n_tokens")
 
@@ -391,7 +393,7 @@ def select(ctx: JobContext) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``corpuslake-select`` and ``spark-submit jobs/selection.py``."""
     args = job_parser(STAGE, "Select documents per strategy to a token budget.").parse_args(argv)
-    return run_job(STAGE, args, select, READS, preflight=preflight)
+    return run_job(STAGE, args, select, READS, preflight=preflight, watch=WATCH)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,13 @@ RUNS = TableSpec(
             col("rows_out", LongType(), True, "rows the stage published, all tables together"),
             col("tables_read", MapType(StringType(), LongType()), True, "table -> version read"),
             col("tables_written", MapType(StringType(), LongType()), True, "table -> version committed"),
-            col("inputs", ArrayType(StringType()), True, "input file fingerprints (uri|size|mtime)"),
+            col(
+                "inputs",
+                ArrayType(StringType()),
+                True,
+                "input file fingerprints (uri|size|mtime); conf:<sha> of the conf sections a recomputing "
+                "stage uses, and same-as:<run> when it skipped a run with nothing new (jobs.freshness)",
+            ),
             col("message", StringType(), True, "summary or error"),
             col("profile", StringType(), True, "conf profile name"),
         ]

@@ -11,6 +11,10 @@ from pyspark.sql.types import DataType, StructField, StructType
 # A suite is built per run because some expectations depend on the run (its id, the reconciled counts).
 SuiteBuilder = Callable[[Mapping[str, Any]], list]
 
+# An append's check column (``jobs.gates.Output.check``): the key when the table already holds it. Suites
+# expect it null when the run passes ``params["new_keys"]``.
+ALREADY_IN = "_already_in"
+
 
 def col(name: str, dtype: DataType, nullable: bool, description: str) -> StructField:
     """A schema field with its description kept in the field metadata (shown by DESCRIBE and the docs)."""
@@ -57,6 +61,8 @@ class TableSpec:
 
         ``params["expected_rows"]`` is how a stage states its reconciliation (rows read = published +
         filtered + rejected): every table's suite then expects exactly that many staged rows.
+        ``params["new_keys"]``: an append whose keys the table must not hold yet (its check fills
+        ``ALREADY_IN``).
         """
         import great_expectations as gx
 
@@ -70,4 +76,6 @@ class TableSpec:
             exps.extend(self.suite(params))
         if "expected_rows" in params:
             exps.append(gx.expectations.ExpectTableRowCountToEqual(value=params["expected_rows"]))
+        if params.get("new_keys"):
+            exps.append(gx.expectations.ExpectColumnValuesToBeNull(column=ALREADY_IN))
         return exps

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pyspark.sql.types import DoubleType, LongType, StringType, StructType, TimestampType
+from pyspark.sql.types import (
+    ArrayType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructType,
+    TimestampType,
+)
 
 from schemas.base import TableSpec, col
 
@@ -90,4 +98,56 @@ FILTERED = TableSpec(
     suite=_filtered_suite,
 )
 
-TABLES = (DOCUMENTS, FILTERED)
+# The dedup steps of schemas.silver.STEPS: what silver.dedup_index records for a duplicate.
+DEDUP_STEPS = ("exact_dedup", "near_dedup")
+
+
+def _dedup_index_suite(params: Mapping[str, Any]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    exps = [
+        e.ExpectColumnValuesToBeUnique(column="doc_id"),
+        e.ExpectColumnValuesToBeUnique(column="order_key"),
+        e.ExpectColumnValuesToBeInSet(column="step", value_set=list(DEDUP_STEPS)),
+        e.ExpectColumnValuesToMatchRegex(column="order_key", regex=r"^[0-9]{20}[|]"),
+    ]
+    return exps
+
+
+DEDUP_INDEX = TableSpec(
+    name="silver.dedup_index",
+    schema=StructType(
+        [
+            col("doc_id", StringType(), False, "document id"),
+            col(
+                "order_key",
+                StringType(),
+                False,
+                "the survivor rule's sort key: ingest time (microseconds, 20 digits), '|', doc_id",
+            ),
+            col("text_hash", StringType(), False, "sha256 of the lowercased, whitespace-collapsed text"),
+            col(
+                "sig",
+                ArrayType(IntegerType(), False),
+                True,
+                "MinHash signature (clean.near_dedup); null for exact duplicates and text without tokens",
+            ),
+            col("step", StringType(), True, "exact_dedup or near_dedup for a duplicate; null for a survivor"),
+            col("survivor_id", StringType(), True, "for a duplicate: the document it duplicates"),
+            col(
+                "component",
+                StringType(),
+                True,
+                "order_key of the survivor of its near-duplicate cluster (its own when alone); null for "
+                "exact duplicates and with near dedup off",
+            ),
+            col("clean_run_id", StringType(), False, "clean run that planned the batch"),
+            col("cleaned_at", TimestampType(), False, "when that run started (UTC)"),
+        ]
+    ),
+    description="every document that reached the dedup steps, with what incremental cleans match against",
+    suite=_dedup_index_suite,
+)
+
+TABLES = (DOCUMENTS, FILTERED, DEDUP_INDEX)

@@ -80,7 +80,7 @@ MAX_DOC_BYTES = 60_000
 
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory):
-    from jobs import sample_corpus
+    from jobs.demo import sample_corpus
 
     out = tmp_path_factory.mktemp("sample")
     truth = sample_corpus.generate(out, n_docs=600, seed=7, max_doc_bytes=MAX_DOC_BYTES)
@@ -107,20 +107,94 @@ def ingested(spark, sample, tmp_path_factory):
     return EmbeddedLakehouse(spark, str(base / "wh")), truth, out, args
 
 
-@pytest.fixture(scope="session")
-def pipeline(spark, sample, tmp_path_factory):
-    """Every stage run once over the sample corpus with tiny models, through ``corpuslake run``.
+# The pipeline fixture's shuffle partitions: enough that a step keyed by a handful of values (a window by
+# strategy) leaves tasks empty, which the funnel check (tests/test_funnel.py) reads in the run's event log.
+PIPELINE_PARTITIONS = 8
 
-    Returns the profile path, the warehouse, the export folder and what the run printed.
-    """
-    import contextlib
-    import io
+# The two whole-pipeline runs (``pipeline``, then ``cluster_pipeline``) are subprocesses that mostly wait on
+# Spark: they start with the session in one background thread, and the tests that need neither run
+# meanwhile. Collection puts the modules that use them last (pipeline, then cluster).
+_WANTED = pytest.StashKey[set]()
+_FUTURES = pytest.StashKey[dict]()
+
+
+def _uses(item, name: str) -> bool:
+    return name in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only the tests that will run count
+def pytest_collection_modifyitems(config, items):
+    rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        r = 2 if _uses(item, "cluster_pipeline") else 1 if _uses(item, "pipeline") else 0
+        rank[module] = max(rank.get(module, 0), r)
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])  # stable: module order kept within a rank
+    config.stash[_WANTED] = {
+        name for name, r in (("pipeline", 1), ("cluster", 2)) if r <= max(rank.values(), default=0)
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pipeline_runs(request, tmp_path_factory):
+    """Starts the whole-pipeline runs the collected tests need, in a background thread (see above)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = request.config.stash.get(_WANTED, set())
+    futures: dict = {}
+    request.config.stash[_FUTURES] = futures
+    if not wanted or os.environ.get("CORPUSLAKE_TEST_PIPELINE"):
+        yield
+        return
+    sample = request.getfixturevalue("sample")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-runs")
+    futures["pipeline"] = pool.submit(_run_pipeline, sample[0], tmp_path_factory)
+    if "cluster" in wanted:
+        futures["cluster"] = pool.submit(lambda: _run_cluster(futures["pipeline"].result(), tmp_path_factory))
+    yield
+    pool.shutdown(wait=True)  # a cluster run always stops its cluster: wait for it
+
+
+def _run_pipeline(sample_dir: Path, tmp_path_factory):
+    import subprocess
     import types
 
     sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
     import pipeline_lake
 
-    from jobs import cli
+    base = tmp_path_factory.mktemp("pipeline")
+    conf = pipeline_lake.write_profile(base, sample_dir, MAX_DOC_BYTES)
+    events = base / "events"
+    cmd = [sys.executable, "-m", "jobs.cli", "run", "--conf", str(conf), "--events", str(events)]
+    cmd += ["--set", f"spark.shuffle_partitions={PIPELINE_PARTITIONS}"]
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env={**env, "GX_ANALYTICS_ENABLED": "false"}, capture_output=True, text=True
+    )
+    (base / "run.log").write_text(proc.stdout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return types.SimpleNamespace(
+        conf=conf, warehouse=base / "wh", export=base / "export", stdout=proc.stdout, base=base, events=events
+    )
+
+
+def _run_cluster(pipeline, tmp_path_factory):
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+    import cluster_run
+
+    base = tmp_path_factory.mktemp("cluster-run")
+    with cluster_run.started(tmp_path_factory.mktemp("cluster")) as handle:
+        return cluster_run.run_scenario(handle, pipeline, base)
+
+
+@pytest.fixture(scope="session")
+def pipeline(request, sample, tmp_path_factory):
+    """Every stage run once over the sample corpus with tiny models: ``corpuslake run --events`` in a new
+    process, with 8 shuffle partitions and Spark's event log (under ``base/events``).
+
+    Returns the profile path, the warehouse, the export folder, the event log folder and what the run printed.
+    """
+    import types
 
     reuse = os.environ.get("CORPUSLAKE_TEST_PIPELINE")
     if reuse:  # local iteration only: a folder an earlier session's fixture left (see run.log there)
@@ -131,31 +205,19 @@ def pipeline(spark, sample, tmp_path_factory):
             export=base / "export",
             stdout=(base / "run.log").read_text(),
             base=base,
+            events=base / "events",
         )
-    out_dir, _ = sample
-    base = tmp_path_factory.mktemp("pipeline")
-    conf = pipeline_lake.write_profile(base, out_dir, MAX_DOC_BYTES)
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        code = cli.main(["run", "--conf", str(conf)])
-    assert code == 0, stdout.getvalue()
-    (base / "run.log").write_text(stdout.getvalue())
-    return types.SimpleNamespace(
-        conf=conf, warehouse=base / "wh", export=base / "export", stdout=stdout.getvalue(), base=base
-    )
+    future = request.config.stash[_FUTURES].get("pipeline")
+    return future.result() if future else _run_pipeline(sample[0], tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def cluster_pipeline(spark, pipeline, tmp_path_factory):
+def cluster_pipeline(request, pipeline, tmp_path_factory):
     """The ``pipeline`` profile on delta-spark on a standalone cluster, through a killed driver and two
     killed workers (tests/fixtures/cluster_run.py). The cluster is stopped before the tests look at the lake.
 
     It is the suite's one delta-spark pipeline run: tests/test_cluster.py checks the faults left nothing
     behind, tests/test_engines.py that its tables equal the local embedded run's.
     """
-    sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
-    import cluster_run
-
-    base = tmp_path_factory.mktemp("cluster-run")
-    with cluster_run.started(tmp_path_factory.mktemp("cluster")) as handle:
-        return cluster_run.run_scenario(handle, pipeline, spark, base)
+    future = request.config.stash[_FUTURES].get("cluster")
+    return future.result() if future else _run_cluster(pipeline, tmp_path_factory)

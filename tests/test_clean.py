@@ -48,6 +48,7 @@ def test_reconciliation_and_gates(cleaned):
     gates = lh.read(audit_schemas.EXPECTATIONS).filter("run_id = 'clean-1'").collect()
     assert sorted((g["table_name"], g["success"]) for g in gates) == [
         ("scores.quality", True),
+        ("silver.dedup_index", True),
         ("silver.documents", True),
         ("silver.filtered", True),
     ]

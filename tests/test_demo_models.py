@@ -21,8 +21,9 @@ from transformers import (
     AutoTokenizer,
 )
 
-from jobs import demo_models, sample_corpus
-from jobs.demo_models import LM_SPECS, N_POSITIONS, PRRC_DIMENSIONS, build
+from jobs.demo import lms, model_inputs, sample_corpus
+from jobs.demo import models as demo_models
+from jobs.demo.models import LM_SPECS, N_POSITIONS, PRRC_DIMENSIONS, build
 
 LM_IDS = [s.model_id for s in LM_SPECS]
 RATER_IDS = [f"prrc-{d}" for d in PRRC_DIMENSIONS]
@@ -237,19 +238,19 @@ def test_other_seed_or_quick_flag_rebuilds(built, demo_sample, tmp_path):
 
 def test_lm_training_is_deterministic(demo_sample, tmp_path):
     truth = json.loads((demo_sample / "truth.json").read_text())
-    docs = demo_models._read_docs(demo_sample, truth)
+    docs = model_inputs.read_docs(demo_sample, truth)
     train = [d for d in docs if not d.heldout]
-    tokenizer = demo_models._train_tokenizer([d.text for d in train])
+    tokenizer = lms.train_tokenizer([d.text for d in train])
     spec = LM_SPECS[-1]
     results = []
     for k in range(2):
         (tmp_path / str(k)).mkdir()
-        info = demo_models._build_lm(tmp_path / str(k), spec, tokenizer, train, [], [], seed=5, quick=True)
+        info = lms.build_lm(tmp_path / str(k), spec, tokenizer, train, [], [], seed=5, quick=True)
         results.append(
             (info["final_train_loss"], (tmp_path / str(k) / spec.model_id / "model.safetensors").read_bytes())
         )
     assert results[0] == results[1]
-    assert demo_models._train_tokenizer([d.text for d in train]).to_str() == tokenizer.to_str()
+    assert lms.train_tokenizer([d.text for d in train]).to_str() == tokenizer.to_str()
 
 
 def test_failed_build_leaves_the_old_cache_and_no_temp_folder(demo_sample, tmp_path, monkeypatch):
@@ -272,7 +273,7 @@ def test_failed_build_leaves_the_old_cache_and_no_temp_folder(demo_sample, tmp_p
 
 
 def test_mc_items(demo_sample):
-    items = demo_models._mc_items(demo_sample / "benchmarks", quick=False)
+    items = model_inputs.mc_items(demo_sample / "benchmarks", quick=False)
     by_bench: dict[str, list] = {}
     for it in items:
         by_bench.setdefault(it.benchmark, []).append(it)
@@ -285,7 +286,7 @@ def test_mc_items(demo_sample):
     }
     for it in by_bench["math_word"]:
         assert it.choices[it.answer] == rows[it.example_id]["answer"]
-    assert demo_models._mc_items(demo_sample / "benchmarks", quick=False) == items  # fixed distractors
+    assert model_inputs.mc_items(demo_sample / "benchmarks", quick=False) == items  # fixed distractors
     # Reading comprehension is asked about its passage; elsewhere the support (the worked answer) is left out.
     assert all(len(it.context) > 400 for it in by_bench["reading_comp"])
     assert all(it.context.startswith("Question: ") for it in by_bench["mc_science"] + by_bench["math_word"])
@@ -293,7 +294,7 @@ def test_mc_items(demo_sample):
 
 def test_main(tmp_path, built, demo_sample, capsys):
     assert demo_models.main(["--sample", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 2
-    assert "python -m jobs.sample_corpus" in capsys.readouterr().err
+    assert "python -m jobs.demo.sample_corpus" in capsys.readouterr().err
     out, _, _ = built
     assert demo_models.main(["--sample", str(demo_sample), "--out", str(out), "--quick"]) == 0
     assert "up to date" in capsys.readouterr().out
@@ -302,7 +303,7 @@ def test_main(tmp_path, built, demo_sample, capsys):
 def test_strided_windows_score_every_token_once():
     for n in (1, 2, 200, 256, 257, 1000):
         ids = list(range(n))
-        windows = list(demo_models._windows(ids))
+        windows = list(lms._windows(ids))
         assert all(len(w) <= N_POSITIONS and 0 < k < len(w) for w, k in windows)
         # Every token but the leading <|endoftext|> is predicted exactly once, in order.
         scored = [t for w, k in windows for t in w[len(w) - k :]]

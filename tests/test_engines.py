@@ -87,6 +87,13 @@ def _floats(col: pd.Series) -> np.ndarray:
     return col.astype(float).to_numpy()
 
 
+# The local run has 8 shuffle partitions, the cluster's 2, so the raters see other batches and their outputs
+# differ in the 8th digit (scores.prrc above: 4e-8). The tiny random raters' outputs span only ~3e-5 over
+# the pool, and Meta-rater's min-max normalization to [0, 5] divides by that span: Q differs by up to ~1e-3.
+# Every other strategy's score agrees to 1e-14 (and gold.selection exactly).
+METARATER_ATOL = 5e-3
+
+
 @pytest.mark.parametrize("name", COMPARED)
 def test_delta_spark_pipeline_matches_embedded(spark, pipeline, cluster_pipeline, name):
     emb = EmbeddedLakehouse(spark, str(pipeline.warehouse))
@@ -96,5 +103,8 @@ def test_delta_spark_pipeline_matches_embedded(spark, pipeline, cluster_pipeline
     assert len(a) == len(b), f"{name}: {len(a)} rows embedded, {len(b)} on delta-spark"
     assert len(a) > 0 or name == "bronze.rejects"
     pd.testing.assert_frame_equal(a[exact], b[exact])
+    loose = (a["strategy"] == "metarater").to_numpy() if name == "gold.doc_scores" else np.zeros(len(a), bool)
     for c in floats:
-        np.testing.assert_allclose(_floats(a[c]), _floats(b[c]), rtol=1e-4, atol=1e-5, err_msg=f"{name}.{c}")
+        x, y = _floats(a[c]), _floats(b[c])
+        for rows, atol in ((~loose, 1e-5), (loose, METARATER_ATOL)):
+            np.testing.assert_allclose(x[rows], y[rows], rtol=1e-4, atol=atol, err_msg=f"{name}.{c}")

@@ -1,17 +1,12 @@
-"""The funnel check (jobs/funnel.py): the verdicts on a hand-made event log, and clean → select run with
-Spark's event log on, where no stage may send its shuffle through a few tasks."""
+"""The funnel check (jobs/funnel.py): the verdicts on a hand-made event log, and the pipeline fixture's run
+(`corpuslake run --events`), where no stage from clean to select may send its shuffle through a few tasks."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from jobs import funnel
 
@@ -19,12 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _events(
-    stages: dict[int, tuple[str, list[int]]], site: dict[int, str], rdds: dict[int, list[dict]]
+    stages: dict[int, tuple[str, list[int]]],
+    site: dict[int, str],
+    rdds: dict[int, list[dict]],
+    groups: dict[int, str] | None = None,
 ) -> list[dict]:
-    """A minimal event log: one job per stage (its call site), the stage, one TaskEnd per task."""
+    """A minimal event log: one job per stage (its call site, its job group), the stage, one TaskEnd per
+    task."""
     out: list[dict] = [{"Event": "SparkListenerApplicationStart", "App Name": "t"}]
     for sid, (name, reads) in stages.items():
         props = {"callSite.short": site[sid]} if sid in site else {}
+        if sid in (groups or {}):
+            props["spark.jobGroup.id"] = groups[sid]
         out.append({"Event": "SparkListenerJobStart", "Job ID": sid, "Stage IDs": [sid], "Properties": props})
         info = {"Stage ID": sid, "Stage Attempt ID": 0, "Stage Name": name, "Number of Tasks": len(reads)}
         info["RDD Info"] = rdds.get(sid, [])
@@ -74,7 +75,8 @@ def test_verdicts_on_a_hand_made_log(tmp_path):
     log = tmp_path / "eventlog_v2_local-1" / "events_1_local-1"
     log.parent.mkdir()
     log.write_text(
-        "".join(json.dumps(e) + "\n" for e in _events(stages, site, {7: union})) + '{"Event": "Spark'
+        "".join(json.dumps(e) + "\n" for e in _events(stages, site, {7: union}, {2: "select", 4: "ingest"}))
+        + '{"Event": "Spark'
     )
     report = funnel.check(tmp_path)
     assert len(report.stages) == 7 and [s.stage_id for s in report.checked] == [1, 2, 3, 4, 6, 7]
@@ -87,6 +89,9 @@ def test_verdicts_on_a_hand_made_log(tmp_path):
     }
     assert not report.ok and "4 funnel(s)" in report.text() and "stage 3.0 at jobs/g.py:5" in report.text()
     assert funnel.main(["check", str(tmp_path)]) == 1
+    # Only the stages whose jobs the named corpuslake stages ran (runtime.stage_jobs names the job group).
+    only = funnel.check(tmp_path, groups=["select", "clean"])
+    assert [s.stage_id for s in only.stages] == [2] and [f.stage.stage_id for f in only.funnels] == [2]
 
 
 def test_event_log_conf_keeps_partitions():
@@ -101,29 +106,18 @@ MIN_RECORDS = 1000
 
 
 @pytest.mark.slow
-def test_clean_to_select_sends_no_shuffle_through_a_few_tasks(pipeline, tmp_path):
-    """clean → select on a copy of the pipeline lake (scores already there: only similarity is
-    recomputed), 8 shuffle partitions, coalescing off, every action naming its call site."""
-    profile = yaml.safe_load(Path(pipeline.conf).read_text())
-    shutil.copytree(pipeline.warehouse, tmp_path / "wh")
-    profile["storage"]["warehouse"] = str(tmp_path / "wh")
-    profile["export"]["path"] = str(tmp_path / "export")
-    conf = tmp_path / "funnel.yaml"
-    conf.write_text(yaml.safe_dump(profile, sort_keys=False))
-    events = tmp_path / "events"
-    argv = ["run", "--conf", conf, "--events", events, "--partitions", 8, "--min-records", MIN_RECORDS]
-    proc = subprocess.run(
-        [sys.executable, "-m", "jobs.funnel", *map(str, argv)],
-        cwd=ROOT,
-        env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    report = funnel.check(events, MIN_RECORDS)
-    assert proc.returncode == 0 and report.ok, proc.stdout[-3000:] + proc.stderr[-3000:] + report.text()
+def test_clean_to_select_sends_no_shuffle_through_a_few_tasks(pipeline):
+    """The pipeline fixture's run (``corpuslake run --events``: 8 shuffle partitions, coalescing off, every
+    action naming its call site), judged from clean to select by the stages' job groups."""
+    from jobs import cli
+
+    report = funnel.check(pipeline.events, MIN_RECORDS, groups=cli.stage_range("clean", "select"))
+    assert report.ok, report.text()
     sites = " ".join(s.call_site for s in report.checked)
     # the stages that used to funnel were judged: the pick, BETR's labels, the doc scores, the proxy
     for where in ("jobs/selection.py", "jobs/aggregate_docs.py", "jobs/aggregate_weights.py"):
         assert where in sites, report.text()
     assert len(report.checked) >= 20
+    assert {s.group for s in report.checked} <= set(cli.stage_range("clean", "select"))
+    # The run printed the same check over all its stages.
+    assert "funnel check: " in pipeline.stdout.rsplit("total", 1)[-1]

@@ -9,7 +9,6 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
@@ -193,41 +192,6 @@ def test_large_plain_file_is_split_and_loses_nothing(spark, tmp_path):
     assert docs.count() == 800
     assert docs.select("source_id").distinct().count() == 800
     assert parsed.filter("kind = 'file'").agg(F.sum("n_records")).first()[0] == 800
-
-
-@pytest.mark.slow
-def test_spark_submit_runs_the_job_file(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    raw = tmp_path / "a.jsonl"
-    raw.write_text(
-        json.dumps({"id": "1", "text": "one"}) + "\n" + json.dumps({"id": "1", "text": "dup"}) + "\n"
-    )
-    conf = write_conf(tmp_path / "c.yaml", tmp_path / "wh", [{"name": "t", "path": str(raw)}])
-    bindir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
-    proc = subprocess.run(
-        [
-            str(bindir / "spark-submit"),
-            "--master",
-            "local[1]",
-            str(ROOT / "jobs" / "ingest.py"),
-            "--conf",
-            str(conf),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "records read: 2 = accepted 1 + rejected 1" in proc.stdout
-    assert "rejected by reason: duplicate_doc_id 1" in proc.stdout
 
 
 def test_crawl_formats_through_the_job(spark, tmp_path, capsys):

@@ -468,7 +468,7 @@ def test_screenshot_renders(rendered, tmp_path):
 
 
 def test_screenshot_without_chromium(rendered, tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "CHROMIUM_NAMES", ("no-such-browser-xyz",))
+    monkeypatch.setattr(report.chromium, "CHROMIUM_NAMES", ("no-such-browser-xyz",))
     monkeypatch.delenv("CORPUSLAKE_CHROMIUM", raising=False)
     with pytest.raises(RuntimeError, match="install the Debian package"):
         report.screenshot(rendered.path, tmp_path / "x.png")

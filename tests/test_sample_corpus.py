@@ -18,8 +18,8 @@ import pytest
 import zstandard
 from warcio.archiveiterator import ArchiveIterator
 
-from jobs import sample_corpus
-from jobs.sample_corpus import BENCHMARK_NAMES, CATEGORY_SHARES, RAW_FILES, REJECT_REASONS, generate
+from jobs.demo import sample_corpus
+from jobs.demo.sample_corpus import BENCHMARK_NAMES, CATEGORY_SHARES, RAW_FILES, REJECT_REASONS, generate
 
 SMALL = 600
 WORD = re.compile(r"\w+")

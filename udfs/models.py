@@ -318,6 +318,41 @@ def strided_windows(n_ids: int, max_length: int, stride: int) -> list[tuple[int,
         begin += stride
 
 
+def windowed_nll(model, windows, n_owners: int, pad_id: int, tokens_per_batch: int, device=None):
+    """Summed next-token NLL (nats) per owner over windows ``(owner, ids, n_targets)``.
+
+    A window scores its last ``n_targets`` tokens, the rest of it being context (see ``strided_windows``);
+    windows run in ``token_batches`` of right-padded rows. The sums stay on ``device`` (``index_add``, so a
+    batch costs no host sync) in float64, because a long text sums many thousands of token NLLs.
+
+    Returns:
+        A float64 tensor of ``n_owners`` sums on ``device``.
+    """
+    import torch
+
+    nll = torch.zeros(n_owners, dtype=torch.float64, device=device)
+    with torch.inference_mode():
+        for batch in token_batches([len(w[1]) for w in windows], tokens_per_batch):
+            seqs = [windows[j][1] for j in batch]
+            inp, mask = pad(seqs, pad_id)
+            # Position t predicts token t+1; only each window's last n_targets tokens are scored, so the
+            # log-softmax runs over the target positions alone (not the context or the padding).
+            target = torch.zeros(inp.shape[0], inp.shape[1] - 1, dtype=torch.bool)
+            owner = torch.empty(inp.shape[0], dtype=torch.long)
+            for r, j in enumerate(batch):
+                n, k = len(seqs[r]), windows[j][2]
+                target[r, n - 1 - k : n - 1] = True
+                owner[r] = windows[j][0]
+            inp, mask, target = inp.to(device), mask.to(device), target.to(device)
+            logits = model(input_ids=inp, attention_mask=mask).logits[:, :-1]
+            tok_nll = torch.nn.functional.cross_entropy(
+                logits[target].float(), inp[:, 1:][target], reduction="none"
+            )
+            rows = owner.to(device).unsqueeze(1).expand_as(target)[target]
+            nll.index_add_(0, rows, tok_nll.double())
+    return nll
+
+
 # ---------------------------------------------------------------------------------------------- runners
 
 
@@ -461,8 +496,6 @@ class PerplexityRunner(Runner):
         return AutoModelForCausalLM
 
     def _predict(self, texts: pd.Series) -> pd.DataFrame:
-        import torch
-
         ids = self.encode(texts)
         bos = self.tokenizer.bos_token_id
         stride = self.spec.stride or max(1, self.max_length // 2)
@@ -472,28 +505,8 @@ class PerplexityRunner(Runner):
             full = ([bos] + seq) if bos is not None else seq
             for b, e, k in strided_windows(len(full), self.max_length, stride):
                 windows.append((i, full[b:e], k))
-        # Per-text sums stay on the device (index_add) so a batch costs no host sync; float64 because
-        # a long text sums many thousands of token NLLs.
-        nll_dev = torch.zeros(len(ids), dtype=torch.float64, device=self.device)
-        for batch in token_batches([len(w[1]) for w in windows], self.budget):
-            seqs = [windows[j][1] for j in batch]
-            inp, mask = pad(seqs, self._pad_id)
-            # Position t predicts token t+1; only each window's last n_targets tokens are scored, so the
-            # log-softmax runs over the target positions alone (not the context or the padding).
-            target = torch.zeros(inp.shape[0], inp.shape[1] - 1, dtype=torch.bool)
-            owner = torch.empty(inp.shape[0], dtype=torch.long)
-            for r, j in enumerate(batch):
-                n, k = len(seqs[r]), windows[j][2]
-                target[r, n - 1 - k : n - 1] = True
-                owner[r] = windows[j][0]
-            inp, mask, target = inp.to(self.device), mask.to(self.device), target.to(self.device)
-            logits = self.model(input_ids=inp, attention_mask=mask).logits[:, :-1]
-            tok_nll = torch.nn.functional.cross_entropy(
-                logits[target].float(), inp[:, 1:][target], reduction="none"
-            )
-            rows = owner.to(self.device).unsqueeze(1).expand_as(target)[target]
-            nll_dev.index_add_(0, rows, tok_nll.double())
-        nll = nll_dev.cpu().numpy()
+        nll = windowed_nll(self.model, windows, len(ids), self._pad_id, self.budget, self.device)
+        nll = nll.cpu().numpy()
         n_tokens = np.array([len(s) if bos is not None else max(0, len(s) - 1) for s in ids], dtype=np.int64)
         n_bytes = np.array(
             [len(t.encode("utf-8")) if isinstance(t, str) else 0 for t in texts], dtype=np.int64

@@ -1,0 +1,116 @@
+"""How each stage grows with the pool, and whether any step funnels, at 1x, 4x and 16x the sample.
+
+    python bench/scale.py [--base-docs 300] [--sizes 1,4,16] [--out bench/out/scale] [--partitions 8]
+
+For each size k, the sample generator writes ``k * --base-docs`` accepted documents (seed 7, the test
+suite's), the test pipeline's profile (tests/fixtures/pipeline_lake.py: tiny random models, so scoring
+stays quick; the token budget grows with k) runs every stage in a new process with
+``corpuslake run --events`` (``--partitions`` shuffle partitions, AQE coalescing off), and its closing table
+and funnel check are read back. Printed, all measured in this run (reported, never asserted):
+
+  * per stage: seconds at each size and the growth ratio t(largest)/t(1x) beside the size ratio (a stage
+    that grows like its input has a ratio near the size ratio; fixed per-run costs such as session start,
+    gates and commits keep small runs' ratios well below it);
+  * per size: the funnel check over clean → select (stages reading >= 2,000 shuffled records; see
+    jobs/funnel.py), with each funnel named.
+
+Results of a run are in the README ("No funnels"). About 25 minutes on 2 cores with the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+
+MAX_DOC_BYTES = 60_000
+BASE_BUDGET = 20_000  # the test profile's token budget at 1x
+# A closing-table row: "clean                ok               0:44        600        600  silver.documents v1"
+ROW = re.compile(
+    r"^(?P<stage>[a-z_]+)\s+(?P<status>ok|failed|gate_failed|refused|not run)\s+(?P<time>[\d:]+)"
+)
+
+
+def _seconds(text: str) -> float:
+    parts = [int(p) for p in text.split(":")]
+    total = 0
+    for p in parts:
+        total = total * 60 + p
+    return float(total)
+
+
+def run_size(k: int, base_docs: int, out: Path, partitions: int) -> dict:
+    """Generate, run and read back one size; {stage: seconds}, the funnel check's text, wall seconds."""
+    import pipeline_lake
+
+    from jobs import cli, funnel
+    from jobs.demo import sample_corpus
+
+    base = out / f"x{k}"
+    sample = base / "sample"
+    sample_corpus.generate(sample, n_docs=k * base_docs, seed=7, max_doc_bytes=MAX_DOC_BYTES)
+    conf = pipeline_lake.write_profile(base, sample, MAX_DOC_BYTES)
+    events = base / "events"
+    cmd = [sys.executable, "-m", "jobs.cli", "run", "--conf", str(conf), "--events", str(events)]
+    cmd += ["--set", f"spark.shuffle_partitions={partitions}"]
+    cmd += ["--set", f"select.token_budget={BASE_BUDGET * k}"]
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    (base / "run.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    if proc.returncode != 0:
+        raise SystemExit(f"the {k}x run failed (exit {proc.returncode}); see {base / 'run.log'}")
+    stages = {}
+    table = proc.stdout.split("Delta engine:", 1)[-1]
+    for line in table.splitlines():
+        m = ROW.match(line.strip())
+        if m and m.group("status") == "ok":
+            stages[m.group("stage")] = _seconds(m.group("time"))
+    report = funnel.check(events, funnel.MIN_RECORDS, groups=cli.stage_range("clean", "select"))
+    return {"stages": stages, "funnel": report.text(), "ok": report.ok, "wall": wall}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--base-docs", type=int, default=300, help="accepted documents at 1x (at least 200)")
+    p.add_argument("--sizes", default="1,4,16", help="multiples of --base-docs, smallest first")
+    p.add_argument("--out", default=str(ROOT / "bench" / "out" / "scale"))
+    p.add_argument("--partitions", type=int, default=8)
+    args = p.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for k in sizes:
+        print(f"{k}x: {k * args.base_docs:,} documents ...", flush=True)
+        results[k] = run_size(k, args.base_docs, out, args.partitions)
+        print(f"  {results[k]['wall']:.0f} s; {results[k]['funnel'].splitlines()[0]}", flush=True)
+
+    lo, hi = sizes[0], sizes[-1]
+    print(f"\nper stage, seconds (closing table); growth t({hi}x)/t({lo}x), the size ratio is {hi / lo:g}")
+    head = f"{'stage':<20}" + "".join(f"{f'{k}x':>9}" for k in sizes) + f"{'growth':>9}"
+    print(head)
+    for stage in results[lo]["stages"]:
+        times = [results[k]["stages"].get(stage) for k in sizes]
+        cells = "".join(f"{t:>9.0f}" if t is not None else f"{'-':>9}" for t in times)
+        growth = times[-1] / times[0] if times[0] and times[-1] is not None else float("nan")
+        print(f"{stage:<20}{cells}{growth:>9.2f}")
+    total = [sum(results[k]["stages"].values()) for k in sizes]
+    print(f"{'total':<20}" + "".join(f"{t:>9.0f}" for t in total) + f"{total[-1] / total[0]:>9.2f}")
+    print("\nfunnel check, clean → select:")
+    for k in sizes:
+        print(f"  {k}x: " + results[k]["funnel"].replace("\n", "\n      "))
+    return 0 if all(r["ok"] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

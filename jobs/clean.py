@@ -211,7 +211,10 @@ def clean_batch(
             )
             for spec in outputs
         ]
-        commits = publish(lh, ctx.run, out)
+        # Idempotent through the ledger (only the tables that lack the batch are committed, each on the
+        # version planned against, and no doc_id twice), like ingest: a run that finishes another run's
+        # batch and then commits its own must not find its own transaction id already used.
+        commits = publish(lh, ctx.run, out, idempotent=False)
         skewed = skew.count() if skew is not None else 0
     finally:
         for df in (*cached, filtered):
@@ -238,6 +241,10 @@ def clean(ctx: JobContext) -> str:
             f"committing {', '.join(sorted(entry.tables))}; {', '.join(s.name for s in missing)} "
             "committed now"
         )
+    if any(e.batch.id == run.run_id for e in plan.finish):
+        # A retried run id finished its own batch: a second batch under the same id would be
+        # indistinguishable from it, so what was ingested since is left to the next run.
+        return "\n".join(lines)
     bronze_v = lh.version(bronze.DOCUMENTS)
     bench_v = lh.version(ref.BENCHMARKS)
     run.tables_read[bronze.DOCUMENTS.name] = bronze_v or 0

@@ -202,7 +202,7 @@ def publish(
             own: concurrent runs of a stage never see each other's transactions, whatever order they
             commit in. A stage that commits several times per run (chunked scoring) passes False and gets
             its idempotence from what it schedules (only keys missing from the table) and its gate; so
-            does ingest, whose file ledger says what already landed.
+            do ingest and clean, whose ledgers (commit info) say what already landed.
 
     Returns:
         Table name → commit result.

@@ -19,7 +19,7 @@ from jobs import clean, ingest, load_refs
 from jobs.catalog import all_specs
 from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
-from schemas import scores, silver
+from schemas import ref, scores, silver
 from tests.conftest import write_conf
 
 ADJ = (
@@ -296,6 +296,18 @@ def test_rerun_with_nothing_new_writes_no_table_version(spark, lakes):
     want = f"nothing new: every document of bronze.documents v{before['bronze.documents']} is in silver"
     assert line.endswith(f"{want} already; nothing written")
 
+    # New benchmarks: earlier documents are not checked again, and the summary says so.
+    bench = lakes["tmp"] / "inc" / "quiz_test.jsonl"
+    bench.write_text(bench.read_text() + json.dumps({"question": "Name the longest river in Europe."}) + "\n")
+    _ok(_stage(load_refs, load_refs.load_refs, lakes["inc"]))
+    out = _ok(_clean(lakes["inc"]))
+    v = lh.version(ref.BENCHMARKS)
+    assert (
+        f"  note: ref.benchmarks is v{v} now; silver's earlier documents were decontaminated against "
+        f"v{before['ref.benchmarks']} and are not checked again by an incremental clean "
+        "(`corpuslake run --from clean --full` does)"
+    ) in out
+
 
 def test_a_run_that_died_between_its_commits_is_finished(spark, lakes, monkeypatch, capsys):
     from jobs import faults
@@ -318,13 +330,37 @@ def test_a_run_that_died_between_its_commits_is_finished(spark, lakes, monkeypat
     assert len(half["kept"]) > len(lakes["after_a"]["decisions"]["kept"])  # documents and filtered landed
     assert half["quality"] == lakes["after_a"]["decisions"]["quality"]  # quality and the index did not
 
+    # Batch C arrives before the rerun: the rerun finishes the killed run's batch, then cleans C.
+    rng = random.Random(17)
+    c = {f"c{i:02d}": prose(rng) for i in range(5)}
+    c.update({"c-copy-of-a010": lakes["a"]["a010"], "c-near-b005": near(rng, lakes["b"]["b005"])})
+    (lakes["tmp"] / "killed" / "raw").mkdir()
+    _write(lakes["tmp"] / "killed" / "raw" / "c.jsonl", c)
+    data = yaml.safe_load(conf.read_text())
+    data["ingest"]["inputs"].append({"name": "later", "path": str(lakes["tmp"] / "killed" / "raw" / "*")})
+    conf.write_text(yaml.safe_dump(data))
+    _ingest(conf)
     out = _ok(_clean(conf))
     assert (
         f"  finished the batch of run {killed} ({len(lakes['b']):,} documents): it ended after committing "
         "silver.documents, silver.filtered; scores.quality, silver.dedup_index committed now"
     ) in out
-    assert "nothing new" in out  # its own batch: nothing left
-    assert decisions(lh) == decisions(_lh(spark, lakes["once"]))
+    assert f"  bronze documents read: {len(c)}" in out  # then its own batch: C
+    ids = _ids(lh)
+    of_c = {ids[k] for k in c}
+    got, want = decisions(lh), decisions(_lh(spark, lakes["once"]))
+    for key in got:  # A and B as one clean of A+B decided them
+        assert [r for r in got[key] if (r if isinstance(r, str) else r[0]) not in of_c] == want[key], key
+    filtered = {r[0]: r for r in got["filtered"]}
+    assert filtered[ids["c-copy-of-a010"]][1:4] == ("exact_dedup", "exact_duplicate", ids["a010"])
+    assert filtered[ids["c-near-b005"]][1:4] == ("near_dedup", "near_duplicate", ids["b005"])
+    # Every bronze document once in silver (kept or filtered), once in scores.quality, and in the index
+    # unless the rules dropped it: nothing lost or doubled across the crash.
+    kept = got["kept"]
+    assert len(kept) + len(filtered) == len(ids) == len(set(kept) | set(filtered))
+    assert [d for d, _ in got["quality"]] == sorted(ids.values())
+    rules = {d for d, r in filtered.items() if r[1] == "rules"}
+    assert sorted(r[0] for r in got["index"]) == sorted(set(ids.values()) - rules)
     capsys.readouterr()
 
 

@@ -7,7 +7,7 @@
              in ``detail``.
   pplcorr    gold.domain_correlations (chosen estimator and projection): pages of domains with weight > 0
              against the rest → the same classifier → score = P(include).
-  metarater  Q = Σ w_j norm_j under gold.rater_weights ``final`` (``jobs.aggregate_weights``).
+  metarater  Q = Σ w_j norm_j under gold.rater_weights ``final`` (``jobs.methods.metarater``).
   rds        scores.similarity ``rds``: round-robin over the benchmarks (tasks), each taking its best
              unchosen document by max cosine; score = −(pick position), detail = task and round.
   random     a seeded hash of doc_id in [0, 1) (``select.seed``), the baseline.
@@ -39,6 +39,7 @@ from pyspark.sql import functions as F
 from jobs import freshness, textclf
 from jobs.config import BetrConf, BigramConf, Conf
 from jobs.gates import Output, publish
+from jobs.methods.metarater import metarater_scores, signal_tables
 from jobs.ordered import ordered
 from jobs.queries import table_versions
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
@@ -474,23 +475,6 @@ def random_scores(docs: DataFrame, seed: int) -> DataFrame:
     return docs.select("doc_id", unit_hash(seed, "random").alias("score"))
 
 
-def metarater_scores(lakehouse, weights: dict[str, float], notes: list[str] | None = None) -> DataFrame:
-    """Q under ``weights`` (signal → w, summed in this order): ``[doc_id, score]`` for the documents with
-    every signal (``jobs.aggregate_weights``: signal frame → [0, 5] normalization → weighted sum).
-
-    Args:
-        lakehouse: where scores.prrc / scores.quality live.
-        weights: w*, in the order ``aggregate_weights`` sums them (the profile's signal order), so Q here is
-            the same double as there.
-        notes: collects ``signal_frame``'s lines (rater set used, documents lacking a signal).
-    """
-    from jobs import aggregate_weights as aw
-
-    signals = list(weights)
-    norm = aw.normalize(aw.signal_frame(lakehouse, signals, notes), signals)
-    return aw.q_score(norm, weights).select("doc_id", F.col("q").cast("double").alias("score"))
-
-
 def doc_scores_check(docs: DataFrame) -> Callable[[DataFrame], DataFrame]:
     """The gate's view of staged doc scores: ``gold.DOC_SCORES_CHECKS`` columns, each the offending doc_id
     (``_missing_doc``: not in ``docs``; ``_bad_score``: NaN or infinite)."""
@@ -638,8 +622,6 @@ def aggregate_docs(ctx: JobContext) -> str:
         if not final:
             skipped.append(("metarater", "gold.rater_weights has no 'final' weights (run aggregate_weights)"))
         else:
-            from jobs.aggregate_weights import signal_tables
-
             # The profile's signal order first: aggregate_weights sums Q in that order.
             order = [s for s in conf.aggregate.weights.signals if s in final]
             final = {s: final[s] for s in order + sorted(set(final) - set(order))}

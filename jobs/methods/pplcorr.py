@@ -1,9 +1,10 @@
 """Perplexity correlations (Thrush et al. 2024): domain weights from how bpb tracks benchmark error.
 
 Per domain, five estimates of how strongly lower bits-per-byte goes with lower benchmark error across a pool
-of LMs, each projected to sampling weights two ways (linear, l2) under tau = token share / keep_ratio. The
-numbers follow the reference package (TristanThrush/perplexity-correlations) and DESIGN.md; the SQL users
-may read is in ``jobs/sql/``:
+of LMs, each projected to sampling weights two ways (linear, l2) under tau = token share / keep_ratio; then
+the page step: a classifier of include-domain pages vs the rest scores every document. The numbers follow
+the reference package (TristanThrush/perplexity-correlations) and DESIGN.md; the SQL users may read is in
+``jobs/sql/``:
 
   domain_bpb.sql        X[k, j]: token-weighted bpb per model and domain, documents scored by every model
   model_errors.sql      y[k]: mean (1 − accuracy) over the benchmark group
@@ -25,6 +26,9 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
+from jobs import textclf
+from jobs.config import BigramConf
+from jobs.methods.sampling import Unscorable, class_sample
 from jobs.queries import run_sql
 from schemas import gold
 
@@ -179,3 +183,35 @@ def weight_sums(staged: DataFrame) -> DataFrame:
     w = Window.partitionBy("estimator", "projection")
     return staged.withColumn(gold.WEIGHT_SUM, F.sum("weight").over(w))
 
+
+def page_scores(
+    docs: DataFrame, include: DataFrame, clf: BigramConf, hold: list[DataFrame] | None = None
+) -> DataFrame:
+    """The perplexity-correlation page step: pages of include-domains vs the rest, scored on the pool.
+
+    Args:
+        docs: the pool, ``[doc_id, domain, text]``.
+        include: ``[domain]``, the domains with weight > 0 under the chosen estimator and projection.
+        clf: the classifier (``max_docs_per_class`` pages per label, sampled by ``seed``).
+        hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done with the result).
+
+    Returns:
+        ``[doc_id, p_include, label]`` for every pool document (label 1: its domain is included).
+
+    Raises:
+        Unscorable: the training sample lacks one of the labels (every domain included, or none).
+    """
+    flagged = include.select("domain", F.lit(1).alias("label")).distinct()
+    labeled = docs.join(F.broadcast(flagged), "domain", "left").withColumn(
+        "label", F.coalesce(F.col("label"), F.lit(0))
+    )
+    train = class_sample(
+        labeled.select("doc_id", "text", "label"), clf.max_docs_per_class, clf.seed, hold=hold
+    )
+    try:
+        model = textclf.train(train, clf)
+    except ValueError as exc:
+        raise Unscorable(f"pages of included vs other domains: {exc}") from None
+    return textclf.score(model, labeled.select("doc_id", "text", "label")).select(
+        "doc_id", "p_include", "label"
+    )

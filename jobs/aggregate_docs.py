@@ -1,15 +1,18 @@
 """aggregate_docs: score tables → gold.doc_scores, every document's score per selection strategy.
 
-  betr       scores.similarity (``aggregate.betr.method``) → best position over the chosen benchmarks
-             (``betr_labels``) → top ``positive_share`` are positives → the bigram classifier
-             (``jobs.textclf``) trained on a seeded split, scored on the whole pool: score = P(include); the
-             threshold keeping ``keep_token_share`` of the held-out tokens (``token_threshold``) is recorded
-             in ``detail``.
+The strategies are a registry (``STRATEGIES``): each names the tables it reads and computes
+``[doc_id, score, detail]`` with its method from ``jobs.methods``:
+
+  betr       scores.similarity (``aggregate.betr.method``) → best position over the chosen benchmarks →
+             top ``positive_share`` are positives → the bigram classifier (``jobs.textclf``) trained on a
+             seeded split, scored on the whole pool: score = P(include); the threshold keeping
+             ``keep_token_share`` of the held-out tokens is recorded in ``detail`` (``jobs.methods.betr``).
   pplcorr    gold.domain_correlations (chosen estimator and projection): pages of domains with weight > 0
-             against the rest → the same classifier → score = P(include).
+             against the rest → the same classifier → score = P(include) (``jobs.methods.pplcorr``).
   metarater  Q = Σ w_j norm_j under gold.rater_weights ``final`` (``jobs.methods.metarater``).
   rds        scores.similarity ``rds``: round-robin over the benchmarks (tasks), each taking its best
-             unchosen document by max cosine; score = −(pick position), detail = task and round.
+             unchosen document by max cosine; score = −(pick position), detail = task and round
+             (``jobs.methods.rds``).
   random     a seeded hash of doc_id in [0, 1) (``select.seed``), the baseline.
 
 A strategy whose inputs are missing (no similarity rows, no correlations, no final weights) is skipped with
@@ -28,14 +31,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs import freshness
-from jobs.config import Conf
+from jobs import audit, freshness
+from jobs.config import BigramConf, Conf
 from jobs.gates import Output, publish
 from jobs.methods.betr import betr, betr_benchmarks
 from jobs.methods.metarater import metarater_scores, signal_tables
@@ -44,16 +48,228 @@ from jobs.methods.rds import rds_order
 from jobs.methods.sampling import Unscorable, random_scores
 from jobs.queries import table_versions
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
+from jobs.tables import Lakehouse
 from schemas import gold, scores, silver
+from schemas.base import TableSpec
 
 STAGE = "aggregate_docs"
-READS = (silver.DOCUMENTS, scores.SIMILARITY)
+
+
+# ------------------------------------------------------------------------------------------ strategies
+
+
+@dataclass
+class Inputs:
+    """What every strategy gets: the pool, its similarity rows, and where persisted frames are parked."""
+
+    lakehouse: Lakehouse
+    docs: DataFrame  # silver.documents: [doc_id, domain, text, n_tokens]
+    similarity: DataFrame  # scores.similarity rows of pool documents
+    methods: set[str]  # the scores.similarity methods present
+    hold: list[DataFrame]  # persisted frames: the stage unpersists them when it ends
+
+
+@dataclass
+class Scored:
+    """One strategy's result."""
+
+    rows: DataFrame  # [doc_id, score, detail]
+    note: str  # the summary line after the document count
+    reads: Sequence[TableSpec] | None = None  # the tables the rows come from (None: the strategy's reads)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One strategy of gold.doc_scores.
+
+    Attributes:
+        name: gold.doc_scores.strategy.
+        reads: the tables it reads; their versions go into its rows' ``table_versions``.
+        optional: its tables are read only when present (without them it is skipped); the others are the
+            stage's required reads.
+        compute: ``(inputs, **args) -> Scored``; raises ``Unscorable`` with the reason to be skipped.
+        args: the conf unpacked into ``compute``'s keyword arguments (plain values).
+    """
+
+    name: str
+    reads: tuple[TableSpec, ...]
+    optional: bool
+    compute: Callable[..., Scored]
+    args: Callable[[Conf], dict[str, Any]]
+
+
+def _fmt_share(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _betr(
+    inp: Inputs,
+    *,
+    method: str,
+    mode: str,
+    eval_benchmarks: list[str] | None,
+    positive_share: float,
+    heldout_share: float,
+    keep_token_share: float,
+    clf: BigramConf,
+) -> Scored:
+    """BETR over scores.similarity's ``method`` ranks of the benchmarks ``mode`` chooses."""
+    if method not in inp.methods:
+        raise Unscorable(f"scores.similarity has no {method!r} rows (run score_similarity)")
+    ranks = inp.similarity.filter(F.col("method") == method)
+    present = [r["benchmark"] for r in ranks.select("benchmark").distinct().collect()]
+    chosen = betr_benchmarks(present, mode, eval_benchmarks)
+    res = betr(
+        inp.docs,
+        ranks.filter(F.col("benchmark").isin(chosen)),
+        positive_share=positive_share,
+        heldout_share=heldout_share,
+        keep_token_share=keep_token_share,
+        clf=clf,
+        hold=inp.hold,
+    )
+    inp.hold.append(res.scores)
+    t = res.threshold
+    detail = F.concat(
+        F.lit(f"threshold={t.threshold!r} kept="),
+        F.when(F.col("p_include") >= F.lit(t.threshold), "true").otherwise("false"),
+    )
+    return Scored(
+        res.scores.select("doc_id", F.col("p_include").alias("score"), detail.alias("detail")),
+        f"{mode} ({', '.join(chosen)}; {method} ranks): {res.n_scored:,} scored, "
+        f"{res.n_positive:,} positives, trained on {res.n_train:,}; threshold "
+        f"{t.threshold:.6g} keeps {_fmt_share(t.kept_share)} of the held-out tokens "
+        f"({t.kept_docs:,} of {res.n_heldout:,} docs; target {_fmt_share(keep_token_share)}), "
+        f"{_fmt_share(res.pool_kept_share)} of the pool's",
+    )
+
+
+def _pplcorr(inp: Inputs, *, clf: BigramConf) -> Scored:
+    """The page step over the include-domains of gold.domain_correlations' chosen rows."""
+    lh = inp.lakehouse
+    if not lh.exists(gold.DOMAIN_CORRELATIONS):
+        raise Unscorable("gold.domain_correlations does not exist (run aggregate_domains)")
+    corr = lh.read(gold.DOMAIN_CORRELATIONS).filter(F.col("chosen"))
+    c = corr.agg(
+        F.count("*").alias("n"),
+        F.sum(F.when(F.col("weight") > 0, 1).otherwise(0)).alias("inc"),
+        F.first("estimator").alias("est"),
+        F.first("projection").alias("proj"),
+    ).first()
+    if not c["n"]:
+        raise Unscorable("gold.domain_correlations has no chosen rows (run aggregate_domains)")
+    include = corr.filter(F.col("weight") > 0).select("domain")
+    scored = page_scores(inp.docs, include, clf, inp.hold).persist()
+    inp.hold.append(scored)
+    n_inc = scored.filter(F.col("label") == 1).count()
+    detail = F.concat(
+        F.lit(f"{c['est']}/{c['proj']} include_domain="),
+        F.when(F.col("label") == 1, "true").otherwise("false"),
+    )
+    return Scored(
+        scored.select("doc_id", F.col("p_include").alias("score"), detail.alias("detail")),
+        f"{c['est']}/{c['proj']}: {c['inc']} of {c['n']} domains included, {n_inc:,} of their pages",
+    )
+
+
+def _metarater(inp: Inputs, *, signals: list[str]) -> Scored:
+    """Q under gold.rater_weights' w*, its signals summed in the profile's ``signals`` order."""
+    lh = inp.lakehouse
+    final = {}
+    if lh.exists(gold.RATER_WEIGHTS):
+        w_rows = lh.read(gold.RATER_WEIGHTS).filter(F.col("weights_id") == "final").collect()
+        final = {r["signal"]: float(r["weight"]) for r in w_rows}
+    if not final:
+        raise Unscorable("gold.rater_weights has no 'final' weights (run aggregate_weights)")
+    # The profile's signal order first: aggregate_weights sums Q in that order.
+    order = [s for s in signals if s in final]
+    final = {s: final[s] for s in order + sorted(set(final) - set(order))}
+    notes: list[str] = []
+    desc = ", ".join(f"{s}={w:.3f}" for s, w in final.items())
+    try:
+        q = metarater_scores(lh, final, notes)
+    except UsageError as exc:  # no document has every signal, or w* names an unknown one
+        raise Unscorable(str(exc)) from None
+    return Scored(
+        q.select("doc_id", "score", F.lit(f"Q: {desc}").alias("detail")),
+        "; ".join([f"Q under w* ({desc})", *notes]),
+        (silver.DOCUMENTS, gold.RATER_WEIGHTS, *signal_tables(list(final))),
+    )
+
+
+def _rds(inp: Inputs) -> Scored:
+    """RDS+'s round robin over scores.similarity's ``rds`` rows."""
+    if "rds" not in inp.methods:
+        raise Unscorable("scores.similarity has no 'rds' rows (configure score.rds.encoder)")
+    rds = inp.similarity.filter(F.col("method") == "rds").select("doc_id", "benchmark", "max_cosine")
+    order = rds_order(rds, hold=inp.hold).persist()
+    inp.hold.append(order)
+    o = order.agg(F.countDistinct("benchmark").alias("t"), F.max("round").alias("r")).first()
+    detail = F.concat(F.lit("task="), F.col("benchmark"), F.lit(" round="), F.col("round").cast("string"))
+    return Scored(
+        order.select("doc_id", (-F.col("pick")).cast("double").alias("score"), detail.alias("detail")),
+        f"round-robin over {o['t']} tasks, {o['r']} rounds",
+    )
+
+
+def _random(inp: Inputs, *, seed: int) -> Scored:
+    """The seeded random baseline."""
+    return Scored(
+        random_scores(inp.docs, seed).withColumn("detail", F.lit(f"seed={seed}")),
+        f"seeded hash of doc_id (select.seed {seed})",
+    )
+
+
+def _betr_args(conf: Conf) -> dict[str, Any]:
+    bc = conf.aggregate.betr
+    return {
+        "method": bc.method,
+        "mode": bc.mode,
+        "eval_benchmarks": bc.eval_benchmarks,
+        "positive_share": bc.positive_share,
+        "heldout_share": bc.heldout_share,
+        "keep_token_share": bc.keep_token_share,
+        "clf": conf.aggregate.classifier,
+    }
+
+
+# In this order: it is the order of the summary lines.
+STRATEGIES = (
+    Strategy("betr", (silver.DOCUMENTS, scores.SIMILARITY), False, _betr, _betr_args),
+    Strategy(
+        "pplcorr",
+        (silver.DOCUMENTS, gold.DOMAIN_CORRELATIONS),
+        True,
+        _pplcorr,
+        lambda conf: {"clf": conf.aggregate.classifier},
+    ),
+    Strategy(
+        "metarater",
+        (silver.DOCUMENTS, gold.RATER_WEIGHTS, scores.PRRC, scores.QUALITY),
+        True,
+        _metarater,
+        lambda conf: {"signals": list(conf.aggregate.weights.signals)},
+    ),
+    Strategy("rds", (silver.DOCUMENTS, scores.SIMILARITY), False, _rds, lambda conf: {}),
+    Strategy("random", (silver.DOCUMENTS,), False, _random, lambda conf: {"seed": conf.select.seed}),
+)
+
+
+def _reads(optional: bool) -> tuple[TableSpec, ...]:
+    out: list[TableSpec] = []
+    for s in STRATEGIES:
+        if s.optional == optional:
+            out += [t for t in s.reads if t not in out]
+    return tuple(out)
+
+
+READS = _reads(False)
 # Read when present; a strategy that needs a missing one is skipped.
-OPTIONAL_READS = (gold.DOMAIN_CORRELATIONS, gold.RATER_WEIGHTS, scores.PRRC, scores.QUALITY)
+OPTIONAL_READS = tuple(t for t in _reads(True) if t not in READS)
 WATCH = freshness.Watch((*READS, *OPTIONAL_READS), ("aggregate", "select.seed"))
 
 
-# ------------------------------------------------------------------------------------------------ gate
+# ------------------------------------------------------------------------------------------------ stage
 
 
 def doc_scores_check(docs: DataFrame) -> Callable[[DataFrame], DataFrame]:
@@ -73,9 +289,6 @@ def doc_scores_check(docs: DataFrame) -> Callable[[DataFrame], DataFrame]:
     return check
 
 
-# ------------------------------------------------------------------------------------------------ stage
-
-
 def preflight(conf: Conf) -> None:
     """Blind BETR holds the eval suite out, so it has to be named."""
     bc = conf.aggregate.betr
@@ -89,13 +302,28 @@ def preflight(conf: Conf) -> None:
 @dataclass
 class _Part:
     strategy: str
-    rows: DataFrame  # [doc_id, score, detail]
+    scored: Scored
     versions: str
-    note: str
 
 
-def _fmt_share(x: float) -> str:
-    return f"{100 * x:.2f}%"
+def _doc_scores(parts: list[_Part], docs: DataFrame, run: audit.Run) -> DataFrame:
+    """Every part's rows with the pool's domain and tokens and the run's columns: gold.doc_scores."""
+    meta = docs.select("doc_id", "domain", "n_tokens")
+    out = None
+    for p in parts:
+        rows = p.scored.rows.join(meta, "doc_id").select(
+            "doc_id",
+            F.lit(p.strategy).alias("strategy"),
+            F.col("score").cast("double").alias("score"),
+            "domain",
+            F.col("n_tokens").cast("long").alias("n_tokens"),
+            F.col("detail").cast("string").alias("detail"),
+            F.lit(run.run_id).alias("run_id"),
+            F.lit(run.started_at).alias("computed_at"),
+            F.lit(p.versions).alias("table_versions"),
+        )
+        out = rows if out is None else out.unionByName(rows)
+    return out
 
 
 def aggregate_docs(ctx: JobContext) -> str:
@@ -110,177 +338,22 @@ def aggregate_docs(ctx: JobContext) -> str:
     docs = lh.read(silver.DOCUMENTS).select(
         "doc_id", "domain", "text", F.col("n_tokens_est").alias("n_tokens")
     )
-    ids = docs.select("doc_id")
-    sim = lh.read(scores.SIMILARITY).join(ids, "doc_id", "left_semi")
-    by_method = {r["method"] for r in sim.select("method").distinct().collect()}
+    sim = lh.read(scores.SIMILARITY).join(docs.select("doc_id"), "doc_id", "left_semi")
+    methods = {r["method"] for r in sim.select("method").distinct().collect()}
+    inputs = Inputs(lh, docs, sim, methods, [])
 
     parts: list[_Part] = []
     skipped: list[tuple[str, str]] = []
-    cached: list[DataFrame] = []
     try:
-        # --- betr
-        bc = conf.aggregate.betr
-        if bc.method not in by_method:
-            skipped.append(("betr", f"scores.similarity has no {bc.method!r} rows (run score_similarity)"))
-        else:
-            ranks = sim.filter(F.col("method") == bc.method)
-            present = [r["benchmark"] for r in ranks.select("benchmark").distinct().collect()]
-            chosen = betr_benchmarks(present, bc.mode, bc.eval_benchmarks)
+        for s in STRATEGIES:
             try:
-                res = betr(
-                    docs,
-                    ranks.filter(F.col("benchmark").isin(chosen)),
-                    positive_share=bc.positive_share,
-                    heldout_share=bc.heldout_share,
-                    keep_token_share=bc.keep_token_share,
-                    clf=conf.aggregate.classifier,
-                    hold=cached,
-                )
+                scored = s.compute(inputs, **s.args(conf))
             except Unscorable as exc:
-                skipped.append(("betr", str(exc)))
+                skipped.append((s.name, str(exc)))
             else:
-                cached.append(res.scores)
-                t = res.threshold
-                detail = F.concat(
-                    F.lit(f"threshold={t.threshold!r} kept="),
-                    F.when(F.col("p_include") >= F.lit(t.threshold), "true").otherwise("false"),
-                )
-                parts.append(
-                    _Part(
-                        "betr",
-                        res.scores.select(
-                            "doc_id", F.col("p_include").alias("score"), detail.alias("detail")
-                        ),
-                        table_versions(lh, (silver.DOCUMENTS, scores.SIMILARITY)),
-                        f"{bc.mode} ({', '.join(chosen)}; {bc.method} ranks): {res.n_scored:,} scored, "
-                        f"{res.n_positive:,} positives, trained on {res.n_train:,}; threshold "
-                        f"{t.threshold:.6g} keeps {_fmt_share(t.kept_share)} of the held-out tokens "
-                        f"({t.kept_docs:,} of {res.n_heldout:,} docs; target "
-                        f"{_fmt_share(bc.keep_token_share)}), "
-                        f"{_fmt_share(res.pool_kept_share)} of the pool's",
-                    )
-                )
-
-        # --- pplcorr
-        if not lh.exists(gold.DOMAIN_CORRELATIONS):
-            skipped.append(("pplcorr", "gold.domain_correlations does not exist (run aggregate_domains)"))
-        else:
-            corr = lh.read(gold.DOMAIN_CORRELATIONS).filter(F.col("chosen"))
-            c = corr.agg(
-                F.count("*").alias("n"),
-                F.sum(F.when(F.col("weight") > 0, 1).otherwise(0)).alias("inc"),
-                F.first("estimator").alias("est"),
-                F.first("projection").alias("proj"),
-            ).first()
-            if not c["n"]:
-                skipped.append(
-                    ("pplcorr", "gold.domain_correlations has no chosen rows (run aggregate_domains)")
-                )
-            else:
-                include = corr.filter(F.col("weight") > 0).select("domain")
-                try:
-                    scored = page_scores(docs, include, conf.aggregate.classifier, cached).persist()
-                    cached.append(scored)
-                    n_inc = scored.filter(F.col("label") == 1).count()
-                except Unscorable as exc:
-                    skipped.append(("pplcorr", str(exc)))
-                else:
-                    detail = F.concat(
-                        F.lit(f"{c['est']}/{c['proj']} include_domain="),
-                        F.when(F.col("label") == 1, "true").otherwise("false"),
-                    )
-                    parts.append(
-                        _Part(
-                            "pplcorr",
-                            scored.select(
-                                "doc_id", F.col("p_include").alias("score"), detail.alias("detail")
-                            ),
-                            table_versions(lh, (silver.DOCUMENTS, gold.DOMAIN_CORRELATIONS)),
-                            f"{c['est']}/{c['proj']}: {c['inc']} of {c['n']} domains included, "
-                            f"{n_inc:,} of their pages",
-                        )
-                    )
-
-        # --- metarater
-        final = {}
-        if lh.exists(gold.RATER_WEIGHTS):
-            w_rows = lh.read(gold.RATER_WEIGHTS).filter(F.col("weights_id") == "final").collect()
-            final = {r["signal"]: float(r["weight"]) for r in w_rows}
-        if not final:
-            skipped.append(("metarater", "gold.rater_weights has no 'final' weights (run aggregate_weights)"))
-        else:
-            # The profile's signal order first: aggregate_weights sums Q in that order.
-            order = [s for s in conf.aggregate.weights.signals if s in final]
-            final = {s: final[s] for s in order + sorted(set(final) - set(order))}
-            notes: list[str] = []
-            desc = ", ".join(f"{s}={w:.3f}" for s, w in final.items())
-            try:
-                q = metarater_scores(lh, final, notes)
-            except UsageError as exc:  # no document has every signal, or w* names an unknown one
-                skipped.append(("metarater", str(exc)))
-            else:
-                read = [silver.DOCUMENTS, gold.RATER_WEIGHTS, *signal_tables(list(final))]
-                parts.append(
-                    _Part(
-                        "metarater",
-                        q.select("doc_id", "score", F.lit(f"Q: {desc}").alias("detail")),
-                        table_versions(lh, read),
-                        "; ".join([f"Q under w* ({desc})", *notes]),
-                    )
-                )
-
-        # --- rds
-        if "rds" not in by_method:
-            skipped.append(("rds", "scores.similarity has no 'rds' rows (configure score.rds.encoder)"))
-        else:
-            order = rds_order(
-                sim.filter(F.col("method") == "rds").select("doc_id", "benchmark", "max_cosine"), hold=cached
-            )
-            order = order.persist()
-            cached.append(order)
-            o = order.agg(F.countDistinct("benchmark").alias("t"), F.max("round").alias("r")).first()
-            detail = F.concat(
-                F.lit("task="), F.col("benchmark"), F.lit(" round="), F.col("round").cast("string")
-            )
-            parts.append(
-                _Part(
-                    "rds",
-                    order.select(
-                        "doc_id", (-F.col("pick")).cast("double").alias("score"), detail.alias("detail")
-                    ),
-                    table_versions(lh, (silver.DOCUMENTS, scores.SIMILARITY)),
-                    f"round-robin over {o['t']} tasks, {o['r']} rounds",
-                )
-            )
-
-        # --- random
-        seed = conf.select.seed
-        parts.append(
-            _Part(
-                "random",
-                random_scores(docs, seed).withColumn("detail", F.lit(f"seed={seed}")),
-                table_versions(lh, (silver.DOCUMENTS,)),
-                f"seeded hash of doc_id (select.seed {seed})",
-            )
-        )
-
-        meta = docs.select("doc_id", "domain", "n_tokens")
-        out = None
-        for p in parts:
-            rows = p.rows.join(meta, "doc_id").select(
-                "doc_id",
-                F.lit(p.strategy).alias("strategy"),
-                F.col("score").cast("double").alias("score"),
-                "domain",
-                F.col("n_tokens").cast("long").alias("n_tokens"),
-                F.col("detail").cast("string").alias("detail"),
-                F.lit(run.run_id).alias("run_id"),
-                F.lit(run.started_at).alias("computed_at"),
-                F.lit(p.versions).alias("table_versions"),
-            )
-            out = rows if out is None else out.unionByName(rows)
-        out = out.persist()
-        cached.append(out)
+                parts.append(_Part(s.name, scored, table_versions(lh, scored.reads or s.reads)))
+        out = _doc_scores(parts, docs, run).persist()
+        inputs.hold.append(out)
         counts = {
             r["strategy"]: r["n"] for r in out.groupBy("strategy").agg(F.count("*").alias("n")).collect()
         }
@@ -299,13 +372,13 @@ def aggregate_docs(ctx: JobContext) -> str:
             ],
         )
     finally:
-        for df in cached:
+        for df in inputs.hold:
             df.unpersist()
     run.rows_out = n_rows
     c = commits[gold.DOC_SCORES.name]
     lines = [f"{STAGE} run {run.run_id}: read {json.dumps(run.tables_read, sort_keys=True)}"]
     for p in parts:
-        lines.append(f"  {p.strategy}: {counts.get(p.strategy, 0):,} documents; {p.note}")
+        lines.append(f"  {p.strategy}: {counts.get(p.strategy, 0):,} documents; {p.scored.note}")
     for s, why in skipped:
         lines.append(f"  {s}: skipped, {why}")
     lines.append(f"  {n_rows:,} rows ({len(parts)} strategies) -> {gold.DOC_SCORES.name} v{c.version}")

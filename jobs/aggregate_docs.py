@@ -22,7 +22,7 @@ records the versions of the tables its strategy read.
 No step sends the pool through one task: positions, positives, the threshold's running sums and the RDS+
 task orders are exact ranks from ``jobs.ordered`` (range-partitioned), not windows per benchmark or over
 the whole pool. The driver collects benchmark names, per-label counts, one row per threshold choice and,
-for RDS+, at most tasks × ``RDS_EXACT_PICKS`` doc_ids, never the pool.
+for RDS+, at most tasks × ``jobs.methods.rds.RDS_EXACT_PICKS`` doc_ids, never the pool.
 
 Run it:  corpuslake stage aggregate_docs --conf conf/local.yaml
 """

@@ -9,7 +9,7 @@ rounded to 3 decimals: ties there too). Seeded; the same X and y go to both side
 
 Measured in this run, at ``--domains`` and again at ``--scale`` times as many (the models stay):
 
-  * SQL: ``jobs.aggregate_domains.estimates(bpb, errors)``, i.e. ``jobs/sql/domain_estimates.sql``, all
+  * SQL: ``jobs.methods.pplcorr.estimates(bpb, errors)``, i.e. ``jobs/sql/domain_estimates.sql``, all
     five estimators in one query over the long matrix ``[model_id, domain, bpb]`` (N·D rows), run to the
     end into Spark's ``noop`` sink on ``local[--workers]``. The long matrix is read from a Parquet file and
     cached in memory before the clock starts (session start and that load are not timed); this is the
@@ -86,7 +86,7 @@ def time_numpy(X: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], dict[str
 
 def run_size(spark, n_models: int, n_domains: int, seed: int, parts: int, tmp: Path) -> dict:
     """One matrix through both sides: seconds, numpy's per estimator, and the worst disagreement."""
-    from jobs.aggregate_domains import estimates
+    from jobs.methods.pplcorr import estimates
 
     X, y = matrix(n_models, n_domains, seed)
     path = tmp / f"bpb-{n_domains}.parquet"

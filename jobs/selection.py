@@ -1,20 +1,14 @@
 """select: gold.doc_scores + silver.documents → gold.selection (documents per strategy under a token budget).
 
-For each strategy in ``select.strategies`` the documents are ordered by score (desc, ties by doc_id asc) and
-taken while the running token sum stays within ``select.token_budget``: the pick stops at the first document
-that would overflow the budget (a prefix of the score order, so rank and cum_tokens read as "the best n
-documents"; no greedy fill with later, smaller documents). With ``select.max_domain_share`` each domain
-holds at most floor(share × budget) tokens: a document past its domain's cap is skipped and the pick goes on
-with the other domains (``pick``).
+For each strategy in ``select.strategies``, the pick (``jobs.methods.pick``): documents by score (desc, ties
+by doc_id asc) while the running token sum stays within ``select.token_budget``, stopping at the first one
+that would overflow it; with ``select.max_domain_share`` a domain holds at most floor(share × budget) tokens
+and documents past its cap are skipped. ``blend`` sums the blended strategies' percentile ranks with the
+``select.blend`` weights normalized to 1.
 
-``blend`` combines strategies: each blended strategy's scores become percentile ranks (0 worst, 1 best),
-and the blend score is their weighted sum with ``select.blend`` weights normalized to 1
-(``jobs/sql/select_blend.sql``).
-
-No step sends a strategy's pool through one task: the running sums and ranks come from ``jobs.ordered``
-(a range-partitioned sort, one pass per partition, offsets per partition on the driver), exact and equal to
-the SQL windows ``PARTITION BY strategy`` would give. The driver collects one row per (strategy, domain) for
-the summary and two rows per shuffle partition for the offsets, never the documents.
+The running sums and ranks come from ``jobs.ordered``, so no strategy's pool goes through one task. The
+driver collects one row per (strategy, domain) for the summary and two rows per shuffle partition for the
+offsets, never the documents.
 
 A strategy with no rows in gold.doc_scores is skipped (the summary says so). Each selected strategy's
 partition of gold.selection is replaced, so the table holds the latest selection per strategy. Rows record
@@ -35,28 +29,24 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from jobs import freshness
 from jobs.config import Conf
 from jobs.gates import Output, publish
-from jobs.ordered import ordered
-from jobs.queries import parse_versions, run_sql
+from jobs.methods.pick import BLEND, CANDIDATE_COLS, blend_scores, blend_weights, domain_cap, pick
+from jobs.queries import parse_versions
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import gold, silver
 
 STAGE = "select"
 READS = (silver.DOCUMENTS, gold.DOC_SCORES)
 WATCH = freshness.Watch(READS, ("select",))
-BLEND = "blend"
-CANDIDATE_COLS = ("strategy", "doc_id", "score", "domain", "n_tokens")
 
 log = logging.getLogger(__name__)
 
@@ -68,121 +58,6 @@ def preflight(conf: Conf) -> None:
             f"{conf.source_file or 'profile'}: select.strategies has 'blend' but select.blend is empty; "
             "give weights, e.g. select.blend: {betr: 0.5, metarater: 0.5}"
         )
-
-
-def domain_cap(token_budget: int, max_domain_share: float | None) -> int | None:
-    """Tokens one domain may hold: floor(share × budget), or None without a cap."""
-    if max_domain_share is None:
-        return None
-    return math.floor(max_domain_share * token_budget)
-
-
-def blend_weights(weights: dict[str, float], available: Iterable[str]) -> dict[str, float]:
-    """``select.blend`` normalized to sum 1, in strategy-name order.
-
-    Args:
-        weights: strategy → weight ≥ 0.
-        available: strategies with rows in gold.doc_scores.
-
-    Raises:
-        UsageError: no weights, a blended strategy without rows, a negative or non-finite weight, or all 0.
-    """
-    have = set(available)
-    if not weights:
-        raise UsageError("select.blend is empty; give strategy weights to blend")
-    missing = sorted(k for k in weights if k not in have or k == BLEND)
-    if missing:
-        raise UsageError(
-            f"select.blend: {', '.join(missing)} has no rows in gold.doc_scores "
-            f"(strategies with rows: {', '.join(sorted(have - {BLEND})) or 'none'})"
-        )
-    bad = sorted(k for k, w in weights.items() if not math.isfinite(w) or w < 0)
-    if bad:
-        raise UsageError(f"select.blend: weights must be finite and ≥ 0; got {', '.join(bad)}")
-    total = sum(weights.values())
-    if total <= 0:
-        raise UsageError("select.blend: weights sum to 0")
-    return {k: weights[k] / total for k in sorted(weights)}
-
-
-def blend_scores(
-    scores: DataFrame, weights: dict[str, float], hold: list[DataFrame] | None = None
-) -> DataFrame:
-    """gold.doc_scores rows → ``[strategy='blend', doc_id, score, domain, n_tokens]``.
-
-    Args:
-        scores: ``[strategy, doc_id, score, domain, n_tokens]`` (other strategies' rows are ignored).
-        weights: normalized weights from ``blend_weights``.
-        hold: collects ``jobs.ordered``'s persisted intermediate (unpersist when done).
-
-    Returns:
-        One row per document any blended strategy scored; score = Σ_s w_s · percent_rank_s (a strategy
-        that did not score the document contributes 0). percent_rank = (RANK − 1) / (n − 1) by score
-        ascending, ties sharing a rank, as SQL's PERCENT_RANK; the ranks come from ``jobs.ordered``.
-    """
-    spark = scores.sparkSession
-    schema = StructType(
-        [StructField("strategy", StringType(), False), StructField("weight", DoubleType(), False)]
-    )
-    w = spark.createDataFrame(sorted(weights.items()), schema)
-    rows = scores.filter(F.col("strategy").isin(list(weights))).select(*CANDIDATE_COLS)
-    ranked = ordered(
-        rows,
-        ["strategy"],
-        [F.asc("score"), F.asc("doc_id")],
-        rank="score_rank",
-        ties=["score"],
-        count="n_scored",
-        hold=hold,
-    )
-    return run_sql(spark, "select_blend", views={"blend_ranked": ranked, "blend_weights": w}).select(
-        *CANDIDATE_COLS
-    )
-
-
-def pick(
-    token_budget: int, max_domain_tokens: int | None = None, hold: list[DataFrame] | None = None
-) -> Callable[[DataFrame], DataFrame]:
-    """Candidates ``[strategy, doc_id, score, domain, n_tokens]`` → the pick per strategy.
-
-    Order: score desc, ties by doc_id asc. With a cap, each (strategy, domain)'s running token sum in that
-    order is taken first and a document whose domain's running sum passes the cap is dropped (and with it
-    everything after it in that domain: tokens are ≥ 0, so the running sum only grows); the other domains
-    go on. Over the documents left, rank is the position and cum_tokens the running sum, and the pick is
-    the prefix with cum_tokens ≤ token_budget: it stops at the first document that would pass the budget.
-
-    Both running sums come from ``jobs.ordered`` (range-partitioned, exact), not from a window per
-    strategy, so a strategy's pool is sorted by every task, not by one.
-
-    Args:
-        token_budget: tokens per strategy; the pick stops at the first document that would pass it.
-        max_domain_tokens: tokens per (strategy, domain); a document past its domain's cap is skipped and
-            the pick goes on (None: no cap).
-        hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done with the pick).
-
-    Returns:
-        A transform giving ``[strategy, doc_id, rank, score, domain, tokens, cum_tokens]``; rank 1..n by
-        score desc, doc_id asc; cum_tokens the running sum, ≤ token_budget.
-    """
-    order = [F.desc("score"), F.asc("doc_id")]
-
-    def run(candidates: DataFrame) -> DataFrame:
-        c = candidates.select("strategy", "doc_id", "score", "domain", F.col("n_tokens").alias("tokens"))
-        if max_domain_tokens is not None:
-            c = ordered(c, ["strategy", "domain"], order, sums={"domain_cum": "tokens"}, hold=hold)
-            c = c.filter(F.col("domain_cum") <= F.lit(max_domain_tokens)).drop("domain_cum")
-        ranked = ordered(c, ["strategy"], order, row_number="rank", sums={"cum_tokens": "tokens"}, hold=hold)
-        return ranked.filter(F.col("cum_tokens") <= F.lit(token_budget)).select(
-            "strategy",
-            "doc_id",
-            F.col("rank").cast("int").alias("rank"),
-            "score",
-            "domain",
-            "tokens",
-            F.col("cum_tokens").cast("long").alias("cum_tokens"),
-        )
-
-    return run
 
 
 def merge_versions(read: dict[str, int | None], recorded: Iterable[str]) -> str:

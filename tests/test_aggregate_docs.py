@@ -16,6 +16,9 @@ from pyspark.sql import functions as F
 from jobs import aggregate_docs as agg
 from jobs import textclf
 from jobs.config import BetrConf, BigramConf
+from jobs.methods.betr import betr, betr_benchmarks, betr_labels, token_threshold
+from jobs.methods.rds import rds_order, round_robin
+from jobs.methods.sampling import class_sample, unit_hash
 from jobs.runtime import EXIT_OK, EXIT_USAGE, UsageError, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import gold, scores, silver
@@ -72,15 +75,15 @@ def test_classifier_needs_both_labels(spark):
 def test_class_sample_caps_each_label(spark):
     rows = [(f"n{i:02d}", 0) for i in range(40)] + [(f"p{i}", 1) for i in range(3)]
     df = spark.createDataFrame(rows, "doc_id string, label int")
-    got = agg.class_sample(df, 5, seed=2).collect()
+    got = class_sample(df, 5, seed=2).collect()
     assert sorted(r["label"] for r in got) == [0] * 5 + [1] * 3
     h = {
         r["doc_id"]: r["h"]
-        for r in df.select("doc_id", agg.unit_hash(2, "class-sample").alias("h")).collect()
+        for r in df.select("doc_id", unit_hash(2, "class-sample").alias("h")).collect()
     }
     smallest = sorted((d for d, _ in rows if d.startswith("n")), key=lambda d: (h[d], d))[:5]
     assert sorted(r["doc_id"] for r in got if r["label"] == 0) == sorted(smallest)
-    assert agg.class_sample(df, None, seed=2) is df
+    assert class_sample(df, None, seed=2) is df
 
 
 # ------------------------------------------------------------------------------------------------ BETR
@@ -107,7 +110,7 @@ def test_betr_positions_balance_benchmarks(spark):
             ("d7", "piqa", None, 0.2),
         ],
     )
-    got = {r["doc_id"]: (r["position"], r["label"]) for r in agg.betr_labels(sim, 0.5).collect()}
+    got = {r["doc_id"]: (r["position"], r["label"]) for r in betr_labels(sim, 0.5).collect()}
     assert got == {
         "d1": (1, 1),
         "d5": (1, 1),
@@ -118,20 +121,20 @@ def test_betr_positions_balance_benchmarks(spark):
         "d7": (None, 0),  # ranked by no benchmark: worst, never a positive
     }
     # ceil(0.1 * 7) = 1 positive: ties at position 1 go by doc_id
-    assert [r["doc_id"] for r in agg.betr_labels(sim, 0.1).filter("label = 1").collect()] == ["d1"]
+    assert [r["doc_id"] for r in betr_labels(sim, 0.1).filter("label = 1").collect()] == ["d1"]
 
 
 def test_betr_benchmarks_by_mode():
     present = ["piqa", "arc", "hellaswag"]
-    assert agg.betr_benchmarks(present, "aware", None) == ["arc", "hellaswag", "piqa"]
-    assert agg.betr_benchmarks(present, "aware", ["piqa", "arc"]) == ["arc", "piqa"]
-    assert agg.betr_benchmarks(present, "blind", ["arc"]) == ["hellaswag", "piqa"]
+    assert betr_benchmarks(present, "aware", None) == ["arc", "hellaswag", "piqa"]
+    assert betr_benchmarks(present, "aware", ["piqa", "arc"]) == ["arc", "piqa"]
+    assert betr_benchmarks(present, "blind", ["arc"]) == ["hellaswag", "piqa"]
     with pytest.raises(UsageError, match="none is left"):
-        agg.betr_benchmarks(present, "blind", present)
+        betr_benchmarks(present, "blind", present)
     with pytest.raises(UsageError, match="mmlu"):
-        agg.betr_benchmarks(present, "aware", ["arc", "mmlu"])
+        betr_benchmarks(present, "aware", ["arc", "mmlu"])
     with pytest.raises(UsageError, match="needs aggregate.betr.eval_benchmarks"):
-        agg.betr_benchmarks(present, "blind", None)
+        betr_benchmarks(present, "blind", None)
 
 
 def _pool(n: int, seed: int):
@@ -157,14 +160,21 @@ def test_betr_threshold_keeps_the_token_share(spark):
     docs = spark.createDataFrame(docs_rows, "doc_id string, text string, n_tokens long")
     sim = _sim_rows(spark, sim_rows)
     bc = BetrConf(positive_share=0.2, keep_token_share=0.3, heldout_share=0.5)
-    res = agg.betr(docs, sim, bc, CLF)
+    res = betr(
+        docs,
+        sim,
+        positive_share=bc.positive_share,
+        heldout_share=bc.heldout_share,
+        keep_token_share=bc.keep_token_share,
+        clf=CLF,
+    )
     try:
         pool = res.scores.toPandas().set_index("doc_id")
     finally:
         res.scores.unpersist()
     assert len(pool) == 400 and pool["p_include"].between(0, 1).all()
     held_ids = {
-        r["doc_id"] for r in docs.filter(agg.unit_hash(CLF.seed, "betr-heldout") < bc.heldout_share).collect()
+        r["doc_id"] for r in docs.filter(unit_hash(CLF.seed, "betr-heldout") < bc.heldout_share).collect()
     }
     assert res.n_heldout == len(held_ids) and 150 < len(held_ids) < 250
     assert res.n_scored == 400 and res.n_positive == 80 and res.n_train == 400 - len(held_ids)
@@ -183,10 +193,10 @@ def test_token_threshold_picks_the_closest_share(spark):
     rows = [("a", 0.9, 10), ("b", 0.8, 30), ("c", 0.8, 20), ("d", 0.5, 25), ("e", 0.1, 15)]
     df = spark.createDataFrame(rows, "doc_id string, p_include double, n_tokens long")
     # cumulative by distinct p: 0.9 → 10%, 0.8 → 60%, 0.5 → 85%, 0.1 → 100%
-    t = agg.token_threshold(df, 0.5)
+    t = token_threshold(df, 0.5)
     assert (t.threshold, t.kept_share, t.kept_docs, t.kept_tokens, t.total_tokens) == (0.8, 0.6, 3, 60, 100)
-    assert agg.token_threshold(df, 1.0).threshold == 0.1
-    assert agg.token_threshold(df, 0.05).threshold == 0.9
+    assert token_threshold(df, 1.0).threshold == 0.1
+    assert token_threshold(df, 0.05).threshold == 0.9
 
 
 # ------------------------------------------------------------------------------------------------ RDS+
@@ -216,7 +226,7 @@ RDS_EXPECTED = [
 def test_rds_round_robin_hand_example(spark):
     rows = [(d, b, c) for b, docs in reversed(RDS_COS.items()) for d, c in docs.items()]
     sim = spark.createDataFrame(rows, "doc_id string, benchmark string, max_cosine double")
-    got = [(r["doc_id"], r["benchmark"], r["round"]) for r in agg.rds_order(sim).orderBy("pick").collect()]
+    got = [(r["doc_id"], r["benchmark"], r["round"]) for r in rds_order(sim).orderBy("pick").collect()]
     assert got == RDS_EXPECTED
 
 
@@ -241,11 +251,11 @@ def test_round_robin_matches_the_plain_loop():
     # Lists that agree a lot (long runs of taken documents to skip) plus a short list that runs out.
     lists = [base, np.roll(base, 7), base[::-1].copy(), rng.permutation(n)[:50]]
     for limit in (n, 1234):
-        docs, tasks, rounds = agg.round_robin(lists, n, limit)
+        docs, tasks, rounds = round_robin(lists, n, limit)
         assert list(zip(docs.tolist(), tasks.tolist(), rounds.tolist(), strict=True)) == _naive_round_robin(
             [lst.tolist() for lst in lists], limit
         )
-    docs, _, _ = agg.round_robin(lists, n)
+    docs, _, _ = round_robin(lists, n)
     assert sorted(docs.tolist()) == list(range(n))
 
 
@@ -259,10 +269,10 @@ def test_rds_order_exact_prefix_then_position_interleave(spark):
     lists = [sorted(range(n), key=lambda i, t=t: (-cos[t, i], i)) for t in range(3)]
     exact = [(f"d{d:03d}", tasks[t], r) for d, t, r in _naive_round_robin(lists, n)]
 
-    full = [(r["doc_id"], r["benchmark"], r["round"]) for r in agg.rds_order(sim).orderBy("pick").collect()]
+    full = [(r["doc_id"], r["benchmark"], r["round"]) for r in rds_order(sim).orderBy("pick").collect()]
     assert full == exact  # the default exact_picks covers this pool: the whole order is exact
 
-    got = agg.rds_order(sim, exact_picks=30).orderBy("pick").collect()
+    got = rds_order(sim, exact_picks=30).orderBy("pick").collect()
     assert [r["pick"] for r in got] == list(range(1, n + 1))
     assert [(r["doc_id"], r["benchmark"], r["round"]) for r in got[:30]] == exact[:30]
     placed = {r["doc_id"] for r in got[:30]}
@@ -276,7 +286,7 @@ def test_rds_order_exact_prefix_then_position_interleave(spark):
     assert [(r["doc_id"], r["benchmark"], r["round"]) for r in got[30:]] == [
         (d, tasks[slot[d] % 3], slot[d] // 3 + 1) for d in want
     ]
-    assert agg.rds_order(sim, limit=50, exact_picks=30).count() == 50
+    assert rds_order(sim, limit=50, exact_picks=30).count() == 50
 
 
 # ----------------------------------------------------------------------------------------- the stage

@@ -17,6 +17,7 @@ import yaml
 
 from jobs import aggregate_domains as agg
 from jobs import load_refs
+from jobs.methods import pplcorr
 from jobs.runtime import EXIT_GATE, EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import gold, ref, scores, silver
@@ -66,7 +67,7 @@ def test_sql_estimators_equal_the_numpy_formulas(spark, case):
     models = sorted(f"model-{i:02d}" for i in range(X.shape[0]))
     domains = [f"d{(7 * j) % X.shape[1]:03d}.example" for j in range(X.shape[1])]
     bpb, errors = _long(spark, X, y, models, domains)
-    got = {(r["domain"], r["estimator"]): r for r in agg.estimates(bpb, errors).collect()}
+    got = {(r["domain"], r["estimator"]): r for r in pplcorr.estimates(bpb, errors).collect()}
     assert len(got) == 5 * X.shape[1]
     for est, fn in oracle.ESTIMATORS.items():
         want = fn(X, y)
@@ -81,7 +82,7 @@ def test_ties_go_by_model_order(spark):
     X = np.array([[1.0], [1.0]])
     y = np.array([0.5, 0.5])
     bpb, errors = _long(spark, X, y, ["b-model", "a-model"][::-1], ["only"])
-    got = {r["estimator"]: r["estimate"] for r in agg.estimates(bpb, errors).collect()}
+    got = {r["estimator"]: r["estimate"] for r in pplcorr.estimates(bpb, errors).collect()}
     assert got == {"spearmanr": 1.0, "sign_cdf": 0.0, "sign_sign": 0.0, "sign": 0.0, "product": 0.5}
 
 
@@ -101,7 +102,7 @@ def test_projections_equal_the_numpy_formulas(spark):
         want[(est, "linear")] = oracle.linear(e, tau)
         want[(est, "l2")] = oracle.l2(e, tau)
     df = spark.createDataFrame(rows, "domain string, estimator string, estimate double, tau double")
-    got = agg.project(df).collect()
+    got = pplcorr.project(df).collect()
     assert len(got) == 2 * len(rows)
     by = {(r["estimator"], r["projection"], r["domain"]): r for r in got}
     for est, (e, tau) in cases.items():
@@ -119,7 +120,7 @@ def test_projections_equal_the_numpy_formulas(spark):
 def test_l2_sums_to_one_where_the_plain_bisection_drifts():
     rng = np.random.default_rng(5)
     e, tau = rng.normal(0, 1e-4, 60_000), np.full(60_000, 1 / 20_000)
-    w = agg.l2_weights(e, tau)
+    w = pplcorr.l2_weights(e, tau)
     plain = oracle.l2(e, tau)
     assert abs(w.sum() - 1) < 1e-12
     assert np.max(np.abs(w - plain)) < 1e-11
@@ -161,7 +162,7 @@ def test_domain_bpb_is_token_weighted_over_documents_every_model_scored(spark):
     ]
     ppl = spark.createDataFrame(rows, scores.PERPLEXITY.schema)
     pool = spark.createDataFrame([("m1",), ("m2",)], "model_id string")
-    got = {(r["model_id"], r["domain"]): r for r in agg.domain_bpb(ppl, docs, pool, 2).collect()}
+    got = {(r["model_id"], r["domain"]): r for r in pplcorr.domain_bpb(ppl, docs, pool, 2).collect()}
     assert set(got) == {("m1", "a.com"), ("m2", "a.com")}
     m1 = got[("m1", "a.com")]
     assert m1["n_docs"] == 2 and m1["n_bytes"] == 1100
@@ -170,7 +171,9 @@ def test_domain_bpb_is_token_weighted_over_documents_every_model_scored(spark):
     assert abs(m1["bpb"] - mean_of_docs) > 0.1
     assert got[("m2", "a.com")]["bpb"] == pytest.approx(2050 / (math.log(2) * 1100), abs=1e-12)
     # min_docs 1 keeps b.com; the stale revision's a3 does not make a3 complete
-    low = {(r["model_id"], r["domain"]): r["n_docs"] for r in agg.domain_bpb(ppl, docs, pool, 1).collect()}
+    low = {
+        (r["model_id"], r["domain"]): r["n_docs"] for r in pplcorr.domain_bpb(ppl, docs, pool, 1).collect()
+    }
     assert low == {("m1", "a.com"): 2, ("m2", "a.com"): 2, ("m1", "b.com"): 1, ("m2", "b.com"): 1}
 
 
@@ -190,7 +193,7 @@ def test_gate_catches_estimates_out_of_range_and_weights_not_summing_to_one(spar
         row("b.org", "sign", 3.0, 0.5),
     ]
     df = spark.createDataFrame(rows, gold.DOMAIN_CORRELATIONS.schema)
-    res = validate(agg.weight_sums(df), gold.DOMAIN_CORRELATIONS, {"checked": True})
+    res = validate(pplcorr.weight_sums(df), gold.DOMAIN_CORRELATIONS, {"checked": True})
     failed = sorted((e["column"], e["unexpected_count"]) for e in res.expectations if not e["success"])
     assert failed == [(gold.WEIGHT_SUM, 2), ("estimate", 1), ("estimate", 1)]
 

@@ -17,6 +17,18 @@ import yaml
 from pyspark.sql import functions as F
 
 from jobs import aggregate_weights as aw
+from jobs.methods.metarater import (
+    dirichlet_proposals,
+    fit_weights,
+    n_selected,
+    normalize,
+    proposal_ids,
+    proposal_tops,
+    q_score,
+    q_scores,
+    signal_frame,
+)
+from jobs.methods.metarater_proxy import read_proxy_results
 from jobs.runtime import EXIT_OK, EXIT_USAGE, UsageError, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import gold, ref, scores, silver
@@ -67,7 +79,7 @@ def test_normalize_equals_pandas_min_max(spark):
         }
     )
     signals = [c for c in pdf.columns if c != "doc_id"]
-    actual = aw.normalize(spark.createDataFrame(pdf), signals).toPandas().sort_values("doc_id")
+    actual = normalize(spark.createDataFrame(pdf), signals).toPandas().sort_values("doc_id")
     expected = _norm_reference(pdf, signals)
     assert list(actual.columns) == ["doc_id", *signals]
     for s in signals:
@@ -86,17 +98,17 @@ def test_q_score_equals_numpy(spark):
     )
     w = rng.dirichlet(np.ones(3))
     weights = dict(zip(signals, map(float, w), strict=True))
-    actual = aw.q_score(df, weights).toPandas().set_index("doc_id").loc[ids, "q"].to_numpy()
+    actual = q_score(df, weights).toPandas().set_index("doc_id").loc[ids, "q"].to_numpy()
     assert np.array_equal(actual, _q_reference(norm, w))
     np.testing.assert_allclose(actual, norm @ w, rtol=1e-15, atol=1e-12)
     # Every proposal at once gives the same numbers as one q_score per vector.
     props = {"p000": weights, "p001": dict(zip(signals, [0.0, 0.25, 0.75], strict=True))}
-    many = aw.q_scores(df, props).toPandas()
+    many = q_scores(df, props).toPandas()
     for wid, ws in props.items():
         got = many[many.weights_id == wid].set_index("doc_id").loc[ids, "q"].to_numpy()
         assert np.array_equal(got, _q_reference(norm, np.array(list(ws.values()))))
     with pytest.raises(UsageError, match="cleanliness"):
-        aw.q_score(df, {"cleanliness": 1.0})
+        q_score(df, {"cleanliness": 1.0})
 
 
 @pytest.mark.parametrize("decimals", [None, 1])
@@ -112,9 +124,9 @@ def test_proposal_tops_equal_the_ranked_pool_and_rank_few_rows(spark, decimals):
     df = spark.createDataFrame(
         [(i, *map(float, row)) for i, row in zip(ids, norm, strict=True)], ["doc_id", *signals]
     )
-    props = aw.dirichlet_proposals(signals, 5, seed=3)
+    props = dirichlet_proposals(signals, 5, seed=3)
     hold: list = []
-    got = aw.proposal_tops(df, props, 300, 2000, hold).toPandas()
+    got = proposal_tops(df, props, 300, 2000, hold).toPandas()
     ranked = hold[0].count()  # the rows jobs.ordered ranked: the candidates at or above each cut
     for h in hold:
         h.unpersist()
@@ -130,22 +142,22 @@ def test_proposal_tops_equal_the_ranked_pool_and_rank_few_rows(spark, decimals):
 
 def test_dirichlet_proposals_reproducible_per_seed():
     signals = ["a", "b", "c", "d"]
-    p1 = aw.dirichlet_proposals(signals, 12, seed=5)
-    p2 = aw.dirichlet_proposals(signals, 12, seed=5)
-    p3 = aw.dirichlet_proposals(signals, 12, seed=6)
+    p1 = dirichlet_proposals(signals, 12, seed=5)
+    p2 = dirichlet_proposals(signals, 12, seed=5)
+    p3 = dirichlet_proposals(signals, 12, seed=6)
     assert p1 == p2 and p1 != p3
     assert list(p1) == [f"p{i:03d}" for i in range(12)]
     draws = np.random.default_rng(5).dirichlet(np.ones(4), size=12)
     got = np.array([[p1[i][s] for s in signals] for i in p1])
     np.testing.assert_allclose(got, draws, rtol=1e-15)
     assert (got >= 0).all() and np.abs(got.sum(axis=1) - 1).max() < 1e-12
-    assert aw.proposal_ids(1001)[-1] == "p1000"
+    assert proposal_ids(1001)[-1] == "p1000"
 
 
 def test_n_selected_rounds_before_ceiling():
-    assert aw.n_selected(0.15, 100) == 15  # 0.15 * 100 = 15.000000000000002 in floating point
-    assert aw.n_selected(0.15, 101) == 16
-    assert aw.n_selected(0.001, 10) == 1
+    assert n_selected(0.15, 100) == 15  # 0.15 * 100 = 15.000000000000002 in floating point
+    assert n_selected(0.15, 101) == 16
+    assert n_selected(0.001, 10) == 1
 
 
 W_TRUE = np.array([0.45, 0.3, 0.15, 0.1])
@@ -155,18 +167,18 @@ def test_fit_recovers_known_weights():
     rng = np.random.default_rng(11)
     x = rng.dirichlet(np.ones(4), size=64)
     y = ((x - W_TRUE) ** 2).sum(axis=1) + rng.normal(0, 0.002, 64)
-    res = aw.fit_weights(x, y, candidates=2000, best=128, seed=0, folds=5)
+    res = fit_weights(x, y, candidates=2000, best=128, seed=0, folds=5)
     assert abs(res.weights.sum() - 1) < 1e-12 and (res.weights >= 0).all()
     assert np.abs(res.weights - W_TRUE).sum() < 0.1
     assert res.heldout_spearman > 0.8
     assert (res.n_proposals, res.n_candidates, res.n_best, res.folds) == (64, 2000, 128, 5)
-    again = aw.fit_weights(x, y, candidates=2000, best=128, seed=0, folds=5)
+    again = fit_weights(x, y, candidates=2000, best=128, seed=0, folds=5)
     assert np.array_equal(res.weights, again.weights) and res.heldout_spearman == again.heldout_spearman
 
 
 def test_fit_without_a_split_says_so():
     x = np.random.default_rng(0).dirichlet(np.ones(3), size=4)
-    res = aw.fit_weights(x, np.ones(4), candidates=200, best=10, seed=0, folds=5)
+    res = fit_weights(x, np.ones(4), candidates=200, best=10, seed=0, folds=5)
     assert res.note and "no split" in res.note and res.heldout_spearman is None
     assert abs(res.weights.sum() - 1) < 1e-12
 
@@ -291,7 +303,7 @@ def _run(args) -> tuple[int, str]:
 def test_signal_frame_drops_unrated_and_uses_the_largest_rater_set(lake):
     lh, docs, unrated, _ = lake
     notes: list[str] = []
-    df = aw.signal_frame(lh, ["professionalism", "rps_doc_word_count", "cleanliness_label"], notes)
+    df = signal_frame(lh, ["professionalism", "rps_doc_word_count", "cleanliness_label"], notes)
     pdf = df.toPandas().set_index("doc_id")
     assert len(pdf) == N_DOCS - len(unrated) and not set(pdf.index) & unrated
     by_id = {d["doc_id"]: d for d in docs}
@@ -303,7 +315,7 @@ def test_signal_frame_drops_unrated_and_uses_the_largest_rater_set(lake):
     assert "PRRC rater set: set=new" in notes
     assert any("3 of 120 documents lack a signal" in n and "professionalism 3" in n for n in notes)
     with pytest.raises(UsageError, match="unknown \\['helpfulness'\\].*valid: PRRC professionalism"):
-        aw.signal_frame(lh, ["professionalism", "helpfulness"])
+        signal_frame(lh, ["professionalism", "helpfulness"])
 
 
 def _tokens(text: str) -> list[str]:
@@ -351,7 +363,7 @@ def test_builtin_loop_end_to_end(spark, lake):
 
     # The manifest: each proposal's top ⌈0.15 · 117⌉ = 18 documents by Q, as pandas ranks them.
     kept = [d for d in docs if d["doc_id"] not in unrated]
-    sig = aw.signal_frame(lh, signals).toPandas().sort_values("doc_id").reset_index(drop=True)
+    sig = signal_frame(lh, signals).toPandas().sort_values("doc_id").reset_index(drop=True)
     norm = _norm_reference(sig, signals)
     manifest = lh.read(gold.RATER_PROPOSALS).toPandas()
     props = w[w.method == "proposal"]
@@ -400,7 +412,7 @@ def test_table_proxy_recovers_known_weights(lake, tmp_path, capsys):
     short = tmp_path / "short.jsonl"
     results.iloc[1:].to_json(short, orient="records", lines=True)
     with pytest.raises(UsageError, match=re.escape("no result for 1 of 64 proposals: ['p000']")):
-        aw.read_proxy_results(str(short), list(props.index))
+        read_proxy_results(str(short), list(props.index))
 
     good = tmp_path / "proxy.csv"
     results.to_csv(good, index=False)

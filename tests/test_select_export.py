@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from jobs import export, selection
+from jobs.methods import pick
 from jobs.runtime import EXIT_GATE, EXIT_OK, EXIT_USAGE, UsageError, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import gold, silver
@@ -194,8 +195,8 @@ def _candidates(spark, scores: pd.DataFrame):
 
 @pytest.mark.parametrize("budget,share", [(4000, None), (9000, None), (9000, 0.2), (15000, 0.2)])
 def test_pick_equals_reference(spark, lake, budget, share):
-    cap = selection.domain_cap(budget, share)
-    got_all = _candidates(spark, lake.scores).transform(selection.pick(budget, cap)).toPandas()
+    cap = pick.domain_cap(budget, share)
+    got_all = _candidates(spark, lake.scores).transform(pick.pick(budget, cap)).toPandas()
     for s in ("betr", "metarater", "pplcorr"):
         got = got_all[got_all["strategy"] == s].sort_values("rank").reset_index(drop=True)
         cands = lake.scores[lake.scores["strategy"] == s]
@@ -216,16 +217,16 @@ def test_pick_equals_reference(spark, lake, budget, share):
 
 
 def test_blend_equals_reference(spark, lake):
-    weights = selection.blend_weights(WEIGHTS, ["betr", "metarater", "pplcorr"])
+    weights = pick.blend_weights(WEIGHTS, ["betr", "metarater", "pplcorr"])
     assert list(weights) == ["betr", "metarater", "pplcorr"] and sum(weights.values()) == pytest.approx(1.0)
-    blended = selection.blend_scores(_candidates(spark, lake.scores), weights).toPandas()
+    blended = pick.blend_scores(_candidates(spark, lake.scores), weights).toPandas()
     want = ref_blend(lake.scores, WEIGHTS).sort_values("doc_id").reset_index(drop=True)
     got = blended.sort_values("doc_id").reset_index(drop=True)
     assert got["doc_id"].tolist() == want["doc_id"].tolist()  # metarater's unscored docs are in, at 0 for it
     assert got["score"].tolist() == pytest.approx(want["score"].tolist(), abs=1e-12)
     assert (got["strategy"] == "blend").all()
     with pytest.raises(UsageError, match="rds has no rows"):
-        selection.blend_weights({"betr": 1.0, "rds": 1.0}, ["betr"])
+        pick.blend_weights({"betr": 1.0, "rds": 1.0}, ["betr"])
 
 
 def test_selection_check_flags_gaps_sums_caps_and_missing_docs(spark):
@@ -262,7 +263,7 @@ def test_selection_check_flags_gaps_sums_caps_and_missing_docs(spark):
 def test_select_stage_writes_the_picks(lake):
     lh = lake.lh
     assert "rds: skipped, no rows in gold.doc_scores" in lake.out
-    cap = selection.domain_cap(BUDGET, CAP_SHARE)
+    cap = pick.domain_cap(BUDGET, CAP_SHARE)
     assert set(lh.read(gold.SELECTION).toPandas()["strategy"]) == {"betr", "blend"}
     for s in ("betr", "blend"):
         cands = ref_blend(lake.scores, WEIGHTS) if s == "blend" else lake.scores[lake.scores["strategy"] == s]

@@ -1,0 +1,16 @@
+"""The selection methods: pure DataFrame → DataFrame functions (and their SQL in ``jobs/sql/``).
+
+Stage modules (``jobs/<stage>.py``) read tables, unpack the conf into plain arguments, call these, gate and
+publish; nothing here reads the conf, and only the Meta-rater signal reader touches the lakehouse.
+
+  betr              BETR: balanced benchmark positions → positives → page classifier → token threshold
+  pplcorr           perplexity correlations: bpb matrix, model errors, the five estimators, the linear
+                    and l2 projections to domain weights, and the page step that scores the pool
+  metarater         Meta-rater: signals, [0, 5] normalization, Q, Dirichlet proposals and their top
+                    shares, the LightGBM fit of w*
+  metarater_proxy   Meta-rater's proxy interface (``Proxy``): the builtin bigram LM and the results of
+                    external proxy runs
+  rds               RDS+: the round robin over tasks by max cosine
+  pick              select: the budgeted, domain-capped pick per strategy and the percentile-rank blend
+  sampling          seeded hashes of doc_id: the random baseline and the per-class training sample
+"""

@@ -5,9 +5,10 @@ Steps, in order; a document leaves at the first one that drops it, recorded with
   2. language         py3langid, labels mapped to ISO 639-1 (``udfs.lang``); under ``min_lang_score`` the
                       language is ``unknown``; dropped when it is a language not in ``clean.allowed_langs``
   3. rules            the ordered ``clean.rules`` (Gopher quality and repetition, C4, FineWeb), less the
-                      checks that do not fit the document's language (``udfs.quality.applies``; the stage
-                      warns at startup which it skips for which allowed language); after them, an ``unknown``
-                      document is dropped (reason language:unknown) unless ``clean.unknown_lang`` is ``keep``
+                      checks that do not fit the document's language (``udfs.quality_rules.applies``; the
+                      stage warns at startup which it skips for which allowed language); after them, an
+                      ``unknown`` document is dropped (reason language:unknown) unless ``clean.unknown_lang``
+                      is ``keep``
   4. exact_dedup      same hash of lowercased, whitespace-collapsed text
   5. near_dedup       MinHash LSH, verified Jaccard ≥ threshold, connected components
   6. decontamination  shares an n-gram (13 by default) with a ref.benchmarks example
@@ -42,7 +43,7 @@ from jobs.gates import Output, publish
 from jobs.runtime import JobContext, job_parser, log, run_job
 from schemas import bronze, ref, scores, silver
 from udfs.lang import UNKNOWN
-from udfs.quality import skipped_checks
+from udfs.quality_rules import skipped_checks
 
 STAGE = "clean"
 READS = (bronze.DOCUMENTS, ref.BENCHMARKS)

@@ -170,14 +170,15 @@ class RefsConf(_Strict):
 
 
 class RuleConf(_Strict):
-    """One heuristic rule of the clean stage: a name from ``udfs.quality.RULES`` and threshold overrides."""
+    """One heuristic rule of the clean stage: a name from ``udfs.quality_rules.RULES`` and threshold
+    overrides."""
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 def _default_rules() -> list[RuleConf]:
-    from udfs.quality import DEFAULT_RULES
+    from udfs.quality_rules import DEFAULT_RULES
 
     return [RuleConf(name=name) for name, _ in DEFAULT_RULES]
 
@@ -248,14 +249,14 @@ class CleanConf(_Strict):
     @field_validator("rules")
     @classmethod
     def _known_rules(cls, rules: list[RuleConf]) -> list[RuleConf]:
-        from udfs.quality import validate_rules
+        from udfs.quality_rules import validate_rules
 
         validate_rules([(r.name, r.params) for r in rules])  # ValueError names the unknown rule or param
         return rules
 
     def rule_params(self) -> list[tuple[str, dict]]:
         """Rules with their defaults filled in, in order."""
-        from udfs.quality import validate_rules
+        from udfs.quality_rules import validate_rules
 
         return validate_rules([(r.name, r.params) for r in self.rules])
 

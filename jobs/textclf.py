@@ -1,90 +1,32 @@
-"""A fastText-like page classifier on Spark ML, shared by BETR and the perplexity-correlation page step.
-
-fastText's supervised mode is a linear model over hashed unigrams and bigrams. The distributed stand-in:
-
-  RegexTokenizer (lowercase, split on non-word characters) → NGram(2) → unigrams ++ bigrams
-  → HashingTF (``num_features`` buckets) → LogisticRegression (L-BFGS, L2 ``reg_param``)
-
-Training and scoring are deterministic: hashing is MurmurHash3 and L-BFGS starts from zero, so the same rows
-in the same partitions give the same model. The label is 1 for pages to include, 0 for the rest; ``score``
-adds ``p_include``, the model's probability of label 1.
+"""The page classifier with the ``aggregate.classifier`` settings (``BigramConf``): the conf-reading side of
+``jobs.methods.pageclf``, whose transforms take plain arguments. ``jobs.aggregate_docs`` trains and scores
+through it.
 """
 
 from __future__ import annotations
 
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.feature import HashingTF, NGram, RegexTokenizer, SQLTransformer
-from pyspark.ml.functions import vector_to_array
+from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from jobs.config import BigramConf
+from jobs.methods import pageclf
+from jobs.methods.pageclf import score
 
-# Intermediate columns: prefixed so they cannot clash with a caller's.
-_TOKENS, _BIGRAMS, _TERMS, _FEATURES = "_clf_tokens", "_clf_bigrams", "_clf_terms", "_clf_features"
-_RAW, _PROB, _PRED = "_clf_raw", "_clf_prob", "_clf_pred"
-_INTERNAL = (_TOKENS, _BIGRAMS, _TERMS, _FEATURES, _RAW, _PROB, _PRED)
-
-
-def pipeline(conf: BigramConf, text_col: str = "text", label_col: str = "label") -> Pipeline:
-    """The unfitted pipeline: tokens → unigrams + bigrams → hashed term counts → logistic regression.
-
-    Args:
-        conf: feature and optimizer settings (``aggregate.classifier``).
-        text_col: the page text.
-        label_col: 1.0 include, 0.0 the rest (only read when fitting).
-    """
-    return Pipeline(
-        stages=[
-            RegexTokenizer(
-                inputCol=text_col,
-                outputCol=_TOKENS,
-                pattern=r"\W+",
-                gaps=True,
-                toLowercase=True,
-                minTokenLength=conf.min_token_length,
-            ),
-            NGram(n=2, inputCol=_TOKENS, outputCol=_BIGRAMS),
-            # Bigrams are "a b" (with a space), tokens never hold one: the two vocabularies cannot collide.
-            SQLTransformer(statement=f"SELECT *, concat({_TOKENS}, {_BIGRAMS}) AS {_TERMS} FROM __THIS__"),
-            HashingTF(inputCol=_TERMS, outputCol=_FEATURES, numFeatures=conf.num_features),
-            LogisticRegression(
-                featuresCol=_FEATURES,
-                labelCol=label_col,
-                rawPredictionCol=_RAW,
-                probabilityCol=_PROB,
-                predictionCol=_PRED,
-                maxIter=conf.max_iter,
-                regParam=conf.reg_param,
-                elasticNetParam=0.0,
-                family="binomial",
-            ),
-        ]
-    )
+__all__ = ["score", "train"]
 
 
 def train(df: DataFrame, conf: BigramConf, text_col: str = "text", label_col: str = "label") -> PipelineModel:
-    """Fit the classifier on ``df[text, label]``.
-
-    Args:
-        df: training pages; ``label`` is 1 (include) or 0, both classes present.
-        conf: ``aggregate.classifier``.
+    """``pageclf.train`` on ``df[text, label]`` with the ``aggregate.classifier`` settings.
 
     Raises:
         ValueError: a class is missing (logistic regression would learn a constant).
     """
-    data = df.select(text_col, F.col(label_col).cast("double").alias(label_col))
-    counts = {r[label_col]: r["n"] for r in data.groupBy(label_col).agg(F.count("*").alias("n")).collect()}
-    if counts.get(1.0, 0) == 0 or counts.get(0.0, 0) == 0:
-        raise ValueError(
-            f"the classifier needs pages of both labels; got {int(counts.get(1.0, 0))} with label 1 and "
-            f"{int(counts.get(0.0, 0))} with label 0"
-        )
-    return pipeline(conf, text_col, label_col).fit(data)
-
-
-def score(model: PipelineModel, df: DataFrame, out_col: str = "p_include") -> DataFrame:
-    """``df`` (with the text column the model was trained on) plus ``out_col``: P(label = 1)."""
-    scored = model.transform(df).withColumn(out_col, vector_to_array(F.col(_PROB)).getItem(1))
-    return scored.drop(*[c for c in _INTERNAL if c in scored.columns])
+    return pageclf.train(
+        df,
+        text_col,
+        label_col,
+        num_features=conf.num_features,
+        max_iter=conf.max_iter,
+        reg_param=conf.reg_param,
+        min_token_length=conf.min_token_length,
+    )

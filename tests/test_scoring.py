@@ -310,6 +310,45 @@ def _brute_force(doc_ids, emb, targets, target_bench, top_k=None):
     return out
 
 
+def test_similarity_scan_on_pandas():
+    import pandas as pd
+
+    from udfs.similarity import SimilarityScan
+
+    targets = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)  # a, a, b
+    scan = SimilarityScan(targets, ["a", "a", "b"], top_k=1, block=2)
+    batches = [
+        pd.DataFrame({"doc_id": ["d1", "d2"], "embedding": [np.array([1, 0]), np.array([0, 1])]}),
+        pd.DataFrame({"doc_id": [], "embedding": []}),
+        pd.DataFrame({"doc_id": ["d3"], "embedding": [np.array([0.75, 0.5])]}),
+    ]
+    got = [f.to_dict("list") for f in scan(batches)]
+    assert got == [
+        {
+            "kind": ["max"] * 4,
+            "doc_id": ["d1", "d1", "d2", "d2"],
+            "benchmark": ["a", "b", "a", "b"],
+            "target": [-1] * 4,
+            "cosine": [1.0, 1.0, 1.0, 0.0],
+        },
+        {
+            "kind": ["max"] * 2,
+            "doc_id": ["d3", "d3"],
+            "benchmark": ["a", "b"],
+            "target": [-1] * 2,
+            "cosine": [0.75, 0.75],
+        },
+        # Each target's top 1 over all batches: d1 for the two [1, 0] targets, d2 for [0, 1].
+        {
+            "kind": ["cand"] * 3,
+            "doc_id": ["d1", "d2", "d1"],
+            "benchmark": ["a", "a", "b"],
+            "target": [0, 1, 2],
+            "cosine": [1.0, 1.0, 1.0],
+        },
+    ]
+
+
 @pytest.mark.parametrize("top_k,block", [(None, 1024), (3, 2)])
 def test_similarity_ranks_equal_brute_force(spark, top_k, block):
     from jobs.score_similarity import similarity

@@ -281,7 +281,7 @@ class GpuConf(_Strict):
 
 
 class ModelConf(_Strict):
-    """One model of a scoring role: where it is and how to run it (see ``udfs.models.ModelSpec``)."""
+    """One model of a scoring role: where it is and how to run it (see ``udfs.model_spec.ModelSpec``)."""
 
     id: str | None = Field(None, description="id stored in score tables; default the folder or hub name")
     path: str = Field(min_length=1, description="local folder, package:<module>, or hub name org/model")
@@ -306,7 +306,7 @@ class ModelConf(_Strict):
 
     def spec(self, role: str, gpu: GpuConf | None = None):
         """The executor-side ``ModelSpec`` of this entry."""
-        from udfs.models import ModelSpec
+        from udfs.model_spec import ModelSpec
 
         data = self.model_dump(exclude={"id"})
         gpu_dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[(gpu or GpuConf()).dtype]

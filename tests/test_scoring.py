@@ -246,7 +246,8 @@ def test_regressor_rater_and_head_tail_policy(models, corpus):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from udfs.models import ModelSpec, get_runner
+    from udfs.model_spec import ModelSpec
+    from udfs.models import get_runner
 
     spec = ModelSpec(role="r", id="reg", path=str(models["regressor"]), long_text="head_tail")
     res = get_runner(spec, "classifier").predict_batch(pd.Series([corpus[-1]["text"]]))
@@ -285,7 +286,8 @@ def _rds_reference(path: Path, text: str) -> np.ndarray:
 def test_rds_pooling_equals_numpy(models, corpus):
     import pandas as pd
 
-    from udfs.models import ModelSpec, get_runner
+    from udfs.model_spec import ModelSpec
+    from udfs.models import get_runner
 
     texts = [corpus[1]["text"][:100], corpus[2]["text"][:50], "a b"]
     runner = get_runner(ModelSpec(role="r", id="rds", path=str(models["lm-a"])), "rds_encoder")
@@ -378,7 +380,8 @@ def test_similarity_ranks_equal_brute_force(spark, top_k, block):
 def test_similarity_stage_betr_and_rds(lake, models, corpus):
     import pandas as pd
 
-    from udfs.models import ModelSpec, get_runner
+    from udfs.model_spec import ModelSpec
+    from udfs.models import get_runner
 
     lh, conf = lake
     args = conf(
@@ -469,7 +472,8 @@ def test_resume_after_kill_scores_each_document_once(lake, models, corpus, pytho
 def test_runner_falls_back_to_cpu_with_a_log_line(models, caplog):
     import pandas as pd
 
-    from udfs.models import RUNNERS, ModelSpec
+    from udfs.model_spec import ModelSpec
+    from udfs.models import RUNNERS
 
     texts = pd.Series(["the cat sat on the mat", "a longer sentence about nothing in particular"])
     with caplog.at_level("WARNING", logger="corpuslake.models"):

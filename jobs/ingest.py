@@ -27,7 +27,8 @@ from jobs.runtime import InputError, JobContext, UsageError, job_parser, list_fi
 from jobs.tables import CommitResult, TableMoved
 from schemas import bronze
 from schemas.ingest import PARSED_SCHEMA, SPLIT_SCHEMA
-from udfs.readers import ReaderOptions, Split, compression, detect_format, read_splits_arrow
+from udfs.readers import read_splits_arrow
+from udfs.splits import ReaderOptions, Split, compression, detect_format
 
 STAGE = "ingest"
 

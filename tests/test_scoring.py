@@ -19,6 +19,7 @@ from jobs import score_perplexity, score_prrc, score_similarity
 from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import ref, scores, silver
+from udfs.model_spec import ModelSpec
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import tiny_models  # noqa: E402
@@ -246,7 +247,6 @@ def test_regressor_rater_and_head_tail_policy(models, corpus):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from udfs.model_spec import ModelSpec
     from udfs.models import get_runner
 
     spec = ModelSpec(role="r", id="reg", path=str(models["regressor"]), long_text="head_tail")
@@ -286,7 +286,6 @@ def _rds_reference(path: Path, text: str) -> np.ndarray:
 def test_rds_pooling_equals_numpy(models, corpus):
     import pandas as pd
 
-    from udfs.model_spec import ModelSpec
     from udfs.models import get_runner
 
     texts = [corpus[1]["text"][:100], corpus[2]["text"][:50], "a b"]
@@ -317,37 +316,26 @@ def test_similarity_scan_on_pandas():
 
     from udfs.similarity import SimilarityScan
 
-    targets = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)  # a, a, b
+    targets = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)  # benchmarks a, a, b
     scan = SimilarityScan(targets, ["a", "a", "b"], top_k=1, block=2)
+    emb = lambda *xs: [np.array(x) for x in xs]  # noqa: E731
     batches = [
-        pd.DataFrame({"doc_id": ["d1", "d2"], "embedding": [np.array([1, 0]), np.array([0, 1])]}),
-        pd.DataFrame({"doc_id": [], "embedding": []}),
-        pd.DataFrame({"doc_id": ["d3"], "embedding": [np.array([0.75, 0.5])]}),
+        pd.DataFrame({"doc_id": ["d1", "d2"], "embedding": emb([1, 0], [0, 1])}),
+        pd.DataFrame({"doc_id": [], "embedding": []}),  # skipped
+        pd.DataFrame({"doc_id": ["d3"], "embedding": emb([0.75, 0.5])}),
     ]
-    got = [f.to_dict("list") for f in scan(batches)]
-    assert got == [
-        {
-            "kind": ["max"] * 4,
-            "doc_id": ["d1", "d1", "d2", "d2"],
-            "benchmark": ["a", "b", "a", "b"],
-            "target": [-1] * 4,
-            "cosine": [1.0, 1.0, 1.0, 0.0],
-        },
-        {
-            "kind": ["max"] * 2,
-            "doc_id": ["d3", "d3"],
-            "benchmark": ["a", "b"],
-            "target": [-1] * 2,
-            "cosine": [0.75, 0.75],
-        },
-        # Each target's top 1 over all batches: d1 for the two [1, 0] targets, d2 for [0, 1].
-        {
-            "kind": ["cand"] * 3,
-            "doc_id": ["d1", "d2", "d1"],
-            "benchmark": ["a", "a", "b"],
-            "target": [0, 1, 2],
-            "cosine": [1.0, 1.0, 1.0],
-        },
+    frames = list(scan(batches))
+    assert all(list(f.columns) == ["kind", "doc_id", "benchmark", "target", "cosine"] for f in frames)
+    assert [list(f.itertuples(index=False, name=None)) for f in frames] == [
+        [
+            ("max", "d1", "a", -1, 1.0),
+            ("max", "d1", "b", -1, 1.0),
+            ("max", "d2", "a", -1, 1.0),
+            ("max", "d2", "b", -1, 0.0),
+        ],
+        [("max", "d3", "a", -1, 0.75), ("max", "d3", "b", -1, 0.75)],
+        # After the last batch, each target's top 1: d1 for both [1, 0] targets, d2 for [0, 1].
+        [("cand", "d1", "a", 0, 1.0), ("cand", "d2", "a", 1, 1.0), ("cand", "d1", "b", 2, 1.0)],
     ]
 
 
@@ -380,7 +368,6 @@ def test_similarity_ranks_equal_brute_force(spark, top_k, block):
 def test_similarity_stage_betr_and_rds(lake, models, corpus):
     import pandas as pd
 
-    from udfs.model_spec import ModelSpec
     from udfs.models import get_runner
 
     lh, conf = lake
@@ -472,7 +459,6 @@ def test_resume_after_kill_scores_each_document_once(lake, models, corpus, pytho
 def test_runner_falls_back_to_cpu_with_a_log_line(models, caplog):
     import pandas as pd
 
-    from udfs.model_spec import ModelSpec
     from udfs.models import RUNNERS
 
     texts = pd.Series(["the cat sat on the mat", "a longer sentence about nothing in particular"])

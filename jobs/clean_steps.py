@@ -30,14 +30,8 @@ def analyze(
 ) -> Callable[[DataFrame], DataFrame]:
     """Steps 1–3 on executors: normalized text, language, quality signals and the first failing check.
 
-    Adds ``schemas.clean.ANALYSIS_FIELDS`` to each row (``udfs.analyze.Analyze`` on each Arrow batch).
-
-    Args:
-        allowed_langs: language labels to keep (``udfs.lang.LABELS``).
-        min_lang_score: below this probability the language is ``unknown``.
-        rules: ordered ``(rule, params)`` with defaults filled in (``CleanConf.rule_params()``); each document
-            gets the checks that fit its language (``udfs.quality_rules.applies``).
-        unknown_lang: ``drop`` or ``keep`` a document of unknown language that the rules keep.
+    ``udfs.analyze.Analyze(allowed_langs, min_lang_score, rules, unknown_lang)`` (its docstring says what
+    each argument does) runs on each Arrow batch and adds ``schemas.clean.ANALYSIS_FIELDS`` to each row.
     """
     step = Analyze(allowed_langs, min_lang_score, rules, unknown_lang)
 

@@ -21,8 +21,7 @@ def train(df: DataFrame, conf: BigramConf, text_col: str = "text", label_col: st
     Raises:
         ValueError: a class is missing (logistic regression would learn a constant).
     """
-    return pageclf.train(
-        df,
+    model = pageclf.pipeline(
         text_col,
         label_col,
         num_features=conf.num_features,
@@ -30,3 +29,4 @@ def train(df: DataFrame, conf: BigramConf, text_col: str = "text", label_col: st
         reg_param=conf.reg_param,
         min_token_length=conf.min_token_length,
     )
+    return pageclf.train(df, model, text_col, label_col)

@@ -74,22 +74,13 @@ def pipeline(
     )
 
 
-def train(
-    df: DataFrame,
-    text_col: str = "text",
-    label_col: str = "label",
-    *,
-    num_features: int,
-    max_iter: int,
-    reg_param: float,
-    min_token_length: int,
-) -> PipelineModel:
+def train(df: DataFrame, model: Pipeline, text_col: str = "text", label_col: str = "label") -> PipelineModel:
     """Fit the classifier on ``df[text, label]``.
 
     Args:
         df: training pages; ``label`` is 1 (include) or 0, both classes present.
+        model: the unfitted ``pipeline`` (built for the same ``text_col`` and ``label_col``).
         text_col, label_col: the columns read.
-        num_features, max_iter, reg_param, min_token_length: as for ``pipeline``.
 
     Raises:
         ValueError: a class is missing (logistic regression would learn a constant).
@@ -101,10 +92,7 @@ def train(
             f"the classifier needs pages of both labels; got {int(counts.get(1.0, 0))} with label 1 and "
             f"{int(counts.get(0.0, 0))} with label 0"
         )
-    options = dict(
-        num_features=num_features, max_iter=max_iter, reg_param=reg_param, min_token_length=min_token_length
-    )
-    return pipeline(text_col, label_col, **options).fit(data)
+    return model.fit(data)
 
 
 def score(model: PipelineModel, df: DataFrame, out_col: str = "p_include") -> DataFrame:

@@ -343,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from udfs.models import ModelSpec, get_runner
+    from udfs.model_spec import ModelSpec
+    from udfs.models import get_runner
 
     cuda = args.device == "cuda"
     if cuda and not torch.cuda.is_available():

@@ -4,8 +4,8 @@ The strategies are a registry (``STRATEGIES``): each names the tables it reads a
 ``[doc_id, score, detail]`` with its method from ``jobs.methods``:
 
   betr       scores.similarity (``aggregate.betr.method``) → best position over the chosen benchmarks →
-             top ``positive_share`` are positives → the bigram classifier (``jobs.textclf``) trained on a
-             seeded split, scored on the whole pool: score = P(include); the threshold keeping
+             top ``positive_share`` are positives → the bigram classifier (``jobs.methods.pageclf``) trained
+             on a seeded split, scored on the whole pool: score = P(include); the threshold keeping
              ``keep_token_share`` of the held-out tokens is recorded in ``detail`` (``jobs.methods.betr``).
   pplcorr    gold.domain_correlations (chosen estimator and projection): pages of domains with weight > 0
              against the rest → the same classifier → score = P(include) (``jobs.methods.pplcorr``).
@@ -39,8 +39,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs import audit, freshness
-from jobs.config import BigramConf, Conf
+from jobs.config import Conf
 from jobs.gates import Output, publish
+from jobs.methods import pageclf
 from jobs.methods.betr import betr, betr_benchmarks
 from jobs.methods.metarater import metarater_scores, signal_tables
 from jobs.methods.pplcorr import page_scores
@@ -111,7 +112,7 @@ def _betr(
     positive_share: float,
     heldout_share: float,
     keep_token_share: float,
-    clf: BigramConf,
+    clf: pageclf.Classifier,
 ) -> Scored:
     """BETR over scores.similarity's ``method`` ranks of the benchmarks ``mode`` chooses."""
     if method not in inp.methods:
@@ -144,7 +145,7 @@ def _betr(
     )
 
 
-def _pplcorr(inp: Inputs, *, clf: BigramConf) -> Scored:
+def _pplcorr(inp: Inputs, *, clf: pageclf.Classifier) -> Scored:
     """The page step over the include-domains of gold.domain_correlations' chosen rows."""
     lh = inp.lakehouse
     if not lh.exists(gold.DOMAIN_CORRELATIONS):
@@ -220,6 +221,19 @@ def _random(inp: Inputs, *, seed: int) -> Scored:
     )
 
 
+def _classifier(conf: Conf) -> pageclf.Classifier:
+    """``aggregate.classifier`` as the plain settings the page classifier takes."""
+    c = conf.aggregate.classifier
+    return pageclf.Classifier(
+        num_features=c.num_features,
+        max_iter=c.max_iter,
+        reg_param=c.reg_param,
+        min_token_length=c.min_token_length,
+        max_docs_per_class=c.max_docs_per_class,
+        seed=c.seed,
+    )
+
+
 def _betr_args(conf: Conf) -> dict[str, Any]:
     bc = conf.aggregate.betr
     return {
@@ -229,7 +243,7 @@ def _betr_args(conf: Conf) -> dict[str, Any]:
         "positive_share": bc.positive_share,
         "heldout_share": bc.heldout_share,
         "keep_token_share": bc.keep_token_share,
-        "clf": conf.aggregate.classifier,
+        "clf": _classifier(conf),
     }
 
 
@@ -241,7 +255,7 @@ STRATEGIES = (
         (silver.DOCUMENTS, gold.DOMAIN_CORRELATIONS),
         True,
         _pplcorr,
-        lambda conf: {"clf": conf.aggregate.classifier},
+        lambda conf: {"clf": _classifier(conf)},
     ),
     Strategy(
         "metarater",

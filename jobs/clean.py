@@ -5,9 +5,10 @@ Steps, in order; a document leaves at the first one that drops it, recorded with
   2. language         py3langid, labels mapped to ISO 639-1 (``udfs.lang``); under ``min_lang_score`` the
                       language is ``unknown``; dropped when it is a language not in ``clean.allowed_langs``
   3. rules            the ordered ``clean.rules`` (Gopher quality and repetition, C4, FineWeb), less the
-                      checks that do not fit the document's language (``udfs.quality.applies``; the stage
-                      warns at startup which it skips for which allowed language); after them, an ``unknown``
-                      document is dropped (reason language:unknown) unless ``clean.unknown_lang`` is ``keep``
+                      checks that do not fit the document's language (``udfs.quality_rules.applies``; the
+                      stage warns at startup which it skips for which allowed language); after them, an
+                      ``unknown`` document is dropped (reason language:unknown) unless ``clean.unknown_lang``
+                      is ``keep``
   4. exact_dedup      same hash of lowercased, whitespace-collapsed text
   5. near_dedup       MinHash LSH, verified Jaccard ≥ threshold, connected components
   6. decontamination  shares an n-gram (13 by default) with a ref.benchmarks example
@@ -36,17 +37,20 @@ from pyspark.sql import functions as F
 
 from jobs import audit, freshness
 from jobs import clean_batches as batches
-from jobs.clean_steps import Earlier, analyze, clean_documents, contamination, earlier_texts
-from jobs.config import Conf
+from jobs.clean_steps import Steps, analyze, clean_documents
+from jobs.config import CleanConf, Conf
 from jobs.gates import Output, publish
+from jobs.methods import dedup
+from jobs.methods.decontam import contamination
 from jobs.runtime import JobContext, job_parser, log, run_job
 from schemas import bronze, ref, scores, silver
 from udfs.lang import UNKNOWN
-from udfs.quality import skipped_checks
+from udfs.quality_rules import skipped_checks
 
 STAGE = "clean"
 READS = (bronze.DOCUMENTS, ref.BENCHMARKS)
-# The steps live in jobs.clean_steps; these are this module's names for them too (tests, notebooks).
+# The steps live in jobs.clean_steps and jobs.methods; these are this module's names for them too (tests,
+# notebooks).
 __all__ = [
     "READS",
     "STAGE",
@@ -59,6 +63,7 @@ __all__ = [
     "language_warning",
     "main",
     "preflight",
+    "steps",
 ]
 
 
@@ -123,6 +128,23 @@ def funnel_text(n_in: int, filtered_counts: list, n_kept: int, ran: set[str]) ->
     return "\n".join(lines)
 
 
+def steps(c: CleanConf) -> Steps:
+    """The ``clean`` settings as the plain transforms and values ``clean_documents`` runs."""
+    n, d = c.near_dedup, c.decontamination
+    return Steps(
+        analyze(c.allowed_langs, c.min_lang_score, c.rule_params(), c.unknown_lang),
+        exact_dedup=c.exact_dedup,
+        signatures=dedup.minhash_signatures(n.num_perm, n.ngram, n.seed) if n.enabled else None,
+        link=(
+            dedup.link_near(n.bands, n.rows, n.threshold, n.max_bucket, n.verify, n.ngram)
+            if n.enabled
+            else None
+        ),
+        decontam_ngram=d.ngram if d.enabled else None,
+        decontam_drop=d.action == "drop",
+    )
+
+
 def _kept_langs(c) -> list[str]:
     return [*c.allowed_langs, UNKNOWN] if c.unknown_lang == "keep" else list(c.allowed_langs)
 
@@ -163,12 +185,12 @@ def clean_batch(
     if batch.mode == "incremental":
         done, index = batches.earlier(lh, exclude)
         docs = docs.join(done, "doc_id", "left_anti")
-        earlier = Earlier(index, earlier_texts(lh.read(bronze.DOCUMENTS)))
+        earlier = dedup.Earlier(index, dedup.earlier_texts(lh.read(bronze.DOCUMENTS)))
     n_in = docs.count()
     if n_in == 0 and batch.mode == "incremental":
         return None
     kept, filtered, quality, index, skew, cached = clean_documents(
-        docs, benchmarks, c, batch.id, batch.cleaned_at, earlier
+        docs, benchmarks, steps(c), batch.id, batch.cleaned_at, earlier
     )
     try:
         filtered = filtered.persist()

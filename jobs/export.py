@@ -31,8 +31,6 @@ Run it:  corpuslake stage export --conf conf/local.yaml
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import math
 import os
@@ -42,12 +40,9 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
 from jobs import freshness
 from jobs.config import Conf
@@ -55,37 +50,11 @@ from jobs.queries import parse_versions, run_sql
 from jobs.runtime import InputError, JobContext, UsageError, job_parser, run_job
 from jobs.tables import _fs_and_path, safe_name
 from schemas import gold, silver
+from schemas.export import EXPORT_COLS, SHARD_SCHEMA
+from udfs.shards import MiB, ShardWriter
 
 STAGE = "export"
 READS = (gold.SELECTION, silver.DOCUMENTS)
-EXTENSIONS = {"jsonl.gz": ".jsonl.gz", "parquet": ".parquet"}
-# The exported columns, in this order in every JSON object and Parquet file.
-EXPORT_COLS = ("doc_id", "strategy", "rank", "url", "domain", "source", "n_tokens", "text")
-EXPORT_ARROW = pa.schema(
-    [
-        pa.field("doc_id", pa.string(), False),
-        pa.field("strategy", pa.string(), False),
-        pa.field("rank", pa.int32(), False),
-        pa.field("url", pa.string()),
-        pa.field("domain", pa.string()),
-        pa.field("source", pa.string()),
-        pa.field("n_tokens", pa.int64(), False),
-        pa.field("text", pa.string(), False),
-    ]
-)
-SHARD_SCHEMA = StructType(
-    [
-        StructField("shard", IntegerType(), False),
-        StructField("name", StringType(), False),
-        StructField("docs", LongType(), False),
-        StructField("bytes", LongType(), False),
-        StructField("uncompressed_bytes", LongType(), False),
-        StructField("sha256", StringType(), False),
-        StructField("first_rank", IntegerType(), False),
-        StructField("last_rank", IntegerType(), False),
-    ]
-)
-MiB = 1 << 20
 
 
 def preflight(conf: Conf) -> None:
@@ -108,10 +77,6 @@ def export_root(conf: Conf) -> str:
     if "://" in wh:
         return wh.rsplit("/", 1)[0] + "/export"
     return os.path.join(os.path.dirname(os.path.abspath(wh)), "export")
-
-
-def shard_name(shard: int, fmt: str) -> str:
-    return f"part-{shard:05d}{EXTENSIONS[fmt]}"
 
 
 def export_rows(selection: DataFrame, docs: DataFrame) -> DataFrame:
@@ -139,76 +104,13 @@ def assign_shards(rows: DataFrame, shard_bytes: int) -> DataFrame:
     return run_sql(rows.sparkSession, "select_shards", views={"export_sizes": sizes}, shard_bytes=shard_bytes)
 
 
-class _ShardFile:
-    """One shard being written: a gzip'd JSONL or a Parquet file, with its counts."""
-
-    def __init__(self, fs: pafs.FileSystem, folder: str, shard: int, fmt: str):
-        self.fs, self.shard, self.fmt = fs, shard, fmt
-        self.name = shard_name(shard, fmt)
-        self.path = f"{folder}/{self.name}"
-        self.stream = fs.open_output_stream(self.path, compression=None)
-        self.docs = self.uncompressed = 0
-        self.first_rank = self.last_rank = None
-        if fmt == "jsonl.gz":
-            # No file name or time in the header: the same rows give the same bytes (and sha256).
-            self.out = gzip.GzipFile(filename="", mode="wb", fileobj=self.stream, mtime=0)
-        else:
-            self.out = pq.ParquetWriter(self.stream, EXPORT_ARROW, compression="zstd")
-
-    def write(self, part: pd.DataFrame) -> None:
-        if self.fmt == "jsonl.gz":
-            self.out.write(("\n".join(part["_line"]) + "\n").encode("utf-8"))
-        else:
-            self.out.write_table(
-                pa.Table.from_pandas(part[list(EXPORT_COLS)], EXPORT_ARROW, preserve_index=False)
-            )
-        self.docs += len(part)
-        self.uncompressed += int(part["line_bytes"].sum())
-        if self.first_rank is None:
-            self.first_rank = int(part["rank"].iloc[0])
-        self.last_rank = int(part["rank"].iloc[-1])
-
-    def close(self) -> dict:
-        self.out.close()
-        self.stream.close()
-        digest, size = hashlib.sha256(), 0
-        with self.fs.open_input_stream(self.path, compression=None) as fh:
-            while chunk := fh.read(MiB):
-                digest.update(chunk)
-                size += len(chunk)
-        return {
-            "shard": self.shard,
-            "name": self.name,
-            "docs": self.docs,
-            "bytes": size,
-            "uncompressed_bytes": self.uncompressed,
-            "sha256": digest.hexdigest(),
-            "first_rank": self.first_rank,
-            "last_rank": self.last_rank,
-        }
-
-
 def shard_writer(folder: str, fmt: str) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """A ``mapInPandas`` function: rows sorted by (shard, rank) → shard files in ``folder``; yields one
-    metadata row per shard written (``SHARD_SCHEMA``)."""
+    metadata row per shard written (``SHARD_SCHEMA``; ``udfs.shards.ShardWriter``)."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         fs, base = _fs_and_path(folder)
-        done: list[dict] = []
-        current: _ShardFile | None = None
-        for pdf in batches:
-            if pdf.empty:
-                continue
-            for shard, part in pdf.groupby("shard", sort=False):
-                if current is None or current.shard != shard:
-                    if current is not None:
-                        done.append(current.close())
-                    current = _ShardFile(fs, base, int(shard), fmt)
-                current.write(part)
-        if current is not None:
-            done.append(current.close())
-        if done:
-            yield pd.DataFrame(done, columns=[f.name for f in SHARD_SCHEMA.fields])
+        yield from ShardWriter(fs, base, fmt)(batches)
 
     return run
 

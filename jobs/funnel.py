@@ -14,7 +14,7 @@ files, which Spark splits by size), a stage fails when
   * it ran as one task.
 
 Each failure names the stage, the numbers and the Python lines that started its job (innermost project
-frame first). PySpark names only some actions (``collect``, ``toPandas``); ``trace_call_sites`` makes
+frame first). PySpark names only some actions (``collect``, ``toPandas``); ``jobs.call_sites`` makes
 every DataFrame action and write name the project line that called it.
 
 Run it: ``python -m jobs.funnel run --conf PROFILE --from clean --to select --events DIR`` runs those
@@ -28,21 +28,20 @@ bounded by domains, targets, proposals or strategies.
 from __future__ import annotations
 
 import argparse
-import functools
 import gzip
 import json
 import re
 import sys
-import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from jobs.call_sites import PROJECT_ROOTS, trace_call_sites
 
 MIN_RECORDS = 2000
 MAX_SHARE = 0.5
 MAX_FAIR_MULTIPLE = 3.0
 MAX_EMPTY_SHARE = 0.25
-_ROOTS = ("jobs/", "udfs/", "schemas/", "bench/", "tests/", "notebooks/")
 
 # A Python source line in a call site: "collect at /work/main/jobs/selection.py:274" or a stack line
 # "  File ".../jobs/selection.py", line 274, in select".
@@ -106,7 +105,7 @@ class Stage:
 
 def _short(path: str) -> str:
     """A project path from its top folder (``jobs/selection.py``)."""
-    for root in _ROOTS:
+    for root in PROJECT_ROOTS:
         i = path.rfind("/" + root)
         if i >= 0:
             return path[i + 1 :]
@@ -332,81 +331,6 @@ def check(
         if reasons:
             funnels.append(Funnel(s, reasons))
     return Report(stages, checked, funnels, min_records)
-
-
-# ------------------------------------------------------------------------------------------- call sites
-
-_traced = False
-
-
-def _project_frames(limit: int = 4) -> list[str]:
-    """The innermost project frames of the current stack as ``path:line`` (this module's own skipped)."""
-    out = []
-    for frame in reversed(traceback.extract_stack()):
-        path = frame.filename.replace("\\", "/")
-        if path.endswith("jobs/funnel.py") or "/site-packages/" in path or "/pyspark/" in path:
-            continue
-        if any(f"/{r}" in path for r in _ROOTS):
-            out.append(f"{path}:{frame.lineno}")
-            if len(out) >= limit:
-                break
-    return out
-
-
-def trace_call_sites() -> None:
-    """Make every DataFrame action and write name its project call site in Spark's event log.
-
-    PySpark sets the call site for ``collect``, ``toPandas`` and a few more; ``count``, writes and
-    checkpoints show as ``count at <unknown>:0``. This wraps them (once per process) to set the short
-    call site to ``action at path:line < caller:line …`` from the innermost project frames, as PySpark's
-    own ``SCCallSiteSync`` does, which it then leaves alone. For diagnostics only: ``run`` calls it.
-    """
-    global _traced
-    if _traced:
-        return
-    from pyspark.sql.classic.dataframe import DataFrame
-    from pyspark.sql.readwriter import DataFrameWriter
-    from pyspark.traceback_utils import SCCallSiteSync
-
-    def wrap(cls, name):
-        fn = getattr(cls, name, None)
-        if fn is None:
-            return
-
-        @functools.wraps(fn)
-        def call(self, *args, **kwargs):
-            frames = _project_frames()
-            sc = self._sc if hasattr(self, "_sc") else self._spark.sparkContext
-            if SCCallSiteSync._spark_stack_depth or not frames:
-                return fn(self, *args, **kwargs)
-            sc._jsc.setCallSite(f"{name} at {' < '.join(frames)}")
-            SCCallSiteSync._spark_stack_depth += 1
-            try:
-                return fn(self, *args, **kwargs)
-            finally:
-                SCCallSiteSync._spark_stack_depth -= 1
-                sc._jsc.setCallSite(None)
-
-        setattr(cls, name, call)
-
-    for name in (
-        "count",
-        "collect",
-        "first",
-        "head",
-        "take",
-        "toPandas",
-        "toLocalIterator",
-        "isEmpty",
-        "foreach",
-        "foreachPartition",
-        "localCheckpoint",
-        "checkpoint",
-    ):
-        wrap(DataFrame, name)
-    for name in ("save", "parquet", "json", "csv", "text", "orc", "saveAsTable", "insertInto"):
-        wrap(DataFrameWriter, name)
-    _traced = True
 
 
 # ---------------------------------------------------------------------------------------------- runs

@@ -70,7 +70,7 @@ def _lines(uri: str) -> Iterator[tuple[int, str | None, str | None]]:
     Each line is decoded as UTF-8 on its own, so a bad byte is reported with its line; a damaged compressed
     stream ends the file with one problem at the line it could not read.
     """
-    from udfs.readers import open_decompressed  # ingest's opener: the same codecs and object stores
+    from udfs.splits import open_decompressed  # ingest's opener: the same codecs and object stores
 
     line_no = 0
     try:

@@ -43,6 +43,7 @@ from jobs.gates import Output, publish
 from jobs.ordered import ordered
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import ref, scores, silver
+from udfs.similarity import SimilarityScan
 
 STAGE = "score_similarity"
 READS = (silver.DOCUMENTS, ref.BENCHMARKS)
@@ -122,39 +123,11 @@ def similarity(
     order = np.argsort(np.asarray(target_bench, dtype=object), kind="stable")
     tgt = np.asarray(targets, dtype=np.float32)[order]
     bench = [target_bench[i] for i in order]
-    names = sorted(set(bench))
-    starts = [bench.index(b) for b in names]
-    shared = emb.sparkSession.sparkContext.broadcast((tgt, starts, names, bench))
+    shared = emb.sparkSession.sparkContext.broadcast((tgt, bench))
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from udfs.similarity import TargetScan
-
-        t, st, nm, tb = shared.value
-        scan = TargetScan(t, st, top_k, block)
-        for pdf in batches:
-            if pdf.empty:
-                continue
-            ids = pdf["doc_id"].to_numpy(dtype=object)
-            best = scan.add(np.stack(pdf["embedding"].to_numpy()), ids)
-            yield pd.DataFrame(
-                {
-                    "kind": "max",
-                    "doc_id": np.repeat(ids, len(nm)),
-                    "benchmark": np.tile(np.asarray(nm, dtype=object), len(ids)),
-                    "target": -1,
-                    "cosine": best.reshape(-1).astype(np.float64),
-                }
-            )
-        ti, di, cos = scan.candidates()
-        yield pd.DataFrame(
-            {
-                "kind": "cand",
-                "doc_id": di,
-                "benchmark": np.asarray(tb, dtype=object)[ti] if len(ti) else np.empty(0, dtype=object),
-                "target": ti.astype(np.int32),
-                "cosine": cos.astype(np.float64),
-            }
-        )
+        t, tb = shared.value
+        yield from SimilarityScan(t, tb, top_k, block)(batches)
 
     rows = emb.select("doc_id", "embedding").mapInPandas(run, SCAN_SCHEMA)
     maxes = rows.filter(F.col("kind") == "max").select(

@@ -2,7 +2,7 @@
 
 Shape of every scoring stage (score_prrc, score_perplexity, score_similarity):
   1. preflight   on the driver, before Spark starts: every configured model's folder, config,
-                 architecture and tokenizer are checked (``udfs.models.check_model``); a bad entry is
+                 architecture and tokenizer are checked (``udfs.model_spec.check_model``); a bad entry is
                  one line naming its conf key, exit 2.
   2. schedule    silver.documents (optionally a stratified sample) minus the doc_ids the score table
                  already has for this model id + revision: reruns only do what is missing.
@@ -46,7 +46,7 @@ def check_models(entries: list[tuple[str, object, str]], gpu: GpuConf | None = N
     Raises:
         UsageError: every bad entry, one line each.
     """
-    from udfs.models import ModelError, check_model
+    from udfs.model_spec import ModelError, check_model
 
     errors = []
     for role, entry, kind in entries:
@@ -119,7 +119,7 @@ def model_transform(
 
     Args:
         spec: the ``ModelSpec`` (or a tuple of them, for ``score``).
-        kind: the runner kind (``udfs.models.KINDS``).
+        kind: the runner kind (``udfs.model_spec.KINDS``).
         out_schema: the output schema: ``keep`` columns then the score columns.
         keep: input columns passed through.
         score: ``(spec, batch) -> score columns``; default ``get_runner(spec, kind).predict_batch``.

@@ -18,7 +18,7 @@ from pyspark.sql.types import (
 )
 
 from schemas.base import TableSpec, col
-from udfs.quality import SIGNALS
+from schemas.signals import SIGNALS
 
 
 def _quality_suite(params: Mapping[str, Any]) -> list:

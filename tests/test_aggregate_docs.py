@@ -14,8 +14,8 @@ import yaml
 from pyspark.sql import functions as F
 
 from jobs import aggregate_docs as agg
-from jobs import textclf
-from jobs.config import BetrConf, BigramConf
+from jobs.config import BetrConf
+from jobs.methods import pageclf
 from jobs.methods.betr import betr, betr_benchmarks, betr_labels, token_threshold
 from jobs.methods.rds import rds_order, round_robin
 from jobs.methods.sampling import class_sample, unit_hash
@@ -26,7 +26,8 @@ from udfs.quality import SIGNALS
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 W_STAR = {"rps_doc_word_count": 0.7, "rps_doc_mean_word_length": 0.3}
-CLF = BigramConf(num_features=1 << 12, max_iter=8, reg_param=1e-3)
+CLF_SETTINGS = {"num_features": 1 << 12, "max_iter": 8, "reg_param": 1e-3, "min_token_length": 1}
+CLF = pageclf.Classifier(**CLF_SETTINGS, max_docs_per_class=100_000, seed=0)
 
 SCIENCE = "atom cell energy force gene orbit photon enzyme quantum fossil molecule velocity".split()
 OTHER = "recipe movie holiday guitar soccer garden fashion coffee travel novel dance market".split()
@@ -48,8 +49,8 @@ def test_classifier_separates_a_separable_task_deterministically(spark):
     rows = [(f"d{i:03d}", _text(rng, float(i % 2), int(rng.integers(5, 30))), i % 2) for i in range(120)]
     df = spark.createDataFrame(rows, "doc_id string, text string, label int")
     train, held = df.filter(F.col("doc_id") < "d090"), df.filter(F.col("doc_id") >= "d090")
-    model = textclf.train(train, CLF)
-    got = textclf.score(model, held).collect()
+    model = pageclf.train(train, CLF.model())
+    got = pageclf.score(model, held).collect()
     assert len(got) == 30 and set(got[0].asDict()) == {"doc_id", "text", "label", "p_include"}
     assert all((r["p_include"] > 0.5) == (r["label"] == 1) for r in got)  # held-out accuracy 1.0
 
@@ -60,16 +61,16 @@ def test_classifier_uses_bigrams_and_is_deterministic(spark):
         (f"b{i}", "red cat blue FOX", 0) for i in range(10)
     ]
     df = spark.createDataFrame(rows, "doc_id string, text string, label int")
-    clf = CLF.model_copy(update={"max_iter": 4})
-    got = [(r["label"], r["p_include"]) for r in textclf.score(textclf.train(df, clf), df).collect()]
+    clf = pageclf.pipeline(**{**CLF_SETTINGS, "max_iter": 4})
+    got = [(r["label"], r["p_include"]) for r in pageclf.score(pageclf.train(df, clf), df).collect()]
     assert all((p > 0.9) if label else (p < 0.1) for label, p in got)
-    assert [(r["label"], r["p_include"]) for r in textclf.score(textclf.train(df, clf), df).collect()] == got
+    assert [(r["label"], r["p_include"]) for r in pageclf.score(pageclf.train(df, clf), df).collect()] == got
 
 
 def test_classifier_needs_both_labels(spark):
     df = spark.createDataFrame([("a", "x y", 1)], "doc_id string, text string, label int")
     with pytest.raises(ValueError, match="both labels"):
-        textclf.train(df, CLF)
+        pageclf.train(df, CLF.model())
 
 
 def test_class_sample_caps_each_label(spark):
@@ -77,10 +78,7 @@ def test_class_sample_caps_each_label(spark):
     df = spark.createDataFrame(rows, "doc_id string, label int")
     got = class_sample(df, 5, seed=2).collect()
     assert sorted(r["label"] for r in got) == [0] * 5 + [1] * 3
-    h = {
-        r["doc_id"]: r["h"]
-        for r in df.select("doc_id", unit_hash(2, "class-sample").alias("h")).collect()
-    }
+    h = {r["doc_id"]: r["h"] for r in df.select("doc_id", unit_hash(2, "class-sample").alias("h")).collect()}
     smallest = sorted((d for d, _ in rows if d.startswith("n")), key=lambda d: (h[d], d))[:5]
     assert sorted(r["doc_id"] for r in got if r["label"] == 0) == sorted(smallest)
     assert class_sample(df, None, seed=2) is df

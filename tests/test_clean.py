@@ -7,12 +7,16 @@ import io
 import json
 from collections import Counter
 
+import pandas as pd
 import pytest
 import yaml
 
 from jobs import clean, load_refs
-from jobs.runtime import EXIT_OK, run_job
+from jobs.methods.decontam import benchmark_matcher
+from jobs.runtime import EXIT_OK, UsageError, run_job
 from schemas import bronze, ref, scores, silver
+from udfs.analyze import COLUMNS, Analyze
+from udfs.decontam import BenchmarkMatcher
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +237,74 @@ def test_contamination_on_crafted_documents(spark):
     got = sorted(tuple(r) for r in docs.transform(clean.contamination(bench, ngram=6)).collect())
     # x shares the 10-word run "what is … sea level" (5 six-grams); y the 7-word "the largest … system" (2).
     assert got == [("x", "quiz", "q1", 5), ("y", "quiz", "q2", 2)]
+
+
+def test_analyze_step_on_pandas():
+    step = Analyze(["en"], 0.5, [("gopher_quality", {}), ("c4", {})])
+    docs = pd.DataFrame(
+        {
+            "doc_id": ["a", "b", "d", "e"],
+            "text": [
+                ENGLISH,
+                "<p>&nbsp;</p>\u200b  ",
+                "Too short to be a document.",
+                ENGLISH + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.",
+            ],
+        },
+        index=[7, 8, 9, 10],  # a batch's own index does not matter: rows line up by position
+    )
+    got = step(docs)
+    assert list(got.columns) == ["doc_id", "text", *COLUMNS] and list(got.index) == [0, 1, 2, 3]
+    # Missing values come out as pandas gives them (NaN); Arrow turns them into nulls.
+    col = lambda name: [None if pd.isna(v) else v for v in got[name]]  # noqa: E731
+    assert col("drop_step") == [None, "normalize", "rules", "rules"]
+    assert col("drop_reason") == [None, "normalize:empty", "gopher_quality:word_count", "c4:lorem_ipsum"]
+    assert col("drop_value") == [None, 0.0, 6.0, 1.0]
+    assert col("lang") == ["en", None, "en", "en"]
+    assert col("norm_text")[1:3] == ["", "Too short to be a document."]
+    assert col("rps_doc_word_count")[:2] == [len(ENGLISH.split()), None]
+
+
+def test_benchmark_matcher_on_pandas():
+    matcher = BenchmarkMatcher(6)
+    matcher.add("quiz", "q1", "What is the boiling point of water at sea level in degrees Celsius")
+    matcher.add("quiz", "q2", "Name the largest planet in the solar system")
+    matcher.add("quiz", "q3", "the largest planet in the solar system is")  # its first 6-grams are q2's
+    assert len(matcher.index) == 8 + 3 + 1
+    docs = pd.DataFrame(
+        {
+            "doc_id": ["x", "y", "z"],
+            "text": [
+                "Trivia: what is the boiling point of water at sea level? Answer below.",
+                "Nobody asked about the largest planet in the solar system today.",
+                "An unrelated text about gardening and tomatoes in the spring.",
+            ],
+        }
+    )
+    assert matcher(docs).to_dict("list") == {
+        "doc_id": ["x", "y"],
+        "benchmark": ["quiz", "quiz"],
+        "example_id": ["q1", "q2"],
+        "hits": [5, 2],
+    }
+    assert matcher(docs.iloc[2:]).to_dict("list") == {
+        "doc_id": [],
+        "benchmark": [],
+        "example_id": [],
+        "hits": [],
+    }
+
+
+def test_benchmark_ngrams_past_the_bound_stop_the_stage(spark):
+    bench = spark.createDataFrame(
+        [("quiz", "q1", "What is the boiling point of water at sea level in degrees Celsius")],
+        "benchmark string, example_id string, text string",
+    )
+    assert len(benchmark_matcher(bench, ngram=6, max_ngrams=8).index) == 8
+    with pytest.raises(
+        UsageError, match=r"^decontamination: ref.benchmarks holds more than 7 distinct 6-grams"
+    ):
+        benchmark_matcher(bench, ngram=6, max_ngrams=7)
 
 
 # --------------------------------------------------------------------------------- languages

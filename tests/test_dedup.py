@@ -12,15 +12,10 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.dedup import (
-    connected_components,
-    exact_duplicates,
-    lsh_candidates,
-    minhash_signatures,
-    near_duplicates,
-    verify_pairs,
-)
-from udfs.minhash import EMPTY, MinHasher, estimated_jaccard, jaccard, shingle_hashes, tokens
+from jobs.methods.dedup import exact_duplicates, near_duplicates
+from jobs.methods.dedup_components import connected_components
+from jobs.methods.dedup_lsh import lsh_candidates, minhash_signatures, verify_pairs
+from udfs.minhash import EMPTY, MinHasher, PairJaccard, estimated_jaccard, jaccard, shingle_hashes, tokens
 
 _RNG_VOCAB = random.Random(7)
 # Random pseudo-words: unrelated documents built from them share no 5-gram.
@@ -105,6 +100,15 @@ def test_estimated_jaccard_close_to_exact(ngram):
         seen.append(exact)
     # The pairs cover the range, not only the easy ends.
     assert min(seen) < 0.2 and any(0.4 < j < 0.9 for j in seen)
+
+
+def test_pair_jaccard_on_pandas():
+    got = PairJaccard(5)(
+        pd.Series(["a b c d e f", "", "Hello, world", "a b c d e"], index=[3, 4, 5, 6]),
+        pd.Series(["a b c d e g", "", "hello world", "v w x y z"], index=[0, 1, 2, 3]),
+    )
+    assert got.dtype == np.float64 and got.tolist() == [1 / 3, 1.0, 1.0, 0.0]
+    assert PairJaccard(2)(pd.Series(["a b c"]), pd.Series(["a b d"])).tolist() == [1 / 3]
 
 
 # --- Spark transforms --------------------------------------------------------------------------
@@ -193,7 +197,7 @@ def test_connected_components_chains_cycles_and_a_long_path(spark, caplog):
     edges = [("A", "B"), ("C", "B"), ("D", "E"), ("F", "G"), ("G", "H"), ("H", "F"), ("E", "E")]
     edges += list(zip(path, path[1:], strict=False))
     source_df = spark.createDataFrame(edges, "a string, b string").coalesce(2)
-    with caplog.at_level(logging.INFO, logger="jobs.dedup"):
+    with caplog.at_level(logging.INFO, logger="jobs.methods.dedup_components"):
         actual_df = connected_components(source_df)
     expected = [
         ("A", "A"),
@@ -274,7 +278,7 @@ def test_near_duplicates_end_to_end(spark, caplog):
     assert min(est("k1", "k2"), est("k2", "k3"), est("n10", "n03")) >= 0.8 > est("k1", "k3")
 
     source_df = spark.createDataFrame(list(docs.items()), "doc_id string, text string").coalesce(2)
-    with caplog.at_level(logging.INFO, logger="jobs.dedup"):
+    with caplog.at_level(logging.INFO, logger="jobs.methods.dedup_components"):
         dups, skew = near_duplicates(num_perm=256, bands=32, rows=8, threshold=0.8, verify="estimate")(
             source_df
         )

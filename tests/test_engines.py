@@ -105,7 +105,9 @@ def test_delta_spark_pipeline_matches_embedded(spark, pipeline, cluster_pipeline
     pd.testing.assert_frame_equal(a[exact], b[exact])
     # Exact columns hold _text's form of each value (a quoted repr), so the strategy is matched in that form.
     loose = (
-        (a["strategy"] == _text("metarater")).to_numpy() if name == "gold.doc_scores" else np.zeros(len(a), bool)
+        (a["strategy"] == _text("metarater")).to_numpy()
+        if name == "gold.doc_scores"
+        else np.zeros(len(a), bool)
     )
     if name == "gold.doc_scores":
         assert loose.any(), "gold.doc_scores has no Meta-rater rows to compare loosely"

@@ -430,7 +430,7 @@ def test_dedup_against_earlier_documents_equals_dedup_of_all(spark, verify):
     pass over everything (ids of earlier documents sort first, as order keys do)."""
     from pyspark.sql import functions as F
 
-    from jobs import dedup
+    from jobs.methods import dedup
 
     rng = random.Random(5)
     old = {f"a{i:02d}": prose(rng) for i in range(12)}

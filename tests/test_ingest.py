@@ -182,7 +182,7 @@ def test_large_plain_file_is_split_and_loses_nothing(spark, tmp_path):
     )
     splits = ingest.plan_splits(files, split_bytes=8192)
     assert len(splits) == -(-os.path.getsize(raw) // 8192)
-    from udfs.readers import ReaderOptions
+    from udfs.splits import ReaderOptions
 
     parsed = ingest.read_raw(
         spark, splits, ReaderOptions(1000, 5000), task_bytes=8192, sizes={str(raw): os.path.getsize(raw)}

@@ -9,13 +9,12 @@ from collections import Counter
 
 import pytest
 
-from udfs.quality import (
+from udfs.quality import SIGNALS, compute_signals
+from udfs.quality_rules import (
     DEFAULT_RULES,
     RULES,
-    SIGNALS,
     Check,
     applies,
-    compute_signals,
     evaluate,
     skipped_checks,
     validate_rules,

@@ -14,7 +14,8 @@ import zstandard
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from udfs.readers import ReaderOptions, Split, detect_format, read_split
+from udfs.readers import read_split
+from udfs.splits import ReaderOptions, Split, detect_format
 from udfs.text import HtmlExtractor, doc_id, html_to_text, registered_domain
 
 OPTS = ReaderOptions(max_doc_bytes=100, line_limit=400, snippet_chars=20)

@@ -19,6 +19,7 @@ from jobs import score_perplexity, score_prrc, score_similarity
 from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import ref, scores, silver
+from udfs.model_spec import ModelSpec
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import tiny_models  # noqa: E402
@@ -246,7 +247,7 @@ def test_regressor_rater_and_head_tail_policy(models, corpus):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from udfs.models import ModelSpec, get_runner
+    from udfs.models import get_runner
 
     spec = ModelSpec(role="r", id="reg", path=str(models["regressor"]), long_text="head_tail")
     res = get_runner(spec, "classifier").predict_batch(pd.Series([corpus[-1]["text"]]))
@@ -285,7 +286,7 @@ def _rds_reference(path: Path, text: str) -> np.ndarray:
 def test_rds_pooling_equals_numpy(models, corpus):
     import pandas as pd
 
-    from udfs.models import ModelSpec, get_runner
+    from udfs.models import get_runner
 
     texts = [corpus[1]["text"][:100], corpus[2]["text"][:50], "a b"]
     runner = get_runner(ModelSpec(role="r", id="rds", path=str(models["lm-a"])), "rds_encoder")
@@ -308,6 +309,34 @@ def _brute_force(doc_ids, emb, targets, target_bench, top_k=None):
                 best = r
             out[key] = (best, max(cos, sims[i, j]))
     return out
+
+
+def test_similarity_scan_on_pandas():
+    import pandas as pd
+
+    from udfs.similarity import SimilarityScan
+
+    targets = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)  # benchmarks a, a, b
+    scan = SimilarityScan(targets, ["a", "a", "b"], top_k=1, block=2)
+    emb = lambda *xs: [np.array(x) for x in xs]  # noqa: E731
+    batches = [
+        pd.DataFrame({"doc_id": ["d1", "d2"], "embedding": emb([1, 0], [0, 1])}),
+        pd.DataFrame({"doc_id": [], "embedding": []}),  # skipped
+        pd.DataFrame({"doc_id": ["d3"], "embedding": emb([0.75, 0.5])}),
+    ]
+    frames = list(scan(batches))
+    assert all(list(f.columns) == ["kind", "doc_id", "benchmark", "target", "cosine"] for f in frames)
+    assert [list(f.itertuples(index=False, name=None)) for f in frames] == [
+        [
+            ("max", "d1", "a", -1, 1.0),
+            ("max", "d1", "b", -1, 1.0),
+            ("max", "d2", "a", -1, 1.0),
+            ("max", "d2", "b", -1, 0.0),
+        ],
+        [("max", "d3", "a", -1, 0.75), ("max", "d3", "b", -1, 0.75)],
+        # After the last batch, each target's top 1: d1 for both [1, 0] targets, d2 for [0, 1].
+        [("cand", "d1", "a", 0, 1.0), ("cand", "d2", "a", 1, 1.0), ("cand", "d1", "b", 2, 1.0)],
+    ]
 
 
 @pytest.mark.parametrize("top_k,block", [(None, 1024), (3, 2)])
@@ -339,7 +368,7 @@ def test_similarity_ranks_equal_brute_force(spark, top_k, block):
 def test_similarity_stage_betr_and_rds(lake, models, corpus):
     import pandas as pd
 
-    from udfs.models import ModelSpec, get_runner
+    from udfs.models import get_runner
 
     lh, conf = lake
     args = conf(
@@ -430,7 +459,7 @@ def test_resume_after_kill_scores_each_document_once(lake, models, corpus, pytho
 def test_runner_falls_back_to_cpu_with_a_log_line(models, caplog):
     import pandas as pd
 
-    from udfs.models import RUNNERS, ModelSpec
+    from udfs.models import RUNNERS
 
     texts = pd.Series(["the cat sat on the mat", "a longer sentence about nothing in particular"])
     with caplog.at_level("WARNING", logger="corpuslake.models"):

@@ -337,6 +337,51 @@ def _expected_rows(lh, docs: list[dict], strategy: str) -> list[dict]:
     ]
 
 
+def test_shard_writer_on_pandas(tmp_path):
+    import pyarrow.fs as pafs
+
+    from udfs.shards import ShardWriter
+
+    lines = ['{"doc_id":"a","text":"é"}', '{"doc_id":"b"}', '{"doc_id":"c"}']
+    rows = pd.DataFrame(
+        {
+            "shard": [0, 0, 1],
+            "rank": [1, 2, 3],
+            "line_bytes": [len(x.encode("utf-8")) + 1 for x in lines],
+            "_line": lines,
+        }
+    )
+    # Shard 0 spans two batches; an empty batch in between is skipped.
+    out = list(ShardWriter(pafs.LocalFileSystem(), str(tmp_path), "jsonl.gz")([rows[:1], rows[:0], rows[1:]]))
+    files = {p.name: p.read_bytes() for p in sorted(tmp_path.iterdir())}
+    assert sorted(files) == ["part-00000.jsonl.gz", "part-00001.jsonl.gz"]
+    assert gzip.decompress(files["part-00000.jsonl.gz"]).decode("utf-8") == lines[0] + "\n" + lines[1] + "\n"
+    assert gzip.decompress(files["part-00001.jsonl.gz"]) == b'{"doc_id":"c"}\n'
+    assert len(out) == 1 and out[0].to_dict("records") == [
+        {
+            "shard": 0,
+            "name": "part-00000.jsonl.gz",
+            "docs": 2,
+            "bytes": len(files["part-00000.jsonl.gz"]),
+            "uncompressed_bytes": 27 + 15,  # UTF-8 bytes and a newline per line
+            "sha256": hashlib.sha256(files["part-00000.jsonl.gz"]).hexdigest(),
+            "first_rank": 1,
+            "last_rank": 2,
+        },
+        {
+            "shard": 1,
+            "name": "part-00001.jsonl.gz",
+            "docs": 1,
+            "bytes": len(files["part-00001.jsonl.gz"]),
+            "uncompressed_bytes": 15,
+            "sha256": hashlib.sha256(files["part-00001.jsonl.gz"]).hexdigest(),
+            "first_rank": 3,
+            "last_rank": 3,
+        },
+    ]
+    assert list(ShardWriter(pafs.LocalFileSystem(), str(tmp_path), "jsonl.gz")([rows[:0]])) == []
+
+
 def test_export_jsonl_shards_and_manifest(lake):
     lh, conf, docs, tmp = lake.lh, lake.conf, lake.docs, lake.tmp
     shard_mb = 3000 / (1 << 20)

@@ -9,7 +9,8 @@ Mersenne prime ``p = 2**31 - 1``: ``x < 2**32`` and ``a_i < 2**31`` keep every p
 the whole shingles × permutations matrix is exact in ``uint64``. Real signature values are therefore
 below ``p``; ``EMPTY`` (``0xFFFFFFFF``) is reserved for documents without a single token.
 
-``minhash_udf`` wraps a ``MinHasher`` in an iterator pandas UDF so each task draws its permutations once.
+``minhash_udf`` wraps a ``MinHasher`` in an iterator pandas UDF so each task draws its permutations once;
+``PairJaccard`` is the exact verification of candidate pairs.
 """
 
 from __future__ import annotations
@@ -62,6 +63,27 @@ def jaccard(text_a: str | None, text_b: str | None, ngram: int = 5) -> float:
     return len(a & b) / len(a | b)
 
 
+class PairJaccard:
+    """Exact shingle-set Jaccard of text pairs, row by row: near dedup's exact verification of candidates.
+
+    ``jobs.methods.dedup_lsh.verify_pairs_exact`` runs it as a pandas UDF over the candidate pairs.
+
+    Args:
+        ngram: words per shingle, as for the signatures.
+    """
+
+    name = "pair_jaccard"
+
+    def __init__(self, ngram: int = 5):
+        self.ngram = ngram
+
+    def __call__(self, text_a: pd.Series, text_b: pd.Series) -> pd.Series:
+        """``jaccard`` of each ``(text_a[i], text_b[i])``, as float64."""
+        return pd.Series(
+            [jaccard(x, y, self.ngram) for x, y in zip(text_a, text_b, strict=True)], dtype="float64"
+        )
+
+
 def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
     """The share of positions where two signatures agree: an unbiased estimate of their Jaccard."""
     a, b = np.asarray(sig_a), np.asarray(sig_b)
@@ -93,7 +115,7 @@ class MinHasher:
 
         Text without any token (empty, whitespace, punctuation only, None) gets all ``EMPTY``
         (``0xFFFFFFFF``), a value no real signature holds: two such documents agree everywhere, so callers
-        that must not link empty documents drop them first (``jobs.dedup.near_duplicates`` does).
+        that must not link empty documents drop them first (``jobs.methods.dedup.near_duplicates`` does).
         """
         x = shingle_hashes(text, self.ngram).astype(np.uint64)
         if x.size == 0:

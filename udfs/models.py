@@ -1,8 +1,9 @@
 """Model runners: one shape for every scoring role, run on executors inside ``mapInPandas``.
 
-A runner holds a lazily loaded tokenizer + model and turns a ``pd.Series`` of texts into a DataFrame of
-scores with ``predict_batch``. The Spark side (``jobs.scoring``) calls ``get_runner`` once per batch; the
-runner is cached per Python worker, so a worker loads each model once (Spark reuses Python workers).
+A runner holds a lazily loaded tokenizer + model (``udfs.model_spec.ModelSpec``) and turns a ``pd.Series``
+of texts into a DataFrame of scores with ``predict_batch``. The Spark side (``jobs.scoring``) calls
+``get_runner`` once per batch; the runner is cached per Python worker, so a worker loads each model once
+(Spark reuses Python workers). Devices and batching are ``udfs.model_batching``.
 
 How every runner batches: tokenize the whole Arrow batch, sort the pieces (windows, chunks) by length,
 and cut batches so that ``padded length × rows ≤ tokens_per_batch``. Sorting keeps padding small; the
@@ -22,338 +23,24 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from udfs.model_batching import (
+    match_task_threads,
+    pad,
+    pick_device,
+    pick_dtype,
+    strided_windows,
+    token_batches,
+    windowed_nll,
+)
+from udfs.model_spec import ModelSpec, is_local, model_max_length, resolve_path
+
 log = logging.getLogger("corpuslake.models")
-
-KINDS = ("causal_lm", "classifier", "embedder", "rds_encoder")
-
-
-class ModelError(ValueError):
-    """A model entry cannot be used for its role: missing path, wrong architecture, no safetensors."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model entry of the profile, as executors need it (plain, picklable).
-
-    Args:
-        role: the conf key it came from (``score.perplexity.pool[0]``), for messages.
-        id: the id stored in score tables.
-        path: a local folder, ``package:<module>`` (a module with ``get_model_path()``) or a hub name.
-        revision: hub revision (branch, tag or commit); recorded with every score.
-        dtype: ``auto`` (bf16 on CUDA, fp32 on CPU), ``float32``, ``bfloat16`` or ``float16``.
-        max_length: tokens per forward pass; default the model's own maximum.
-        tokens_per_batch: padded tokens per forward pass on a GPU.
-        cpu_tokens_per_batch: the cap on CPU, where activations that outgrow the cache cost more than the
-            batching saves (measured by ``bench/score.py``: 2048 runs ~1.4x faster than 16384).
-        device: ``auto``, ``cpu`` or ``cuda``; without a GPU, ``auto`` and ``cuda`` fall back to CPU.
-        long_text: ``chunk_mean`` or ``head_tail`` (classifiers and embedders).
-        stride: perplexity: new tokens scored per window; default half the context.
-        pooling: embedders: ``mean`` or ``cls`` (read from a sentence-transformers folder when present).
-        trust_remote_code: off unless the profile turns it on.
-        gpu_dtype: what ``auto`` means on CUDA (the profile's ``gpu.dtype``).
-    """
-
-    role: str
-    id: str
-    path: str
-    revision: str = "main"
-    dtype: str = "auto"
-    max_length: int | None = None
-    tokens_per_batch: int = 16384
-    cpu_tokens_per_batch: int = 2048
-    device: str = "auto"
-    long_text: str = "chunk_mean"
-    stride: int | None = None
-    pooling: str | None = None
-    trust_remote_code: bool = False
-    gpu_dtype: str = "bfloat16"
-
-    @property
-    def key(self) -> str:
-        """What score tables record: ``id@revision``."""
-        return f"{self.id}@{self.revision}"
-
-
-def resolve_path(path: str) -> str:
-    """``package:<module>`` → the module's bundled model folder; anything else unchanged."""
-    if path.startswith("package:"):
-        import importlib
-
-        name = path.split(":", 1)[1]
-        try:
-            mod = importlib.import_module(name)
-        except ImportError as exc:
-            raise ModelError(f"{path}: cannot import {name} ({exc}); is the package installed?") from None
-        if not hasattr(mod, "get_model_path"):
-            raise ModelError(f"{path}: module {name} has no get_model_path()")
-        return str(mod.get_model_path())
-    return os.path.expanduser(path)
-
-
-def _is_local(path: str) -> bool:
-    return path.startswith((".", "/", "~")) or os.path.exists(path)
-
-
-# ---------------------------------------------------------------------------------------------- preflight
-
-
-def check_model(spec: ModelSpec, kind: str) -> dict:
-    """Check on the driver, before any Spark work, that ``spec`` can serve as ``kind``.
-
-    Loads the config and tokenizer only (no weights). Returns facts the stage logs (model type,
-    parameters' max length, labels).
-
-    Raises:
-        ModelError: with the role, the path and what is wrong, in one line.
-    """
-    from transformers import AutoConfig, AutoTokenizer
-    from transformers.models.auto import modeling_auto as ma
-
-    where = f"{spec.role} ({spec.id})"
-    path = resolve_path(spec.path)
-    local = _is_local(path)
-    if local:
-        p = Path(path)
-        if not p.is_dir():
-            raise ModelError(f"{where}: model folder {path} does not exist")
-        if not (p / "config.json").is_file():
-            raise ModelError(f"{where}: {path} has no config.json; it is not a transformers model folder")
-        if not any(p.glob("*.safetensors")):
-            raise ModelError(
-                f"{where}: {path} has no *.safetensors weights (pickled .bin weights are not loaded)"
-            )
-    try:
-        cfg = AutoConfig.from_pretrained(
-            path, revision=spec.revision, trust_remote_code=spec.trust_remote_code, local_files_only=local
-        )
-    except Exception as exc:  # hub errors, bad JSON, unknown model_type: all mean "not usable"
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        hint = "" if local else " (hub unreachable? point path at a local folder or pre-download it)"
-        raise ModelError(f"{where}: cannot load the config of {path}: {first}{hint}") from None
-    mtype = cfg.model_type
-    arch = ",".join(cfg.architectures or []) or mtype
-    if kind in ("causal_lm", "rds_encoder"):
-        heads = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
-        if mtype not in ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (
-            cfg.architectures and not any(a.endswith(heads) for a in cfg.architectures)
-        ):
-            raise ModelError(f"{where}: {path} is a {arch} (model_type {mtype}); expected a causal LM")
-    elif kind == "classifier":
-        if mtype not in ma.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
-            raise ModelError(f"{where}: {path} is a {arch}; expected a sequence classifier")
-        if cfg.architectures and not any("SequenceClassification" in a for a in cfg.architectures):
-            raise ModelError(
-                f"{where}: {path} is a {arch} without a classification head; "
-                "expected a sequence classifier (*ForSequenceClassification)"
-            )
-        if cfg.num_labels not in (1, 6):
-            raise ModelError(
-                f"{where}: {path} has {cfg.num_labels} labels; a PRRC rater has 6 classes (0-5) or 1 output"
-            )
-    elif kind == "embedder":
-        if mtype not in ma.MODEL_MAPPING_NAMES:
-            raise ModelError(f"{where}: {path} is a {arch}; expected an encoder with hidden states")
-    else:
-        raise ValueError(f"unknown model kind {kind!r}")
-    try:
-        tok = AutoTokenizer.from_pretrained(
-            path, revision=spec.revision, trust_remote_code=spec.trust_remote_code, local_files_only=local
-        )
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"{where}: cannot load the tokenizer of {path}: {first}") from None
-    # transformers builds an empty-vocabulary tokenizer when the files are missing; every text would
-    # then score as a run of [UNK]. A tokenizer much smaller than the embedding matrix means exactly that.
-    vocab = getattr(cfg, "vocab_size", None) or getattr(getattr(cfg, "text_config", None), "vocab_size", None)
-    if isinstance(vocab, int) and vocab > 0 and len(tok) < vocab // 2:
-        raise ModelError(
-            f"{where}: the tokenizer of {path} has {len(tok)} tokens for a model vocabulary of {vocab}; "
-            "tokenizer files missing or not this model's"
-        )
-    return {
-        "model_type": mtype,
-        "max_length": _max_length(spec, cfg, tok),
-        "num_labels": getattr(cfg, "num_labels", None),
-    }
-
-
-def _max_length(spec: ModelSpec, cfg, tok) -> int:
-    if spec.max_length:
-        return spec.max_length
-    cands = [getattr(cfg, k, None) for k in ("max_position_embeddings", "n_positions", "max_sequence_length")]
-    cands = [c for c in cands if isinstance(c, int) and c > 0]
-    tmax = getattr(tok, "model_max_length", None)
-    if isinstance(tmax, int) and 0 < tmax < 10**7:
-        cands.append(tmax)
-    if not cands:
-        return 512
-    return min(cands)
-
-
-# ---------------------------------------------------------------------------------------------- device
-
-
-def pick_device(requested: str) -> str:
-    """``cuda[:n]`` when a GPU is usable, else ``cpu``; the GPU Spark assigned to this task wins.
-
-    ``auto`` and ``cuda`` fall back to CPU with a warning when no GPU is visible, so a profile written for
-    a GPU cluster still runs (slowly) on a laptop.
-    """
-    import torch
-
-    if requested == "cpu":
-        return "cpu"
-    if not torch.cuda.is_available():
-        log.warning(
-            "corpuslake: no GPU visible to this worker (device=%s); scoring on CPU in fp32", requested
-        )
-        return "cpu"
-    try:
-        from pyspark import TaskContext
-
-        ctx = TaskContext.get()
-        gpus = ctx.resources().get("gpu") if ctx is not None else None
-        if gpus is not None and gpus.addresses:
-            return f"cuda:{gpus.addresses[0]}"
-    except Exception:  # not inside a Spark task, or no resources API: use the default card
-        pass
-    return "cuda"
-
-
-def _match_task_threads() -> None:
-    """Inside a Spark task, use as many torch threads as the task has CPUs (``spark.task.cpus``).
-
-    Each concurrent task is its own Python worker; letting each one start a thread per core makes them
-    fight over the cores, and OpenMP's spin-waits turn that into 10-30x slower small kernels.
-    """
-    try:
-        from pyspark import TaskContext
-
-        ctx = TaskContext.get()
-    except Exception:
-        return
-    if ctx is not None:
-        import torch
-
-        torch.set_num_threads(max(1, int(ctx.cpus())))
-
-
-def pick_dtype(requested: str, device: str, gpu_dtype: str = "bfloat16"):
-    """fp32 on CPU for ``auto``; on CUDA ``auto`` means ``gpu_dtype`` (bf16 unless the card lacks it)."""
-    import torch
-
-    if requested == "auto":
-        requested = "float32" if device == "cpu" else gpu_dtype
-    if requested == "float32":
-        return torch.float32
-    if requested == "float16":
-        return torch.float16
-    if requested == "bfloat16":
-        if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
-    raise ModelError(f"unknown dtype {requested!r}")
-
-
-# ---------------------------------------------------------------------------------------------- batching
-
-
-def token_batches(lengths: list[int] | np.ndarray, tokens_per_batch: int) -> list[np.ndarray]:
-    """Indexes grouped into batches, longest first, with ``max length × rows ≤ tokens_per_batch``.
-
-    A piece longer than the budget gets a batch of its own.
-    """
-    lengths = np.asarray(lengths)
-    order = np.argsort(-lengths, kind="stable")
-    batches, cur, cur_max = [], [], 0
-    for i in order:
-        n = int(lengths[i])
-        new_max = max(cur_max, n)
-        if cur and new_max * (len(cur) + 1) > tokens_per_batch:
-            batches.append(np.array(cur))
-            cur, new_max = [], n
-        cur.append(i)
-        cur_max = new_max
-    if cur:
-        batches.append(np.array(cur))
-    return batches
-
-
-def pad(seqs: list[list[int]], pad_id: int):
-    """Right-padded ``input_ids`` and ``attention_mask`` tensors."""
-    import torch
-
-    n = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), n), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[r, : len(s)] = 1
-    return ids, mask
-
-
-def strided_windows(n_ids: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
-    """Windows ``(begin, end, n_targets)`` over a sequence of ``n_ids`` ids whose first id is context only.
-
-    Every position 1..n_ids-1 is a target exactly once; a window scores its last ``n_targets`` positions
-    with the rest of the window (up to ``max_length - stride`` earlier tokens) as context. This is the
-    sliding-window evaluation of the transformers perplexity guide.
-    """
-    out, prev_end, begin = [], 1, 0
-    while True:
-        end = min(begin + max_length, n_ids)
-        n_targets = end - max(prev_end, begin + 1)
-        if n_targets > 0:
-            out.append((begin, end, n_targets))
-        prev_end = end
-        if end >= n_ids:
-            return out
-        begin += stride
-
-
-def windowed_nll(model, windows, n_owners: int, pad_id: int, tokens_per_batch: int, device=None):
-    """Summed next-token NLL (nats) per owner over windows ``(owner, ids, n_targets)``.
-
-    A window scores its last ``n_targets`` tokens, the rest of it being context (see ``strided_windows``);
-    windows run in ``token_batches`` of right-padded rows. The sums stay on ``device`` (``index_add``, so a
-    batch costs no host sync) in float64, because a long text sums many thousands of token NLLs.
-
-    Returns:
-        A float64 tensor of ``n_owners`` sums on ``device``.
-    """
-    import torch
-
-    nll = torch.zeros(n_owners, dtype=torch.float64, device=device)
-    with torch.inference_mode():
-        for batch in token_batches([len(w[1]) for w in windows], tokens_per_batch):
-            seqs = [windows[j][1] for j in batch]
-            inp, mask = pad(seqs, pad_id)
-            # Position t predicts token t+1; only each window's last n_targets tokens are scored, so the
-            # log-softmax runs over the target positions alone (not the context or the padding).
-            target = torch.zeros(inp.shape[0], inp.shape[1] - 1, dtype=torch.bool)
-            owner = torch.empty(inp.shape[0], dtype=torch.long)
-            for r, j in enumerate(batch):
-                n, k = len(seqs[r]), windows[j][2]
-                target[r, n - 1 - k : n - 1] = True
-                owner[r] = windows[j][0]
-            inp, mask, target = inp.to(device), mask.to(device), target.to(device)
-            logits = model(input_ids=inp, attention_mask=mask).logits[:, :-1]
-            tok_nll = torch.nn.functional.cross_entropy(
-                logits[target].float(), inp[:, 1:][target], reduction="none"
-            )
-            rows = owner.to(device).unsqueeze(1).expand_as(target)[target]
-            nll.index_add_(0, rows, tok_nll.double())
-    return nll
-
-
-# ---------------------------------------------------------------------------------------------- runners
 
 
 @dataclass
@@ -371,16 +58,15 @@ class Runner:
         """Load tokenizer and weights (safetensors only) onto the chosen device, in eval mode."""
         if self.model is not None:
             return self
-        import torch
         from transformers import AutoConfig, AutoTokenizer
 
         path = resolve_path(self.spec.path)
-        local = _is_local(path)
+        local = is_local(path)
         kw = dict(
             revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code, local_files_only=local
         )
         self.device = pick_device(self.spec.device)
-        _match_task_threads()
+        match_task_threads()
         dtype = pick_dtype(self.spec.dtype, self.device, self.spec.gpu_dtype)
         # One "Loading weights" bar per model per worker would bury the stage's own progress lines.
         from transformers.utils import logging as hf_logging
@@ -390,13 +76,12 @@ class Runner:
         self.tokenizer = AutoTokenizer.from_pretrained(path, **kw)
         model = self._auto_class().from_pretrained(path, dtype=dtype, use_safetensors=True, **kw)
         self.model = model.to(self.device).eval()
-        self.max_length = _max_length(self.spec, cfg, self.tokenizer)
+        self.max_length = model_max_length(self.spec, cfg, self.tokenizer)
         if self.tokenizer.pad_token_id is None:
             # Causal LMs often ship without a pad token; padded positions are masked out anyway.
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._prefix, self._suffix = _special_tokens(self.tokenizer)
-        torch.set_grad_enabled(False)
         log.info("loaded %s on %s (%s), max_length %d", self.spec.key, self.device, dtype, self.max_length)
         return self
 

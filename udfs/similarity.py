@@ -5,11 +5,16 @@ for each batch it multiplies the documents by the targets in blocks of ``block``
 memory whatever the number of targets) and returns each document's max cosine per benchmark; across
 batches it keeps each target's ``top_k`` most similar documents, the candidates from which the Spark
 side computes global ranks (a target's global top-k is within the union of the partitions' top-k).
+``SimilarityScan`` runs one over a partition's pandas batches and yields the rows ``jobs.score_similarity``
+ranks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
+import pandas as pd
 
 
 class TargetScan:
@@ -77,3 +82,56 @@ def _pad(a: np.ndarray, width: int, fill) -> np.ndarray:
     out = np.full((a.shape[0], width), fill, dtype=a.dtype)
     out[:, : a.shape[1]] = a
     return out
+
+
+class SimilarityScan:
+    """The similarity scan of one partition, as rows: ``__call__`` takes its ``[doc_id, embedding]`` batches.
+
+    It yields, per batch, a ``max`` row per (document, benchmark) with the document's max cosine over the
+    benchmark's targets (``target`` -1), then, after the last batch, a ``cand`` row per kept candidate
+    (``TargetScan.candidates``) with its target index and cosine. Columns: ``kind, doc_id, benchmark,
+    target, cosine``.
+
+    Args:
+        targets: ``[n_targets, d]`` float32, L2-normalized, grouped by benchmark.
+        target_bench: each target's benchmark, sorted (so each benchmark's targets are contiguous).
+        top_k: candidates kept per target (None: all documents).
+        block: targets per matrix product.
+    """
+
+    name = "similarity_scan"
+
+    def __init__(self, targets: np.ndarray, target_bench: list[str], top_k: int | None, block: int = 1024):
+        self.names = sorted(set(target_bench))
+        self.target_bench = target_bench
+        self.scan = TargetScan(targets, [target_bench.index(b) for b in self.names], top_k, block)
+
+    def __call__(self, batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """The scan's rows for a partition's batches (see the class docstring)."""
+        names = np.asarray(self.names, dtype=object)
+        for pdf in batches:
+            if pdf.empty:
+                continue
+            ids = pdf["doc_id"].to_numpy(dtype=object)
+            best = self.scan.add(np.stack(pdf["embedding"].to_numpy()), ids)
+            yield pd.DataFrame(
+                {
+                    "kind": "max",
+                    "doc_id": np.repeat(ids, len(names)),
+                    "benchmark": np.tile(names, len(ids)),
+                    "target": -1,
+                    "cosine": best.reshape(-1).astype(np.float64),
+                }
+            )
+        ti, di, cos = self.scan.candidates()
+        yield pd.DataFrame(
+            {
+                "kind": "cand",
+                "doc_id": di,
+                "benchmark": (
+                    np.asarray(self.target_bench, dtype=object)[ti] if len(ti) else np.empty(0, dtype=object)
+                ),
+                "target": ti.astype(np.int32),
+                "cosine": cos.astype(np.float64),
+            }
+        )

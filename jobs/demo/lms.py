@@ -16,7 +16,7 @@ import numpy as np
 
 from jobs.demo.model_inputs import CorpusDoc, MCItem
 from jobs.demo.training import lr_lambda, quiet_saves, train_step
-from udfs.models import strided_windows, windowed_nll
+from udfs.model_batching import strided_windows, windowed_nll
 
 #: Context window of the demo LMs; longer documents are scored in strided windows.
 N_POSITIONS = 256

@@ -1,4 +1,4 @@
-"""The selection methods: pure DataFrame → DataFrame functions (and their SQL in ``jobs/sql/``).
+"""One module per method: pure DataFrame → DataFrame functions (and their SQL in ``jobs/sql/``).
 
 Stage modules (``jobs/<stage>.py``) read tables, unpack the conf into plain arguments, call these, gate and
 publish; nothing here reads the conf, and only the Meta-rater signal reader touches the lakehouse.
@@ -13,4 +13,8 @@ publish; nothing here reads the conf, and only the Meta-rater signal reader touc
   rds               RDS+: the round robin over tasks by max cosine
   pick              select: the budgeted, domain-capped pick per strategy and the percentile-rank blend
   sampling          seeded hashes of doc_id: the random baseline and the per-class training sample
+  dedup             exact and near (MinHash LSH) duplicates, the survivor rule; dedup_lsh (signatures,
+                    bands, bucket pairs, verification) and dedup_components (connected components)
+  decontam          benchmark n-gram decontamination (the n-gram dictionary's bound is in its docstring)
+  pageclf           the hashed-n-gram logistic-regression page classifier BETR and pplcorr train
 """

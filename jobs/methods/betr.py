@@ -3,7 +3,7 @@
   betr_benchmarks  which benchmarks rank: aware = the eval suite, blind = every other one
   betr_labels      each document's best position over the benchmarks (each benchmark contributing
                    equally whatever its number of targets) and the top share as positives
-  betr             the bigram classifier (``jobs.textclf``) trained on a seeded split of the labels,
+  betr             the bigram classifier (``jobs.methods.pageclf``) trained on a seeded split of the labels,
                    scored on the whole pool; ``token_threshold`` picks the P(include) threshold that
                    keeps a token share of the held-out part
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs import textclf
-from jobs.config import BigramConf
+from jobs.methods import pageclf
+from jobs.methods.pageclf import Classifier
 from jobs.methods.sampling import Unscorable, class_sample, unit_hash
 from jobs.ordered import ordered
 from jobs.runtime import UsageError
@@ -177,7 +177,7 @@ def betr(
     positive_share: float,
     heldout_share: float,
     keep_token_share: float,
-    clf: BigramConf,
+    clf: Classifier,
     hold: list[DataFrame] | None = None,
 ) -> BetrResult:
     """BETR from best ranks to a scored pool.
@@ -188,7 +188,7 @@ def betr(
         positive_share: share of the scored documents labelled positive (``betr_labels``).
         heldout_share: share of the scored documents held out of training to pick the threshold.
         keep_token_share: share of the held-out tokens the threshold keeps.
-        clf: the page classifier's settings, handed to ``jobs.textclf``; ``clf.seed`` also seeds the
+        clf: the page classifier's settings, handed to ``jobs.methods.pageclf``; ``clf.seed`` also seeds the
             train/held-out split and the per-class sample (``clf.max_docs_per_class``).
         hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done with the result).
 
@@ -224,8 +224,8 @@ def betr(
         train = labels.filter(~F.col("heldout")).select("doc_id", "label").join(docs, "doc_id")
         train = class_sample(train, clf.max_docs_per_class, clf.seed, hold=hold)
         n_train = train.count()
-        model = textclf.train(train.select("doc_id", "text", "label"), clf)
-        pool = textclf.score(model, docs.select("doc_id", "text", "n_tokens"))
+        model = pageclf.train(train.select("doc_id", "text", "label"), clf.model())
+        pool = pageclf.score(model, docs.select("doc_id", "text", "n_tokens"))
         pool = pool.select("doc_id", "p_include", "n_tokens").persist()
         try:
             heldout = pool.join(labels.filter(F.col("heldout")).select("doc_id"), "doc_id", "left_semi")

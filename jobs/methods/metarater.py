@@ -1,14 +1,14 @@
 """Meta-rater (Zhuang et al. 2025): rating signals combined with weights learned from proxy runs.
 
-  signals    each document's PRRC ratings (scores.prrc) and quality signals (scores.quality),
-             normalized over the pool to [0, 5] (``jobs/sql/normalize_signals.sql``);
-             Q(x) = Σ_j w_j · norm_j(x), summed in signal order.
-  propose    K Dirichlet(1) weight vectors p000…, seeded; each one's selection is the top share of
-             documents by Q (ties by doc_id), from a per-proposal cut and an exact rank of the documents
-             above it (``proposal_tops``), not from a K × N table ranked in a window per proposal.
-  proxy      a validation loss per proposal: ``jobs.methods.metarater_proxy``.
-  fit        a LightGBM regressor weights → val_loss, its held-out Spearman from k-fold predictions;
-             Dirichlet(1) candidates are scored and w* = the mean of the best lowest predicted.
+signals    each document's PRRC ratings (scores.prrc) and quality signals (scores.quality),
+           normalized over the pool to [0, 5] (``jobs/sql/normalize_signals.sql``);
+           Q(x) = Σ_j w_j · norm_j(x), summed in signal order.
+propose    K Dirichlet(1) weight vectors p000…, seeded; each one's selection is the top share of
+           documents by Q (ties by doc_id), from a per-proposal cut and an exact rank of the documents
+           above it (``proposal_tops``), not from a K × N table ranked in a window per proposal.
+proxy      a validation loss per proposal: ``jobs.methods.metarater_proxy``.
+fit        a LightGBM regressor weights → val_loss, its held-out Spearman from k-fold predictions;
+           Dirichlet(1) candidates are scored and w* = the mean of the best lowest predicted.
 """
 
 from __future__ import annotations

@@ -147,7 +147,6 @@ def read_proxy_results(path: str, proposal_ids: list[str]) -> pd.DataFrame:
     return df.set_index("weights_id").loc[proposal_ids].reset_index()
 
 
-
 @dataclass(frozen=True)
 class ProxyLosses:
     """What a proxy returns: the losses and a line saying how they were made (gold.proxy_results.detail)."""

@@ -26,8 +26,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
-from jobs import textclf
-from jobs.config import BigramConf
+from jobs.methods import pageclf
+from jobs.methods.pageclf import Classifier
 from jobs.methods.sampling import Unscorable, class_sample
 from jobs.queries import run_sql
 from schemas import gold
@@ -185,7 +185,7 @@ def weight_sums(staged: DataFrame) -> DataFrame:
 
 
 def page_scores(
-    docs: DataFrame, include: DataFrame, clf: BigramConf, hold: list[DataFrame] | None = None
+    docs: DataFrame, include: DataFrame, clf: Classifier, hold: list[DataFrame] | None = None
 ) -> DataFrame:
     """The perplexity-correlation page step: pages of include-domains vs the rest, scored on the pool.
 
@@ -209,9 +209,9 @@ def page_scores(
         labeled.select("doc_id", "text", "label"), clf.max_docs_per_class, clf.seed, hold=hold
     )
     try:
-        model = textclf.train(train, clf)
+        model = pageclf.train(train, clf.model())
     except ValueError as exc:
         raise Unscorable(f"pages of included vs other domains: {exc}") from None
-    return textclf.score(model, labeled.select("doc_id", "text", "label")).select(
+    return pageclf.score(model, labeled.select("doc_id", "text", "label")).select(
         "doc_id", "p_include", "label"
     )

@@ -1,4 +1,5 @@
-"""A fastText-like page classifier on Spark ML, shared by BETR and the perplexity-correlation page step.
+"""The page classifier (pageclf): a fastText-like bigram model on Spark ML, shared by BETR and the
+perplexity-correlation page step.
 
 fastText's supervised mode is a linear model over hashed unigrams and bigrams. The distributed stand-in:
 
@@ -12,6 +13,8 @@ adds ``p_include``, the model's probability of label 1.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import HashingTF, NGram, RegexTokenizer, SQLTransformer
@@ -19,21 +22,30 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.config import BigramConf
-
 # Intermediate columns: prefixed so they cannot clash with a caller's.
 _TOKENS, _BIGRAMS, _TERMS, _FEATURES = "_clf_tokens", "_clf_bigrams", "_clf_terms", "_clf_features"
 _RAW, _PROB, _PRED = "_clf_raw", "_clf_prob", "_clf_pred"
 _INTERNAL = (_TOKENS, _BIGRAMS, _TERMS, _FEATURES, _RAW, _PROB, _PRED)
 
 
-def pipeline(conf: BigramConf, text_col: str = "text", label_col: str = "label") -> Pipeline:
+def pipeline(
+    text_col: str = "text",
+    label_col: str = "label",
+    *,
+    num_features: int,
+    max_iter: int,
+    reg_param: float,
+    min_token_length: int,
+) -> Pipeline:
     """The unfitted pipeline: tokens → unigrams + bigrams → hashed term counts → logistic regression.
 
     Args:
-        conf: feature and optimizer settings (``aggregate.classifier``).
         text_col: the page text.
         label_col: 1.0 include, 0.0 the rest (only read when fitting).
+        num_features: hashing TF buckets.
+        max_iter: L-BFGS iterations of the logistic regression.
+        reg_param: L2 regularization.
+        min_token_length: shorter tokens are dropped before the bigrams.
     """
     return Pipeline(
         stages=[
@@ -43,20 +55,20 @@ def pipeline(conf: BigramConf, text_col: str = "text", label_col: str = "label")
                 pattern=r"\W+",
                 gaps=True,
                 toLowercase=True,
-                minTokenLength=conf.min_token_length,
+                minTokenLength=min_token_length,
             ),
             NGram(n=2, inputCol=_TOKENS, outputCol=_BIGRAMS),
             # Bigrams are "a b" (with a space), tokens never hold one: the two vocabularies cannot collide.
             SQLTransformer(statement=f"SELECT *, concat({_TOKENS}, {_BIGRAMS}) AS {_TERMS} FROM __THIS__"),
-            HashingTF(inputCol=_TERMS, outputCol=_FEATURES, numFeatures=conf.num_features),
+            HashingTF(inputCol=_TERMS, outputCol=_FEATURES, numFeatures=num_features),
             LogisticRegression(
                 featuresCol=_FEATURES,
                 labelCol=label_col,
                 rawPredictionCol=_RAW,
                 probabilityCol=_PROB,
                 predictionCol=_PRED,
-                maxIter=conf.max_iter,
-                regParam=conf.reg_param,
+                maxIter=max_iter,
+                regParam=reg_param,
                 elasticNetParam=0.0,
                 family="binomial",
             ),
@@ -64,12 +76,38 @@ def pipeline(conf: BigramConf, text_col: str = "text", label_col: str = "label")
     )
 
 
-def train(df: DataFrame, conf: BigramConf, text_col: str = "text", label_col: str = "label") -> PipelineModel:
+@dataclass(frozen=True)
+class Classifier:
+    """The page classifier's plain settings, as the methods take them (the stage unpacks its conf into these):
+    ``pipeline``'s arguments, how many training pages per label (a seeded sample of each class; None: all)
+    and the seed of that sample and of any split."""
+
+    num_features: int
+    max_iter: int
+    reg_param: float
+    min_token_length: int
+    max_docs_per_class: int | None
+    seed: int
+
+    def model(self, text_col: str = "text", label_col: str = "label") -> Pipeline:
+        """The unfitted ``pipeline`` with these settings (built when needed: it needs a running Spark)."""
+        return pipeline(
+            text_col,
+            label_col,
+            num_features=self.num_features,
+            max_iter=self.max_iter,
+            reg_param=self.reg_param,
+            min_token_length=self.min_token_length,
+        )
+
+
+def train(df: DataFrame, model: Pipeline, text_col: str = "text", label_col: str = "label") -> PipelineModel:
     """Fit the classifier on ``df[text, label]``.
 
     Args:
         df: training pages; ``label`` is 1 (include) or 0, both classes present.
-        conf: ``aggregate.classifier``.
+        model: the unfitted ``pipeline`` (built for the same ``text_col`` and ``label_col``).
+        text_col, label_col: the columns read.
 
     Raises:
         ValueError: a class is missing (logistic regression would learn a constant).
@@ -81,7 +119,7 @@ def train(df: DataFrame, conf: BigramConf, text_col: str = "text", label_col: st
             f"the classifier needs pages of both labels; got {int(counts.get(1.0, 0))} with label 1 and "
             f"{int(counts.get(0.0, 0))} with label 0"
         )
-    return pipeline(conf, text_col, label_col).fit(data)
+    return model.fit(data)
 
 
 def score(model: PipelineModel, df: DataFrame, out_col: str = "p_include") -> DataFrame:

@@ -1,0 +1,127 @@
+"""Profile sections for what is read: ingest inputs and limits, reference benchmarks and model scores."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from jobs.config.base import Strict
+
+
+class FieldMap(Strict):
+    """Which input field holds what; every other field goes into the ``meta`` JSON column.
+
+    A name is a top-level key or a dotted path into nested objects (``metadata.url``; list items by index,
+    ``a.0.b``), in JSONL and Parquet alike. WARC/ARC records have fixed fields and ignore the map.
+    """
+
+    text: str = "text"
+    url: str | None = "url"
+    id: str | None = "id"
+
+    @field_validator("text", "url", "id")
+    @classmethod
+    def _path(cls, path: str | None) -> str | None:
+        if path is not None and (not path.strip() or "" in path.split(".")):
+            raise ValueError(
+                f"{path!r} is not a field path: write a key or dotted keys (metadata.url), "
+                "with no empty part (no leading, trailing or double dot)"
+            )
+        return path
+
+
+class InputConf(Strict):
+    """One raw input: a path or glob in a known format."""
+
+    name: str = Field(min_length=1, description="source name stored in bronze.documents.source")
+    path: str = Field(min_length=1)
+    format: Literal["auto", "jsonl", "parquet", "warc"] = "auto"
+    fields: FieldMap = Field(default_factory=FieldMap)
+
+
+class HtmlConf(Strict):
+    """How HTML pages of WARC/ARC responses become text."""
+
+    extractor: Literal["resiliparse", "trafilatura", "plain"] = Field(
+        "resiliparse",
+        description="resiliparse: main content, as DCLM; trafilatura: main content, as FineWeb; "
+        "plain: every visible text block (menus and footers too)",
+    )
+    keep_title: bool = Field(True, description="the page <title> as the first line of the text")
+
+
+class IngestConf(Strict):
+    """Ingest limits and inputs."""
+
+    inputs: list[InputConf] = Field(min_length=1)
+    max_doc_bytes: int = Field(1_000_000, ge=1)
+    max_line_bytes: int | None = Field(
+        None, ge=1, description="longest raw record read into memory; default 4 x max_doc_bytes + 64 KiB"
+    )
+    split_bytes: int = Field(
+        128 * 1024 * 1024, ge=1024, description="plain JSONL files are split at this size"
+    )
+    snippet_chars: int = Field(200, ge=0)
+    batch_rows: int = Field(2048, ge=1)
+    html: HtmlConf = Field(default_factory=HtmlConf)
+
+    @property
+    def line_limit(self) -> int:
+        return self.max_line_bytes or 4 * self.max_doc_bytes + 65536
+
+
+class BenchmarkInput(Strict):
+    """Benchmark example files (JSON lines: plain, ``.gz`` or ``.zst``): one target text per example.
+
+    The text joins ``text_fields`` (dotted paths, see ``udfs.benchmarks``), or a ``preset``'s fields; with
+    neither, the preset whose layout each file's first record has, else question/choices/answer/support.
+    """
+
+    path: str = Field(min_length=1)
+    preset: str | None = Field(None, description="a layout from udfs.benchmarks.PRESETS, or auto")
+    text_fields: list[str] | None = Field(None, min_length=1)
+    benchmark: str | None = Field(None, description="name for every example (else benchmark_field, file)")
+    benchmark_field: str = "benchmark"
+    split: str | None = Field(None, description="split for every example (else split_field, file name, test)")
+    split_field: str | None = "split"
+    id_field: str | None = Field(None, description="example id field (default: the preset's, else id)")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, preset: str | None) -> str | None:
+        from udfs.benchmarks import PRESETS
+
+        if preset is not None and preset != "auto" and preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known presets: auto, {', '.join(PRESETS)}")
+        return preset
+
+    @field_validator("text_fields")
+    @classmethod
+    def _paths(cls, fields: list[str] | None, info) -> list[str] | None:
+        from udfs.benchmarks import check_path
+
+        if fields is None:
+            return None
+        if info.data.get("preset") not in (None, "auto"):
+            raise ValueError(f"name a preset ({info.data['preset']}) or text_fields, not both")
+        return [check_path(f) for f in fields]
+
+
+class RefsConf(Strict):
+    """Reference inputs loaded by ``load_refs``."""
+
+    benchmarks: list[BenchmarkInput] = Field(default_factory=list)
+    model_scores: list[ModelScoresInput] = Field(default_factory=list)
+
+
+class ModelScoresInput(Strict):
+    """Per-model benchmark accuracies (CSV with a header, or JSONL): model_id, benchmark, accuracy."""
+
+    path: str = Field(min_length=1, description="file or glob")
+    format: Literal["auto", "csv", "jsonl"] = Field(
+        "auto", description="auto: .csv files are CSV with a header row, anything else JSON lines"
+    )
+    model_field: str = Field("model_id", description="field with the model id (the pool's model ids)")
+    benchmark_field: str = "benchmark"
+    accuracy_field: str = Field("accuracy", description="field with the accuracy, 0-1")

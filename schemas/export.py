@@ -1,0 +1,34 @@
+"""The export's file contracts (not tables): the exported columns, the Parquet shard schema, and the
+per-shard metadata the executors report back to the driver for the manifest."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
+
+# The exported columns, in this order in every JSON object and Parquet file.
+EXPORT_COLS = ("doc_id", "strategy", "rank", "url", "domain", "source", "n_tokens", "text")
+EXPORT_ARROW = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), False),
+        pa.field("strategy", pa.string(), False),
+        pa.field("rank", pa.int32(), False),
+        pa.field("url", pa.string()),
+        pa.field("domain", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("n_tokens", pa.int64(), False),
+        pa.field("text", pa.string(), False),
+    ]
+)
+SHARD_SCHEMA = StructType(
+    [
+        StructField("shard", IntegerType(), False),
+        StructField("name", StringType(), False),
+        StructField("docs", LongType(), False),
+        StructField("bytes", LongType(), False),
+        StructField("uncompressed_bytes", LongType(), False),
+        StructField("sha256", StringType(), False),
+        StructField("first_rank", IntegerType(), False),
+        StructField("last_rank", IntegerType(), False),
+    ]
+)

@@ -1,0 +1,168 @@
+"""Where and how a runner computes (device, dtype, threads), and the token-budget batching every runner
+shares: length-sorted batches under ``padded length × rows ≤ tokens_per_batch``, right padding, and the
+strided windows and summed next-token NLL of perplexity scoring. Used by ``udfs.models``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from udfs.model_spec import ModelError
+
+# The runners' logger (``udfs.models`` logs under the same name), so one setting covers both.
+log = logging.getLogger("corpuslake.models")
+
+
+def pick_device(requested: str) -> str:
+    """``cuda[:n]`` when a GPU is usable, else ``cpu``; the GPU Spark assigned to this task wins.
+
+    ``auto`` and ``cuda`` fall back to CPU with a warning when no GPU is visible, so a profile written for
+    a GPU cluster still runs (slowly) on a laptop.
+    """
+    import torch
+
+    if requested == "cpu":
+        return "cpu"
+    if not torch.cuda.is_available():
+        log.warning(
+            "corpuslake: no GPU visible to this worker (device=%s); scoring on CPU in fp32", requested
+        )
+        return "cpu"
+    try:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        gpus = ctx.resources().get("gpu") if ctx is not None else None
+        if gpus is not None and gpus.addresses:
+            return f"cuda:{gpus.addresses[0]}"
+    except Exception:  # not inside a Spark task, or no resources API: use the default card
+        pass
+    return "cuda"
+
+
+def match_task_threads() -> None:
+    """Inside a Spark task, use as many torch threads as the task has CPUs (``spark.task.cpus``).
+
+    Each concurrent task is its own Python worker; letting each one start a thread per core makes them
+    fight over the cores, and OpenMP's spin-waits turn that into 10-30x slower small kernels.
+    """
+    try:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+    except Exception:
+        return
+    if ctx is not None:
+        import torch
+
+        torch.set_num_threads(max(1, int(ctx.cpus())))
+
+
+def pick_dtype(requested: str, device: str, gpu_dtype: str = "bfloat16"):
+    """fp32 on CPU for ``auto``; on CUDA ``auto`` means ``gpu_dtype`` (bf16 unless the card lacks it)."""
+    import torch
+
+    if requested == "auto":
+        requested = "float32" if device == "cpu" else gpu_dtype
+    if requested == "float32":
+        return torch.float32
+    if requested == "float16":
+        return torch.float16
+    if requested == "bfloat16":
+        if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+    raise ModelError(f"unknown dtype {requested!r}")
+
+
+# ---------------------------------------------------------------------------------------------- batching
+
+
+def token_batches(lengths: list[int] | np.ndarray, tokens_per_batch: int) -> list[np.ndarray]:
+    """Indexes grouped into batches, longest first, with ``max length × rows ≤ tokens_per_batch``.
+
+    A piece longer than the budget gets a batch of its own.
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    batches, cur, cur_max = [], [], 0
+    for i in order:
+        n = int(lengths[i])
+        new_max = max(cur_max, n)
+        if cur and new_max * (len(cur) + 1) > tokens_per_batch:
+            batches.append(np.array(cur))
+            cur, new_max = [], n
+        cur.append(i)
+        cur_max = new_max
+    if cur:
+        batches.append(np.array(cur))
+    return batches
+
+
+def pad(seqs: list[list[int]], pad_id: int):
+    """Right-padded ``input_ids`` and ``attention_mask`` tensors."""
+    import torch
+
+    n = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), n), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[r, : len(s)] = 1
+    return ids, mask
+
+
+def strided_windows(n_ids: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
+    """Windows ``(begin, end, n_targets)`` over a sequence of ``n_ids`` ids whose first id is context only.
+
+    Every position 1..n_ids-1 is a target exactly once; a window scores its last ``n_targets`` positions
+    with the rest of the window (up to ``max_length - stride`` earlier tokens) as context. This is the
+    sliding-window evaluation of the transformers perplexity guide.
+    """
+    out, prev_end, begin = [], 1, 0
+    while True:
+        end = min(begin + max_length, n_ids)
+        n_targets = end - max(prev_end, begin + 1)
+        if n_targets > 0:
+            out.append((begin, end, n_targets))
+        prev_end = end
+        if end >= n_ids:
+            return out
+        begin += stride
+
+
+def windowed_nll(model, windows, n_owners: int, pad_id: int, tokens_per_batch: int, device=None):
+    """Summed next-token NLL (nats) per owner over windows ``(owner, ids, n_targets)``.
+
+    A window scores its last ``n_targets`` tokens, the rest of it being context (see ``strided_windows``);
+    windows run in ``token_batches`` of right-padded rows. The sums stay on ``device`` (``index_add``, so a
+    batch costs no host sync) in float64, because a long text sums many thousands of token NLLs.
+
+    Returns:
+        A float64 tensor of ``n_owners`` sums on ``device``.
+    """
+    import torch
+
+    nll = torch.zeros(n_owners, dtype=torch.float64, device=device)
+    with torch.inference_mode():
+        for batch in token_batches([len(w[1]) for w in windows], tokens_per_batch):
+            seqs = [windows[j][1] for j in batch]
+            inp, mask = pad(seqs, pad_id)
+            # Position t predicts token t+1; only each window's last n_targets tokens are scored, so the
+            # log-softmax runs over the target positions alone (not the context or the padding).
+            target = torch.zeros(inp.shape[0], inp.shape[1] - 1, dtype=torch.bool)
+            owner = torch.empty(inp.shape[0], dtype=torch.long)
+            for r, j in enumerate(batch):
+                n, k = len(seqs[r]), windows[j][2]
+                target[r, n - 1 - k : n - 1] = True
+                owner[r] = windows[j][0]
+            inp, mask, target = inp.to(device), mask.to(device), target.to(device)
+            logits = model(input_ids=inp, attention_mask=mask).logits[:, :-1]
+            tok_nll = torch.nn.functional.cross_entropy(
+                logits[target].float(), inp[:, 1:][target], reduction="none"
+            )
+            rows = owner.to(device).unsqueeze(1).expand_as(target)[target]
+            nll.index_add_(0, rows, tok_nll.double())
+    return nll

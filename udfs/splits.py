@@ -1,0 +1,317 @@
+"""What a reader works with, whatever the format: the split to read and the options (``Split``,
+``ReaderOptions``), formats by file name, opening local or remote files with their codecs, field paths, and
+``SplitRows``, which turns records into result rows (documents, rejects, the closing ``file`` row) and
+counts them. The format readers are ``udfs.readers`` (JSONL, Parquet) and ``udfs.readers_warc``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from udfs.text import HtmlExtractor, doc_id, registered_domain
+
+FORMATS = ("jsonl", "parquet", "warc")
+# "warc" is everything warcio reads: WARC, WET and WAT (WARC files too) and the older ARC format.
+_EXTENSIONS = (
+    (".warc.gz", "warc"),
+    (".wet.gz", "warc"),
+    (".wat.gz", "warc"),
+    (".arc.gz", "warc"),
+    (".warc", "warc"),
+    (".wet", "warc"),
+    (".wat", "warc"),
+    (".arc", "warc"),
+    (".parquet", "parquet"),
+    (".jsonl.gz", "jsonl"),
+    (".jsonl.zst", "jsonl"),
+    (".jsonl", "jsonl"),
+    (".json.gz", "jsonl"),
+    (".json.zst", "jsonl"),
+    (".json", "jsonl"),
+    (".ndjson", "jsonl"),
+)
+
+
+def detect_format(path: str) -> str | None:
+    """The format of a file from its name, or None if the name says nothing we read."""
+    name = path.lower()
+    for ext, fmt in _EXTENSIONS:
+        if name.endswith(ext):
+            return fmt
+    return None
+
+
+def compression(path: str) -> str | None:
+    """``gzip`` or ``zstd`` from the file name's ending; None for a plain file."""
+    name = path.lower()
+    if name.endswith(".gz"):
+        return "gzip"
+    if name.endswith(".zst") or name.endswith(".zstd"):
+        return "zstd"
+    return None
+
+
+@dataclass(frozen=True)
+class Split:
+    """A piece of one input file: the whole file, or a byte range of a plain JSONL file."""
+
+    source: str
+    uri: str
+    fmt: str
+    start: int = 0
+    end: int | None = None
+    text_field: str = "text"
+    url_field: str | None = "url"
+    id_field: str | None = "id"
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """Limits and HTML extraction for reading; from the profile's ``ingest`` section.
+
+    ``line_limit_set`` says whether the user set ``max_line_bytes`` (else ``line_limit`` is derived from
+    ``max_doc_bytes``), so a too-large reject names the key the user can change.
+    """
+
+    max_doc_bytes: int
+    line_limit: int
+    snippet_chars: int = 200
+    batch_rows: int = 2048
+    html_extractor: str = "resiliparse"
+    keep_title: bool = True
+    line_limit_set: bool = False
+
+    @cached_property
+    def html(self) -> HtmlExtractor:
+        return HtmlExtractor(self.html_extractor, self.keep_title)
+
+    def record_limit(self) -> str:
+        """How the raw-record limit reads in a reject: the key the user set, or what it derives from."""
+        if self.line_limit_set:
+            return f"max_line_bytes={self.line_limit}"
+        return (
+            f"the raw-record limit {self.line_limit} = 4 x max_doc_bytes + 64 KiB "
+            f"(max_doc_bytes={self.max_doc_bytes}; or set max_line_bytes)"
+        )
+
+
+_MISSING = object()
+
+
+def get_path(obj, path: str):
+    """The value at a field path: a top-level key first (so a key that contains dots still works), then
+    the dotted path through nested objects (list items by index: ``a.0.b``). ``_MISSING`` if absent."""
+    if not isinstance(obj, dict):
+        return _MISSING
+    if path in obj:
+        return obj[path]
+    node = obj
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _without(obj: dict, paths: Iterable[str]) -> dict:
+    """``obj`` less the mapped fields, for ``meta``: nested ones are removed from copies of their parents,
+    and a parent left empty goes too."""
+    out = dict(obj)
+    for path in paths:
+        if path in out or "." not in path:
+            out.pop(path, None)
+            continue
+        parts = path.split(".")
+        chain = [out]
+        for part in parts[:-1]:
+            node = chain[-1].get(part)
+            if not isinstance(node, dict):
+                break
+            chain[-1][part] = node = dict(node)
+            chain.append(node)
+        else:
+            chain[-1].pop(parts[-1], None)
+            for i in range(len(chain) - 1, 0, -1):
+                if not chain[i]:
+                    chain[i - 1].pop(parts[i - 1], None)
+    return out
+
+
+class SplitRows:
+    """Builds result rows for one split and counts them."""
+
+    def __init__(self, split: Split, opts: ReaderOptions):
+        self.split = split
+        self.opts = opts
+        self.n = 0
+        self.lines = None
+        self.last_record = None  # record number of the last row, for unreadable_file details
+        self.skipped: Counter = Counter()  # record type -> records that hold no document
+        self.mapped = 0  # objects the field map was applied to
+        self.misses: Counter = Counter()  # field path -> objects it did not resolve in
+
+    def _base(self, record_number, byte_offset) -> dict:
+        self.n += 1
+        if record_number is not None:
+            self.last_record = record_number
+        return {
+            "kind": None,
+            "source": self.split.source,
+            "source_file": self.split.uri,
+            "split_start": self.split.start,
+            "record_number": record_number,
+            "byte_offset": byte_offset,
+            "doc_id": None,
+            "source_id": None,
+            "url": None,
+            "domain": None,
+            "text": None,
+            "n_bytes": None,
+            "meta": None,
+            "reason": None,
+            "detail": None,
+            "snippet": None,
+            "n_records": None,
+            "n_lines": None,
+            "n_skipped": None,
+            "n_mapped": None,
+            "field_misses": None,
+        }
+
+    def snippet(self, raw) -> str | None:
+        if raw is None:
+            return None
+        if isinstance(raw, (bytes, bytearray)):
+            raw = bytes(raw[: self.opts.snippet_chars * 4]).decode("utf-8", "backslashreplace")
+        elif not isinstance(raw, str):
+            raw = json.dumps(raw, default=str, ensure_ascii=False)
+        return raw[: self.opts.snippet_chars]
+
+    def reject(self, reason: str, detail: str, raw=None, record_number=None, byte_offset=None) -> dict:
+        row = self._base(record_number, byte_offset)
+        row.update(kind="reject", reason=reason, detail=detail[:1000], snippet=self.snippet(raw))
+        return row
+
+    def unreadable(self, detail: str, record_number=None, byte_offset=None) -> dict:
+        """The ``unreadable_file`` reject for damage: the detail names the last record read before it."""
+        if self.last_record is None:
+            where = "no record read"
+        else:
+            where = f"last good record: {self.last_record}"
+            if self.split.start:
+                where += f" (numbered from byte {self.split.start})"
+        return self.reject("unreadable_file", f"{detail[:900]}; {where}", None, record_number, byte_offset)
+
+    def skip(self, record_type: str) -> None:
+        self.skipped[record_type] += 1
+
+    def record(self, obj: dict, raw, record_number=None, byte_offset=None, mapped: bool = True) -> dict:
+        """A mapped record → document row, or the reject that explains why it is not one.
+
+        ``mapped``: the split's field map applies (JSONL, Parquet); WARC readers build ``obj`` themselves.
+        """
+        s, opts = self.split, self.opts
+        where = dict(raw=raw, record_number=record_number, byte_offset=byte_offset)
+        values = {}
+        for key, path in (("text", s.text_field), ("source_id", s.id_field), ("url", s.url_field)):
+            value = get_path(obj, path) if path else None
+            if value is _MISSING:
+                if mapped:
+                    self.misses[path] += 1
+                value = None
+            values[key] = value
+        if mapped:
+            self.mapped += 1
+        text = values["text"]
+        if text is None:
+            return self.reject("missing_text", f"no {s.text_field!r} field (or it is null)", **where)
+        if not isinstance(text, str):
+            return self.reject(
+                "non_string_text", f"{s.text_field!r} is {type(text).__name__}, not a string", **where
+            )
+        try:
+            n_bytes = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:  # lone surrogates from "\ud800"-style JSON escapes
+            return self.reject("invalid_utf8", f"text is not encodable as UTF-8: {exc.reason}", **where)
+        if n_bytes > opts.max_doc_bytes:
+            return self.reject(
+                "too_large", f"text is {n_bytes} bytes, over max_doc_bytes={opts.max_doc_bytes}", **where
+            )
+        if not text.strip():
+            return self.reject("empty_text", "text is empty or whitespace only", **where)
+        ids = {}
+        for key, name in (("source_id", s.id_field), ("url", s.url_field)):
+            value = values[key]
+            if isinstance(value, bool) or not (value is None or isinstance(value, (str, int, float))):
+                return self.reject("bad_field_type", f"{name!r} is {type(value).__name__}", **where)
+            if isinstance(value, float) and not math.isfinite(value):
+                return self.reject("bad_field_type", f"{name!r} is {value}", **where)
+            # An empty id or url is no id or url: "" would give every such record the same doc_id / domain.
+            ids[key] = None if value is None or (isinstance(value, str) and not value.strip()) else str(value)
+        meta = _without(obj, [p for p in (s.text_field, s.id_field, s.url_field) if p])
+        row = self._base(record_number, byte_offset)
+        row.update(
+            kind="doc",
+            text=text,
+            n_bytes=n_bytes,
+            source_id=ids["source_id"],
+            url=ids["url"],
+            domain=registered_domain(ids["url"]),
+            doc_id=doc_id(s.source, ids["source_id"], text, ids["url"]),
+            meta=json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str),
+        )
+        return row
+
+    def file_row(self) -> dict:
+        n, last = self.n, self.last_record
+        row = self._base(None, self.split.start)
+        self.n, self.last_record = n, last  # the summary row is not a record
+        row.update(
+            kind="file",
+            n_records=n,
+            n_lines=self.lines,
+            n_skipped=dict(self.skipped),
+            n_mapped=self.mapped,
+            field_misses=dict(self.misses),
+        )
+        return row
+
+
+def open_input(uri: str, seekable: bool = False):
+    """The file's raw bytes (no decompression): a stream, or a random-access file when ``seekable``."""
+    import pyarrow.fs as pafs
+
+    if "://" in uri:
+        fs, path = pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://", 1))
+    else:
+        fs, path = pafs.LocalFileSystem(), uri
+    # compression=None: pyarrow would otherwise decompress by extension, and we decide that ourselves.
+    raw = fs.open_input_file(path) if seekable else fs.open_input_stream(path, compression=None)
+    return raw
+
+
+def open_decompressed(uri: str):
+    """A binary stream of the file's content, decompressed by its extension (.gz, .zst); local or remote."""
+    raw = open_input(uri)
+    kind = compression(uri)
+    # Small buffers on purpose: a truncated stream fails on the read that hits the damage, and every record
+    # in the buffers before it is still delivered.
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw)
+    if kind == "zstd":
+        import zstandard
+
+        return io.BufferedReader(
+            zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), 1 << 16
+        )
+    return io.BufferedReader(raw, 1 << 20)

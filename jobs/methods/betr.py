@@ -20,7 +20,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.methods import pageclf
-from jobs.methods.pageclf import Classifier
 from jobs.methods.sampling import Unscorable, class_sample, unit_hash
 from jobs.ordered import ordered
 from jobs.runtime import UsageError
@@ -177,7 +176,7 @@ def betr(
     positive_share: float,
     heldout_share: float,
     keep_token_share: float,
-    clf: Classifier,
+    clf: pageclf.Classifier,
     hold: list[DataFrame] | None = None,
 ) -> BetrResult:
     """BETR from best ranks to a scored pool.

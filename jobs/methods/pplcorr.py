@@ -27,7 +27,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
 from jobs.methods import pageclf
-from jobs.methods.pageclf import Classifier
 from jobs.methods.sampling import Unscorable, class_sample
 from jobs.queries import run_sql
 from schemas import gold
@@ -185,7 +184,7 @@ def weight_sums(staged: DataFrame) -> DataFrame:
 
 
 def page_scores(
-    docs: DataFrame, include: DataFrame, clf: Classifier, hold: list[DataFrame] | None = None
+    docs: DataFrame, include: DataFrame, clf: pageclf.Classifier, hold: list[DataFrame] | None = None
 ) -> DataFrame:
     """The perplexity-correlation page step: pages of include-domains vs the rest, scored on the pool.
 

@@ -128,15 +128,23 @@ def funnel_text(n_in: int, filtered_counts: list, n_kept: int, ran: set[str]) ->
     return "\n".join(lines)
 
 
-def steps(c: CleanConf) -> Steps:
-    """The ``clean`` settings as the plain transforms and values ``clean_documents`` runs."""
+def steps(c: CleanConf, checkpoint_dir: str | None = None) -> Steps:
+    """The ``clean`` settings as the plain transforms and values ``clean_documents`` runs.
+
+    Args:
+        c: the ``clean`` settings.
+        checkpoint_dir: where near dedup materializes what it reads several times (the run's folder on the
+            lake's storage, ``Lakehouse.checkpoints``); None: local checkpoints.
+    """
     n, d = c.near_dedup, c.decontamination
     return Steps(
         analyze(c.allowed_langs, c.min_lang_score, c.rule_params(), c.unknown_lang),
         exact_dedup=c.exact_dedup,
         signatures=dedup.minhash_signatures(n.num_perm, n.ngram, n.seed) if n.enabled else None,
         link=(
-            dedup.link_near(n.bands, n.rows, n.threshold, n.max_bucket, n.verify, n.ngram)
+            dedup.link_near(
+                n.bands, n.rows, n.threshold, n.max_bucket, n.verify, n.ngram, checkpoint_dir=checkpoint_dir
+            )
             if n.enabled
             else None
         ),
@@ -162,7 +170,11 @@ class Cleaned:
 
 
 def clean_batch(
-    ctx: JobContext, batch: batches.Batch, exclude: list[str], outputs: list | tuple = batches.OUTPUTS
+    ctx: JobContext,
+    batch: batches.Batch,
+    exclude: list[str],
+    outputs: list | tuple = batches.OUTPUTS,
+    checkpoint_dir: str | None = None,
 ) -> Cleaned | None:
     """Clean ``batch`` and commit its rows to ``outputs`` (all four, or the ones a killed run did not reach).
 
@@ -171,6 +183,7 @@ def clean_batch(
         batch: what to clean: every bronze document of its version (full) or those silver lacks.
         exclude: batches whose rows do not count as earlier (this one and any later unfinished one).
         outputs: the tables to commit.
+        checkpoint_dir: the run's folder for intermediate results (see ``steps``).
 
     Returns:
         None for an incremental batch without documents (nothing is written).
@@ -190,7 +203,7 @@ def clean_batch(
     if n_in == 0 and batch.mode == "incremental":
         return None
     kept, filtered, quality, index, skew, cached = clean_documents(
-        docs, benchmarks, steps(c), batch.id, batch.cleaned_at, earlier
+        docs, benchmarks, steps(c, checkpoint_dir), batch.id, batch.cleaned_at, earlier
     )
     try:
         filtered = filtered.persist()
@@ -245,7 +258,16 @@ def clean_batch(
 
 
 def clean(ctx: JobContext) -> str:
-    """The stage body: finish a killed run's batch if any, then clean what silver lacks (or everything)."""
+    """The stage body: finish a killed run's batch if any, then clean what silver lacks (or everything).
+
+    Near dedup's intermediate results go to the run's folder on the lake's storage
+    (``<warehouse>/_checkpoints/<run id>``), which is removed when the stage ends, whether or not it succeeds.
+    """
+    with ctx.lakehouse.checkpoints(ctx.run.run_id) as checkpoint_dir:
+        return _clean(ctx, checkpoint_dir)
+
+
+def _clean(ctx: JobContext, checkpoint_dir: str) -> str:
     lh, run, c = ctx.lakehouse, ctx.run, ctx.conf.clean
     fp = freshness.conf_fingerprint(ctx.conf, ("clean",))
     ended = audit.ended_runs(lh, STAGE)
@@ -254,7 +276,9 @@ def clean(ctx: JobContext) -> str:
     run.rows_in = run.rows_out = 0
     for i, entry in enumerate(plan.finish):
         missing = entry.missing
-        finished = clean_batch(ctx, entry.batch, [e.batch.id for e in plan.finish[i:]], missing)
+        finished = clean_batch(
+            ctx, entry.batch, [e.batch.id for e in plan.finish[i:]], missing, checkpoint_dir
+        )
         n = finished.n_in if finished is not None else 0
         run.rows_in += n
         run.inputs.append(batches.BATCH_PREFIX + entry.batch.to_json())
@@ -281,7 +305,7 @@ def clean(ctx: JobContext) -> str:
             f"against v{', v'.join(map(str, older))} and are not checked again by an incremental clean "
             f"(`{batches.FULL_HINT}` does)"
         )
-    result = clean_batch(ctx, batch, [run.run_id])
+    result = clean_batch(ctx, batch, [run.run_id], checkpoint_dir=checkpoint_dir)
     if result is None:
         lines[0] += (
             f": nothing new: every document of bronze.documents v{bronze_v} is in silver already; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 from collections import Counter
 
 import pandas as pd
@@ -165,6 +166,18 @@ def test_funnel_printed_by_stage(cleaned):
         left -= counts[step]
         assert f"  - {step:<16} {counts[step]:>7,}  -> {left:,} left" in summary
     assert f"  kept in silver.documents: {len(kept):,}" in summary
+
+
+def test_checkpoints_on_the_lake_removed_when_the_stage_ends(cleaned, lakehouse):
+    lh = cleaned[0]
+    # Near dedup materialized its rounds under <warehouse>/_checkpoints/clean-1; the stage removed them.
+    assert not os.path.exists(os.path.join(lh.warehouse, "_checkpoints", "clean-1"))
+    # However the block ends.
+    with pytest.raises(RuntimeError, match="boom"), lakehouse.checkpoints("run/1") as folder:
+        os.makedirs(os.path.join(folder, "edges-1"))
+        assert folder == os.path.join(lakehouse.warehouse, "_checkpoints", "run_1")
+        raise RuntimeError("boom")
+    assert not os.path.exists(folder)
 
 
 def test_funnel_lists_zero_and_off_steps_and_counts_reasons_past_eight():

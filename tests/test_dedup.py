@@ -12,10 +12,20 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.methods.dedup import exact_duplicates, near_duplicates
-from jobs.methods.dedup_components import connected_components
-from jobs.methods.dedup_lsh import lsh_candidates, minhash_signatures, verify_pairs
-from udfs.minhash import EMPTY, MinHasher, PairJaccard, estimated_jaccard, jaccard, shingle_hashes, tokens
+from jobs.methods.dedup import exact_duplicates, link_near, near_duplicates
+from jobs.methods.dedup_components import connected_components, materialize
+from jobs.methods.dedup_lsh import lsh_candidates, minhash_signatures, verify_pairs, verify_pairs_exact
+from udfs.minhash import (
+    EMPTY,
+    MinHasher,
+    PairJaccard,
+    ShingleSet,
+    estimated_jaccard,
+    jaccard,
+    shingle_hashes,
+    shingles,
+    tokens,
+)
 
 _RNG_VOCAB = random.Random(7)
 # Random pseudo-words: unrelated documents built from them share no 5-gram.
@@ -307,3 +317,124 @@ def test_near_duplicates_end_to_end(spark, caplog):
 def test_near_duplicates_rejects_bands_beyond_signature():
     with pytest.raises(ValueError, match="more than num_perm"):
         near_duplicates(num_perm=64, bands=16, rows=8)
+
+
+# --- the scale fixes: big buckets in groups, shingle sets once per document, hubs, reliable checkpoints ---
+
+
+def test_shingle_set_on_pandas():
+    texts = pd.Series(["a b c d e a b c d e f", "", None, "Hello, world"], index=[7, 8, 9, 10])
+    got = ShingleSet(5)(texts)
+    assert got.index.tolist() == [7, 8, 9, 10]
+    first = got.iloc[0]
+    assert first.dtype == np.int64 and first.size == len(shingles(texts.iloc[0])) == 6
+    assert np.array_equal(first, np.unique(first))  # sorted and distinct
+    assert got.iloc[1].size == got.iloc[2].size == 0
+    assert np.array_equal(got.iloc[3], ShingleSet(5)(pd.Series(["hello world"])).iloc[0])
+
+
+def test_verify_pairs_exact_shingles_each_document_once_and_matches_pair_jaccard(spark):
+    rng = random.Random(21)
+    base = words(rng, 200)
+    docs = {
+        "a": text(base),
+        "b": text(replace_run(rng, base, 50, 8)),
+        "c": text(replace_run(rng, base, 120, 30)),
+        "d": text(words(rng, 150)),
+        "s1": "Hello world",
+        "s2": "hello, WORLD!",
+    }
+    source = spark.createDataFrame(list(docs.items()), "doc_id string, text string").coalesce(2)
+    pairs = spark.createDataFrame(
+        [("a", "b"), ("a", "c"), ("b", "c"), ("a", "d"), ("s1", "s2"), ("a", "missing")], "a string, b string"
+    )
+    got = {(r.a, r.b): r.jaccard for r in verify_pairs_exact(0.0, 5)(pairs, source).collect()}
+    want = {p: jaccard(docs[p[0]], docs[p[1]]) for p in [("a", "b"), ("a", "c"), ("b", "c"), ("a", "d")]}
+    want[("s1", "s2")] = 1.0
+    assert got.keys() == want.keys()  # a pair with a document without text drops, as in an inner join
+    assert all(got[p] == want[p] for p in want), (got, want)  # the same float, not only close
+    kept = verify_pairs_exact(0.8, 5)(pairs, source).collect()
+    assert sorted((r.a, r.b) for r in kept) == sorted(p for p, j in want.items() if j >= 0.8)
+
+
+def _bucket_sigs(spark):
+    """14 documents in one LSH bucket (bands=1, rows=2: the first two values). The other six values are a
+    left and a right label: c_i and c_(i+1) share one of them (estimate 5/8), c_i and c_(i+2) neither
+    (2/8), so the c's are one component only through the chain; the u's share nothing but the bucket."""
+    rows = []
+    for i in range(7):
+        rows.append((f"c{i}", [7, 7, *[i // 2] * 3, *[100 + (i + 1) // 2] * 3]))
+        rows.append((f"u{i}", [7, 7, *[1000 + i] * 3, *[2000 + i] * 3]))
+    return _sig_df(spark, rows)
+
+
+def test_a_bucket_bigger_than_the_pair_block_gives_all_its_pairs_and_the_same_components(spark):
+    sigs = _bucket_sigs(spark)
+    whole, _ = lsh_candidates(bands=1, rows=2, max_bucket=1000)(sigs)
+    # pair_block=3: the 14 members are dealt into 5 blocks, 15 groups of pairs instead of one.
+    split, skew = lsh_candidates(bands=1, rows=2, max_bucket=1000, pair_block=3)(sigs)
+    whole_pairs = sorted(tuple(r) for r in whole.collect())
+    assert len(whole_pairs) == 14 * 13 // 2
+    assert sorted(tuple(r) for r in split.collect()) == whole_pairs  # each pair once, none missing
+    assert skew.count() == 0
+
+    def dups(pair_block):
+        link = link_near(1, 2, 0.5, 1000, "estimate", pair_block=pair_block)
+        found, _ = link(sigs)
+        return {r.doc_id: (r.survivor_id, r.jaccard) for r in found.collect()}
+
+    expected = {f"c{i}": ("c0", 5 / 8) for i in range(1, 7)}
+    assert dups(1000) == expected
+    assert dups(3) == expected
+    assert dups(1) == expected  # one member per block: every group is one pair
+
+
+def test_connected_components_of_hub_graphs_without_windows(spark, tmp_path):
+    # A hub that is its component's minimum (what the rounds make of every cluster), a hub that is its
+    # component's maximum (all its leaves smaller), linked through one leaf to a small chain.
+    edges = [("h000", f"l{i:03d}") for i in range(300)]
+    edges += [("zz", f"m{i:03d}") for i in range(300)]
+    edges += [("m150", "b1"), ("b1", "b2")]
+    source_df = spark.createDataFrame(edges, "a string, b string").repartition(3)
+    checkpoint_dir = str(tmp_path / "ck")
+    actual_df = connected_components(source_df, checkpoint_dir=checkpoint_dir)
+    expected = [("h000", "h000")] + [(f"l{i:03d}", "h000") for i in range(300)]
+    expected += [("zz", "b1"), ("b1", "b1"), ("b2", "b1")] + [(f"m{i:03d}", "b1") for i in range(300)]
+    expected_df = spark.createDataFrame(expected, "doc_id string, component string")
+    assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
+    # Every round went to the given folder as Parquet (read back from files, not executor blocks).
+    written = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert written and all(n.startswith("components-") for n in written)
+    assert any(p.suffix == ".parquet" for p in (tmp_path / "ck" / written[0]).iterdir())
+
+    from jobs.methods.dedup_components import _round
+
+    plan = _round(source_df.select("a", "b"))._jdf.queryExecution().executedPlan().toString()
+    assert "Window" not in plan and "Aggregate" in plan
+
+
+def test_materialize_reads_back_from_the_folder(spark, tmp_path):
+    df = spark.createDataFrame([("a", [1, 2], 0.5), ("b", [], None)], "k string, s array<int>, x double")
+    back = materialize(df.filter("k = 'a'"), str(tmp_path / "m"), "rows")
+    assert [tuple(r) for r in back.collect()] == [("a", [1, 2], 0.5)]
+    assert back.columns == ["k", "s", "x"]
+    empty = materialize(df.filter("k = 'z'"), str(tmp_path / "m"), "rows")
+    assert empty.count() == 0 and empty.columns == ["k", "s", "x"]
+    assert len(list((tmp_path / "m").iterdir())) == 2  # a folder per call
+    # The plan starts from the files: nothing above them recomputes the filter.
+    assert "FileScan parquet" in back._jdf.queryExecution().executedPlan().toString()
+
+
+def test_near_duplicates_with_a_checkpoint_dir_finds_the_same(spark, tmp_path):
+    rng = random.Random(4)
+    base = words(rng, 300)
+    docs = {"x1": text(base), "x0": text(replace_run(rng, base, 100, 6)), "y": text(words(rng, 300))}
+    source_df = spark.createDataFrame(list(docs.items()), "doc_id string, text string")
+    args = dict(num_perm=128, bands=16, rows=8, threshold=0.8)
+    local, _ = near_duplicates(**args)(source_df)
+    lake, _ = near_duplicates(**args, checkpoint_dir=str(tmp_path / "ck"))(source_df)
+    want = {r.doc_id: (r.survivor_id, r.jaccard) for r in local.collect()}
+    assert want == {"x1": ("x0", pytest.approx(jaccard(docs["x1"], docs["x0"])))}
+    assert {r.doc_id: (r.survivor_id, r.jaccard) for r in lake.collect()} == want
+    written = {p.name.split("-")[0] for p in (tmp_path / "ck").iterdir()}
+    assert {"signatures", "edges", "components"} <= written

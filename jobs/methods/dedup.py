@@ -4,15 +4,20 @@ Near duplicates follow the usual MinHash LSH recipe, with every step a distribut
 
 1. ``minhash_signatures``: a MinHash signature per document (pandas UDF, ``udfs.minhash``).
 2. ``lsh_candidates``: split each signature into ``bands`` bands of ``rows`` values; documents that agree
-   on a whole band land in the same bucket and become candidate pairs. A bucket larger than
-   ``max_bucket`` (boilerplate, templated pages) is linked as a star to its smallest member instead of
-   all n·(n-1)/2 pairs, and reported.
+   on a whole band land in the same bucket and become candidate pairs. A bucket's pairs are made in
+   groups of about ``pair_block``² pairs, so a big bucket's pair work spreads over tasks (the pairs are
+   exactly all pairs). A bucket larger than ``max_bucket`` (boilerplate, templated pages) is linked as a
+   star to its smallest member instead of all n·(n-1)/2 pairs, and reported.
 3. ``verify_pairs``: keep candidates whose estimated Jaccard (share of agreeing signature values) is at
    least ``threshold``; band collisions alone are not evidence. ``verify_pairs_exact`` compares the
-   candidates' shingle sets instead (``udfs.minhash.PairJaccard``).
+   candidates' shingle sets instead, each document shingled once (``udfs.minhash.ShingleSet``).
 4. ``connected_components``: near-duplicate clusters are the connected components of the verified pairs
    (so A~B and B~C put A, B and C in one cluster even when A and C differ more); the smallest id of a
-   cluster survives.
+   cluster survives. Its rounds aggregate per node (no window over a node, which a hub would skew).
+
+What several steps read (the signatures, the verified edges, each component round) is materialized with
+``dedup_components.materialize``: Parquet under ``checkpoint_dir`` on the lake's storage when one is given
+(the clean stage gives ``<warehouse>/_checkpoints/<run id>``), which a lost executor does not take with it.
 
 Steps 1–3 are ``jobs.methods.dedup_lsh``, step 4 ``jobs.methods.dedup_components``; this module chains
 them (``near_duplicates``, ``link_near``), holds exact dedup (``exact_duplicates``), and the clean stage's
@@ -41,9 +46,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from jobs.methods.dedup_components import connected_components
+from jobs.methods.dedup_components import connected_components, materialize
 from jobs.methods.dedup_lsh import (
     EMPTY_SIG_VALUE,
+    PAIR_BLOCK,
     band_keys,
     bucket_pairs,
     check_lsh,
@@ -62,6 +68,8 @@ def near_duplicates(
     max_bucket: int = 1000,
     seed: int = 42,
     verify: str = "exact",
+    pair_block: int = PAIR_BLOCK,
+    checkpoint_dir: str | None = None,
 ) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
     """``[doc_id, text]`` → ``(dups [doc_id, survivor_id, jaccard], skew_report)``.
 
@@ -69,7 +77,7 @@ def near_duplicates(
     doc_id and ``jaccard`` the best verified estimate among the document's own edges. Documents without any
     token are left out (their signatures would all agree); exact dedup is the place for those.
 
-    The transform runs Spark jobs when called: signatures are computed once and checkpointed (the UDF is
+    The transform runs Spark jobs when called: signatures are computed once and materialized (the UDF is
     the expensive part and three steps read them), and the component search iterates.
 
     Args:
@@ -83,18 +91,19 @@ def near_duplicates(
         seed: MinHash permutation seed.
         verify: ``exact`` compares candidate texts' shingle sets (``verify_pairs_exact``); ``estimate`` uses
             the signatures only (cheaper, noisier near the threshold).
+        pair_block: about how many members of an LSH bucket one task pairs up (``bucket_pairs``).
+        checkpoint_dir: a folder on the lake's storage for intermediate results, removed by the caller
+            afterwards (``dedup_components.materialize``); None: local checkpoints (one machine).
     """
     if bands * rows > num_perm:
         raise ValueError(f"bands x rows = {bands * rows} is more than num_perm = {num_perm}")
-    link = link_near(bands, rows, threshold, max_bucket, verify, ngram)
+    link = link_near(bands, rows, threshold, max_bucket, verify, ngram, pair_block, checkpoint_dir)
 
     def transform(docs: DataFrame) -> tuple[DataFrame, DataFrame]:
-        sigs = (
-            docs.transform(minhash_signatures(num_perm, ngram, seed))
-            .filter(F.get("sig", 0) != EMPTY_SIG_VALUE)
-            .localCheckpoint()
+        sigs = docs.transform(minhash_signatures(num_perm, ngram, seed)).filter(
+            F.get("sig", 0) != EMPTY_SIG_VALUE
         )
-        return link(sigs, docs)
+        return link(materialize(sigs, checkpoint_dir, "signatures"), docs)
 
     return transform
 
@@ -106,6 +115,8 @@ def link_near(
     max_bucket: int = 1000,
     verify: str = "exact",
     ngram: int = 5,
+    pair_block: int = PAIR_BLOCK,
+    checkpoint_dir: str | None = None,
 ) -> Callable[..., tuple[DataFrame, DataFrame]]:
     """Near-dedup steps 2–4 on signatures already computed, optionally against earlier batches.
 
@@ -133,6 +144,9 @@ def link_near(
             a bucket's size counts the earlier members that share it.
         verify: ``exact`` or ``estimate`` (see ``near_duplicates``).
         ngram: words per shingle (``verify='exact'``).
+        pair_block: about how many members of an LSH bucket one task pairs up (``bucket_pairs``).
+        checkpoint_dir: where the verified edges and the component rounds are materialized (see
+            ``near_duplicates``); None: local checkpoints.
     """
     if verify not in ("exact", "estimate"):
         raise ValueError(f"verify must be 'exact' or 'estimate', not {verify!r}")
@@ -155,7 +169,7 @@ def link_near(
         keyed = keyed.unionByName(
             old_sigs.transform(band_keys(bands, rows)).join(shared, ["band", "bucket"], "left_semi")
         )
-        pairs, skew_report = bucket_pairs(max_bucket)(keyed)
+        pairs, skew_report = bucket_pairs(max_bucket, pair_block)(keyed)
         pairs = pairs.filter(F.col("b").startswith(_NEW)).persist()
         if verify == "exact":
             asked = pairs.filter(F.col("a").startswith(_EARLIER)).select(_untag("a", "doc_id")).distinct()
@@ -165,14 +179,16 @@ def link_near(
             edges = verify_pairs_exact(threshold, ngram)(pairs, docs)
         else:
             edges = verify_pairs(threshold)(pairs, new_sigs.unionByName(old_sigs))
-        edges = edges.localCheckpoint()
+        edges = materialize(edges, checkpoint_dir, "edges")
         pairs.unpersist()
         # For the components an earlier document stands for its cluster's survivor, tagged as earlier.
         comp = old.select(_tag(_EARLIER, "doc_id"), F.concat(F.lit(_EARLIER), "component").alias("label"))
         graph = edges.join(comp.withColumnRenamed("doc_id", "a"), "a", "left").select(
             F.coalesce("label", "a").alias("a"), "b"
         )
-        components = connected_components(graph).filter(F.col("doc_id").startswith(_NEW))
+        components = connected_components(graph, checkpoint_dir=checkpoint_dir).filter(
+            F.col("doc_id").startswith(_NEW)
+        )
         dups = (
             components.filter(F.col("doc_id") != F.col("component"))
             .join(_best(edges.filter(F.col("a").startswith(_NEW)), edges.select("b", "jaccard")), "doc_id")
@@ -181,14 +197,14 @@ def link_near(
         return dups, skew_report
 
     def _link(sigs: DataFrame, texts: DataFrame | None) -> tuple[DataFrame, DataFrame]:
-        pairs, skew_report = bucket_pairs(max_bucket)(sigs.transform(band_keys(bands, rows)))
-        # Checkpointed: the component search reads the edges every round, and dups needs their scores.
+        pairs, skew_report = bucket_pairs(max_bucket, pair_block)(sigs.transform(band_keys(bands, rows)))
+        # Materialized: the component search reads the edges, and dups needs their scores.
         if verify == "exact":
             edges = verify_pairs_exact(threshold, ngram)(pairs, texts.select("doc_id", "text"))
         else:
             edges = verify_pairs(threshold)(pairs, sigs.select("doc_id", "sig"))
-        edges = edges.localCheckpoint()
-        components = connected_components(edges.select("a", "b"))
+        edges = materialize(edges, checkpoint_dir, "edges")
+        components = connected_components(edges.select("a", "b"), checkpoint_dir=checkpoint_dir)
         dups = (
             components.filter(F.col("doc_id") != F.col("component"))
             .join(_best(edges, edges.select("b", "jaccard")), "doc_id")

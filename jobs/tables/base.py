@@ -6,11 +6,13 @@ the commit protocol (idempotent app transactions, ``read_version``) and aborts a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,6 +28,8 @@ from schemas.base import TableSpec
 WriteMode = Literal["append", "overwrite", "overwrite-partition"]
 WRITE_MODES: tuple[str, ...] = ("append", "overwrite", "overwrite-partition")
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+# The warehouse folder that holds runs' intermediate results (``Lakehouse.checkpoints``); no table's layer.
+CHECKPOINTS = "_checkpoints"
 
 
 class SchemaMismatch(ValueError):
@@ -204,6 +208,19 @@ class Lakehouse:
             fs.delete_dir(base)
         except (FileNotFoundError, OSError):
             pass
+
+    @contextlib.contextmanager
+    def checkpoints(self, run_id: str) -> Iterator[str]:
+        """``<warehouse>/_checkpoints/<run id>``: a folder on the lake's storage for one run's intermediate
+        results (``jobs.methods.dedup_components.materialize``), removed when the block ends, however it
+        ends. Files there outlive the executors that wrote them, which blocks of a local checkpoint do not.
+        A run killed outright leaves its folder behind; nothing reads it, and the run id names it.
+        """
+        path = join_path(self.warehouse, CHECKPOINTS, safe_name(run_id))
+        try:
+            yield path
+        finally:
+            self._remove_tree(path)
 
     def _read_staged(self, staged: StagedWrite) -> DataFrame:
         if not staged.files:

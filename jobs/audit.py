@@ -16,8 +16,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from pyspark.sql import functions as F
-
 from jobs.tables import Lakehouse
 from schemas import audit as audit_schemas
 from schemas.base import TableSpec
@@ -124,8 +122,16 @@ def ensure_tables(lakehouse: Lakehouse) -> None:
 
 
 def _append(lakehouse: Lakehouse, spec: TableSpec, rows: list[dict], run_id: str) -> None:
-    df = lakehouse.spark.createDataFrame(rows, spec.schema)
-    lakehouse.write(df, spec, "append", run_id=run_id)
+    lakehouse.append_rows(spec, rows, run_id)
+
+
+# The audit tables hold a few rows per run (never per document): every question a stage asks them is
+# answered on the driver from one read of the columns it needs (``Lakehouse.rows``), without a Spark job.
+_RUN_COLUMNS = ["run_id", "stage", "seq", "status", "started_at", "ended_at", "message", "profile"]
+
+
+def _stage_runs(lakehouse: Lakehouse, stage: str, columns: list[str]) -> list[dict]:
+    return [r for r in lakehouse.rows(audit_schemas.RUNS, sorted({"stage", *columns})) if r["stage"] == stage]
 
 
 def _run_row(run: Run, status: str, ended: bool, message: str | None) -> dict:
@@ -154,14 +160,11 @@ def start_run(lakehouse: Lakehouse, stage: str, run_id: str | None = None, profi
     """
     ensure_tables(lakehouse)
     run_id = run_id or new_run_id(stage)
-    runs = lakehouse.read(audit_schemas.RUNS).filter(F.col("stage") == stage)
-    prior = (
-        runs.filter(F.col("run_id") == run_id)
-        .agg(F.min("seq").alias("seq"), F.min("started_at").alias("started_at"))
-        .first()
-    )
-    if prior is not None and prior["seq"] is not None:
-        run = Run(run_id, stage, prior["seq"], prior["started_at"].astimezone(timezone.utc), profile)
+    runs = _stage_runs(lakehouse, stage, _RUN_COLUMNS)
+    mine = [r for r in runs if r["run_id"] == run_id]
+    if mine:
+        seq, started = min(r["seq"] for r in mine), min(r["started_at"] for r in mine)
+        run = Run(run_id, stage, seq, started.astimezone(timezone.utc), profile)
     else:
         run = Run(run_id, stage, time.time_ns() // 1_000_000, datetime.now(timezone.utc), profile)
     me = this_process()
@@ -172,15 +175,13 @@ def start_run(lakehouse: Lakehouse, stage: str, run_id: str | None = None, profi
     return run
 
 
-def _abandoned_rows(runs, run: Run, host: str) -> list[tuple[str, dict]]:
-    """``(why, audit row)`` for each run of the stage with no end row whose owner is gone."""
-    never_ended = runs.groupBy("run_id").agg(F.count("ended_at").alias("n")).filter("n = 0")
-    open_rows = (
-        runs.filter((F.col("status") == "running") & (F.col("run_id") != run.run_id))
-        .join(never_ended.select("run_id"), "run_id", "left_semi")
-        .select("run_id", "seq", "started_at", "message", "profile")
-        .collect()
-    )
+def _abandoned_rows(runs: list[dict], run: Run, host: str) -> list[tuple[str, dict]]:
+    """``(why, audit row)`` for each run of the stage (``runs``: its audit rows) with no end row whose
+    owner is gone."""
+    ended = {r["run_id"] for r in runs if r["ended_at"] is not None}
+    open_rows = [
+        r for r in runs if r["status"] == "running" and r["run_id"] != run.run_id and r["run_id"] not in ended
+    ]
     now = datetime.now(timezone.utc)
     out: dict[str, tuple[str, dict]] = {}
     for r in open_rows:
@@ -234,18 +235,18 @@ def check_upstream(lakehouse: Lakehouse, specs: list[TableSpec]) -> dict[str, in
     versions: dict[str, int] = {}
     names = [s.name for s in specs]
     if names:
-        latest = (
-            lakehouse.read(audit_schemas.EXPECTATIONS)
-            .filter(F.col("table_name").isin(names))
-            .groupBy("table_name")
-            .agg(F.max_by(F.struct("success", "run_id", "stage"), "validated_at").alias("last"))
-            .collect()
-        )
-        for row in latest:
-            if not row["last"]["success"]:
+        latest: dict[str, dict] = {}
+        cols = ["table_name", "validated_at", "success", "run_id", "stage"]
+        for r in lakehouse.rows(audit_schemas.EXPECTATIONS, cols):
+            if r["table_name"] in names and (
+                r["table_name"] not in latest or r["validated_at"] > latest[r["table_name"]]["validated_at"]
+            ):
+                latest[r["table_name"]] = r
+        for name, last in sorted(latest.items()):
+            if not last["success"]:
                 raise UpstreamNotPassed(
-                    f"{row['table_name']}: its latest gate failed (run {row['last']['run_id']} of stage "
-                    f"{row['last']['stage']}); fix the input and re-run that stage first"
+                    f"{name}: its latest gate failed (run {last['run_id']} of stage "
+                    f"{last['stage']}); fix the input and re-run that stage first"
                 )
     for spec in specs:
         v = lakehouse.version(spec)
@@ -256,23 +257,11 @@ def check_upstream(lakehouse: Lakehouse, specs: list[TableSpec]) -> dict[str, in
 
 def succeeded_inputs(lakehouse: Lakehouse, stage: str) -> set[str]:
     """Input fingerprints recorded by succeeded runs of ``stage`` (files already ingested)."""
-    rows = (
-        lakehouse.read(audit_schemas.RUNS)
-        .filter((F.col("stage") == stage) & (F.col("status") == "succeeded"))
-        .select(F.explode_outer("inputs").alias("fp"))
-        .distinct()
-        .collect()
-    )
-    return {r["fp"] for r in rows if r["fp"]}
+    runs = _stage_runs(lakehouse, stage, ["status", "inputs"])
+    return {fp for r in runs if r["status"] == "succeeded" for fp in r["inputs"] or () if fp}
 
 
 def ended_runs(lakehouse: Lakehouse, stage: str) -> set[str]:
     """Run ids of ``stage`` that have ended one way or another (an end row, ``abandoned`` included)."""
-    rows = (
-        lakehouse.read(audit_schemas.RUNS)
-        .filter((F.col("stage") == stage) & F.col("ended_at").isNotNull())
-        .select("run_id")
-        .distinct()
-        .collect()
-    )
-    return {r["run_id"] for r in rows}
+    runs = _stage_runs(lakehouse, stage, ["run_id", "ended_at"])
+    return {r["run_id"] for r in runs if r["ended_at"] is not None}

@@ -105,15 +105,14 @@ def recorded(lakehouse: Lakehouse) -> list[Batch]:
     """The batches succeeded clean runs recorded in audit.runs (complete by definition)."""
     from schemas import audit as audit_schemas
 
-    rows = (
-        lakehouse.read(audit_schemas.RUNS)
-        .filter((F.col("stage") == "clean") & (F.col("status") == "succeeded"))
-        .select(F.explode("inputs").alias("entry"))
-        .filter(F.col("entry").startswith(BATCH_PREFIX))
-        .distinct()
-        .collect()
-    )
-    return [Batch(**json.loads(r["entry"][len(BATCH_PREFIX) :])) for r in rows]
+    entries = {
+        e
+        for r in lakehouse.rows(audit_schemas.RUNS, ["stage", "status", "inputs"])
+        if r["stage"] == "clean" and r["status"] == "succeeded"
+        for e in r["inputs"] or ()
+        if e.startswith(BATCH_PREFIX)
+    }
+    return [Batch(**json.loads(e[len(BATCH_PREFIX) :])) for e in sorted(entries)]
 
 
 @dataclass

@@ -26,8 +26,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyspark.sql import functions as F
-
 from jobs.config import Conf
 from jobs.tables import Lakehouse
 from schemas import audit as audit_schemas
@@ -84,25 +82,20 @@ def state(lakehouse: Lakehouse, conf: Conf, watch: Watch) -> tuple[dict[str, int
     return versions, entries
 
 
+def _runs(lakehouse: Lakehouse, stage: str) -> list[dict]:
+    # audit.runs on the driver (a few rows per run): see jobs.audit.
+    cols = ["run_id", "stage", "status", "ended_at", "inputs", "tables_read", "tables_written"]
+    return [r for r in lakehouse.rows(audit_schemas.RUNS, cols) if r["stage"] == stage]
+
+
 def _last_ended(lakehouse: Lakehouse, stage: str):
-    rows = (
-        lakehouse.read(audit_schemas.RUNS)
-        .filter((F.col("stage") == stage) & F.col("ended_at").isNotNull())
-        .orderBy(F.col("ended_at").desc(), F.col("run_id").desc())
-        .limit(1)
-        .collect()
-    )
-    return rows[0] if rows else None
+    ended = [r for r in _runs(lakehouse, stage) if r["ended_at"] is not None]
+    return max(ended, key=lambda r: (r["ended_at"], r["run_id"]), default=None)
 
 
 def _succeeded(lakehouse: Lakehouse, stage: str, run_id: str):
-    rows = (
-        lakehouse.read(audit_schemas.RUNS)
-        .filter((F.col("stage") == stage) & (F.col("run_id") == run_id) & (F.col("status") == "succeeded"))
-        .limit(1)
-        .collect()
-    )
-    return rows[0] if rows else None
+    found = [r for r in _runs(lakehouse, stage) if r["run_id"] == run_id and r["status"] == "succeeded"]
+    return found[0] if found else None
 
 
 def unchanged_since(

@@ -152,7 +152,9 @@ def validate(
         observed = result.get("element_count", observed)
         if r.expectation_config.type == "expect_table_row_count_to_equal":
             observed = result.get("observed_value", observed)
-    return SuiteResult(spec.name, spec.suite_name, bool(res.success), observed, [_entry(r) for r in res.results])
+    return SuiteResult(
+        spec.name, spec.suite_name, bool(res.success), observed, [_entry(r) for r in res.results]
+    )
 
 
 def _entry(r) -> dict[str, Any]:

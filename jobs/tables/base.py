@@ -378,6 +378,21 @@ class Lakehouse:
             self._remove_tree(staged.path)
             staged.done = True
 
+    def rows(self, spec: TableSpec, columns: list[str] | None = None) -> list[dict]:
+        """A small table's rows on the driver, as plain dicts (maps as dicts, timestamps in UTC).
+
+        For the audit tables, whose size is bounded by runs, never by documents: every stage reads them at
+        start and end, and a Spark job per question cost seconds of fixed overhead per stage.
+        """
+        if not self.exists(spec):
+            return []
+        df = self.read(spec)
+        return [r.asDict(recursive=True) for r in (df.select(*columns) if columns else df).collect()]
+
+    def append_rows(self, spec: TableSpec, rows: list[dict], run_id: str) -> CommitResult:
+        """Append a few driver-side rows (audit) in one commit, without a gate."""
+        return self.write(self.spark.createDataFrame(rows, spec.schema), spec, "append", run_id=run_id)
+
     def write(
         self,
         df: DataFrame,

@@ -8,7 +8,7 @@ import math
 
 from pyspark.sql import DataFrame
 
-from jobs.tables.base import CommitResult, MaintainResult, StagedWrite, delta_schema
+from jobs.tables.base import CommitResult, Lakehouse, MaintainResult, StagedWrite, delta_schema
 from jobs.tables.embedded import EmbeddedLakehouse
 from jobs.tables.shared import (
     bind_sql,
@@ -90,6 +90,12 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
                 raise ValueError(f"{spec.name}: no version {version} (versions 0 to {latest})")
             reader = reader.option("versionAsOf", version)
         return reader.load(self.path(spec)).select(*[f.name for f in spec.schema.fields])
+
+    def rows(self, spec: TableSpec, columns: list[str] | None = None) -> list[dict]:
+        # delta-rs reads what it could write; a table with other features is read through Spark.
+        if self.exists(spec) and not self.rs_writable(spec):
+            return Lakehouse.rows(self, spec, columns)
+        return super().rows(spec, columns)
 
     def rs_writable(self, spec: TableSpec) -> bool:
         """Whether delta-rs may commit Spark-written files to this table (see the class docstring)."""

@@ -24,6 +24,7 @@ from jobs.tables.base import (
     StagedWrite,
     TableMoved,
     delta_schema,
+    fs_and_path,
     join_path,
     safe_name,
 )
@@ -153,6 +154,34 @@ class EmbeddedLakehouse(Lakehouse):
             key = F.array_join(F.slice(F.split(F.col("_metadata.file_path"), "/"), -depth, depth), "/")
             df = df.withColumn("_cl_key", key).join(F.broadcast(parts), "_cl_key").drop("_cl_key")
         return df.select(*[f.name for f in spec.schema.fields])
+
+    def rows(self, spec: TableSpec, columns: list[str] | None = None) -> list[dict]:
+        """``Lakehouse.rows`` through delta-rs on the driver: no Spark job (see there)."""
+        if not self.exists(spec):
+            return []
+        return plain_rows(self._dt(spec).to_pyarrow_table(columns=columns))
+
+    def append_rows(self, spec: TableSpec, rows: list[dict], run_id: str) -> CommitResult:
+        """``Lakehouse.append_rows`` with the Parquet file written by pyarrow on the driver (no Spark job);
+        staging and commit are the same as for any write."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if spec.partition_by:
+            return super().append_rows(spec, rows, run_id)
+        self.create_if_missing(spec)
+        table = pa.Table.from_pylist(rows, schema=to_arrow_schema(delta_schema(spec)))
+        folder = join_path(self.path(spec), f"run-{safe_name(run_id)}-{uuid.uuid4().hex[:8]}")
+        staged = StagedWrite(self, spec, "append", run_id, folder)
+        try:
+            fs, base = fs_and_path(folder)
+            fs.create_dir(base, recursive=True)
+            pq.write_table(table, f"{base}/part-00000-{uuid.uuid4()}.snappy.parquet", filesystem=fs)
+            self._describe_files(staged, self.path(spec))
+            return self.commit(staged)
+        except BaseException:
+            self.abort(staged)
+            raise
 
     def _stage(self, df: DataFrame, spec: TableSpec, mode: str, run_id: str) -> StagedWrite:
         folder = join_path(self.path(spec), f"run-{safe_name(run_id)}-{uuid.uuid4().hex[:8]}")
@@ -294,3 +323,17 @@ class EmbeddedLakehouse(Lakehouse):
         if not self.exists(spec):
             raise ValueError(f"{spec.name}: no table at {self.path(spec)}")
         return self._dt(spec)
+
+
+def plain_rows(table) -> list[dict]:
+    """A pyarrow table's rows as Spark's ``Row.asDict(recursive=True)`` gives them, maps as dicts (pyarrow
+    gives a map as a list of pairs)."""
+    import pyarrow as pa
+
+    maps = [f.name for f in table.schema if pa.types.is_map(f.type)]
+    rows = table.to_pylist()
+    for r in rows:
+        for name in maps:
+            if r[name] is not None:
+                r[name] = dict(r[name])
+    return rows

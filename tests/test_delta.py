@@ -358,3 +358,43 @@ def test_interval_hours():
     assert interval_hours("12 hours") == 12
     with pytest.raises(ValueError, match="cannot read the interval"):
         interval_hours("forever")
+
+
+def test_audit_rows_on_the_driver_equal_what_spark_reads(engine_lakehouse, spark):
+    """``append_rows`` (one pyarrow-written file, no Spark job) and ``rows`` (delta-rs on the driver) give
+    the rows Spark's reader of the table gives: maps as dicts, arrays, nulls and UTC timestamps."""
+    from schemas import audit as audit_schemas
+
+    lh = engine_lakehouse
+    t0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    rows = [
+        {
+            "run_id": f"r{i}",
+            "stage": "s",
+            "seq": i,
+            "status": "succeeded" if i else "running",
+            "started_at": t0,
+            "ended_at": t0 if i else None,
+            "rows_in": None,
+            "rows_out": 7 * i,
+            "tables_read": {"bronze.documents": i} if i else None,
+            "tables_written": {},
+            "inputs": ["conf:abc", f"f{i}"] if i else None,
+            "message": "m",
+            "profile": None,
+        }
+        for i in range(3)
+    ]
+    lh.append_rows(audit_schemas.RUNS, rows[:2], "r0")
+    lh.append_rows(audit_schemas.RUNS, rows[2:], "r2")
+    assert lh.version(audit_schemas.RUNS) == 2
+    got = sorted(lh.rows(audit_schemas.RUNS), key=lambda r: r["seq"])
+    assert got == rows
+    assert sorted(lh.rows(audit_schemas.RUNS, ["seq", "inputs"]), key=lambda r: r["seq"]) == [
+        {"seq": r["seq"], "inputs": r["inputs"]} for r in rows
+    ]
+    via_spark = sorted(
+        (r.asDict(recursive=True) for r in lh.read(audit_schemas.RUNS).collect()), key=lambda r: r["seq"]
+    )
+    tz = lambda v: v.astimezone(timezone.utc) if isinstance(v, datetime) else v  # noqa: E731 (Spark: local)
+    assert [{k: tz(v) for k, v in r.items()} for r in via_spark] == rows

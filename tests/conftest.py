@@ -35,8 +35,16 @@ def spark():
         ui=False,
         progress=False,
         log_level="ERROR",
-        # Delta rebuilds a snapshot's state in 50 partitions by default: tiny test tables need 2.
-        conf={"spark.databricks.delta.snapshotPartitions": "2"},
+        conf={
+            # Delta rebuilds a snapshot's state in 50 partitions by default: tiny test tables need 2.
+            "spark.databricks.delta.snapshotPartitions": "2",
+            # The in-process tests run thousands of small, mostly distinct queries: compiling each plan's
+            # whole-stage code and re-planning at every shuffle (AQE) cost more than they save on a few
+            # hundred rows (measured on tests/test_aggregate_domains.py: JVM CPU 114 s against 130-138 s).
+            # Test-only: the whole-pipeline and cluster runs, which are subprocesses, keep Spark's defaults.
+            "spark.sql.codegen.wholeStage": "false",
+            "spark.sql.adaptive.enabled": "false",
+        },
     )
     # This session's JVM keeps the JVM's defaults (see TEST_JVM_OPTS); subprocesses started later still
     # inherit the short-lived settings.

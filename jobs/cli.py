@@ -93,6 +93,8 @@ STAGES: dict[str, tuple[Callable, tuple, Callable | None]] = {
 # Stages that recompute their outputs from their inputs: what those are (see jobs.freshness).
 WATCHES: dict[str, Watch] = {
     load_refs.STAGE: load_refs.WATCH,
+    score_prrc.STAGE: score_prrc.WATCH,
+    score_perplexity.STAGE: score_perplexity.WATCH,
     score_similarity.STAGE: score_similarity.WATCH,
     aggregate_domains.STAGE: aggregate_domains.WATCH,
     aggregate_weights.STAGE: aggregate_weights.WATCH,

@@ -12,8 +12,10 @@ and the input files' fingerprints (``uri|size|mtime``). A run may then skip when
 
 and says so in one line: ``<stage> run <id>: nothing new since run <X> …; nothing written``. A skipped run
 records the same state plus ``same-as:<X>``, so a chain of skipped runs keeps pointing at the run that
-computed. The stages that are incremental by themselves need no watch: ingest (its file ledger), clean
-(the batches of new bronze documents) and the model scoring stages (only documents without scores).
+computed. Ingest (its file ledger) and clean (the batches of new bronze documents) are incremental by
+themselves and need no watch. The model scoring stages are incremental too (only documents without scores),
+but finding that out costs a pass over silver per model, so they also have a watch: with silver, their score
+table and their models' settings unchanged since their last succeeded run, nothing is left to score.
 
 Where it applies (``jobs.cli``): ``corpuslake run`` and ``demo``. ``--from STAGE`` runs that stage anyway,
 ``--full`` runs every stage, ``corpuslake stage`` and the stages' own entry points always run (and record).

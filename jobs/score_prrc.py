@@ -17,13 +17,17 @@ import pandas as pd
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, LongType, StringType, StructField, StructType
 
-from jobs import scoring
+from jobs import freshness, scoring
 from jobs.config import Conf
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import scores, silver
 
 STAGE = "score_prrc"
 READS = (silver.DOCUMENTS,)
+# Scoring is incremental by itself (only documents without scores), but finding that out costs a pass over
+# silver per model: with silver, the score table and the models' settings as the last succeeded run left them,
+# there is nothing to score, and ``corpuslake run`` skips the stage (``jobs.freshness``).
+WATCH = freshness.Watch(READS, ("score.prrc", "gpu"))
 DIMS = scores.PRRC_DIMENSIONS
 
 
@@ -101,7 +105,7 @@ def score_prrc(ctx: JobContext) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = job_parser(STAGE, "Meta-rater PRRC ratings for every document.").parse_args(argv)
-    return run_job(STAGE, args, score_prrc, READS, preflight=preflight)
+    return run_job(STAGE, args, score_prrc, READS, preflight=preflight, watch=WATCH)
 
 
 if __name__ == "__main__":

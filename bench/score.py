@@ -46,9 +46,7 @@ measures Python and Spark overheads; for an MFU worth reading give it a real mod
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -58,236 +56,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TARGET_A = 3.0  # runner / (a), CPU
-TARGET_B = 1.3  # runner / (b), CPU
-
-# bf16 dense tensor-core peaks (TFLOP/s), first match on torch.cuda.get_device_name() wins.
-PEAK_TFLOPS = [
-    (r"H100.*PCIe", 756.0),
-    (r"H100(?!.*NVL)|H200", 989.0),  # SXM / HBM3 parts; H100 NVL is left to --peak-tflops
-    (r"A100", 312.0),
-    (r"\bL4\b", 121.0),
-]
-
-
-# ---------------------------------------------------------------------------------------------- inputs
-
-
-def load_texts(n_docs: int, min_chars: int, max_chars: int, tmp: Path) -> tuple[list[str], str, list[str]]:
-    """The first ``n_docs`` English texts of the sample corpus's plain JSONL file with a length in range.
-
-    Lines that do not parse, records without a string ``text`` and non-English texts are skipped.
-    Returns the texts, the file read and all its parsed texts (the built tokenizer's training set).
-    """
-    from udfs.lang import identify
-
-    path = ROOT / "data" / "sample" / "raw" / "web-000.jsonl"
-    if not path.is_file():
-        from jobs.demo import sample_corpus
-
-        sample_corpus.generate(tmp / "sample", n_docs=5000, seed=0, max_doc_bytes=200_000)
-        path = tmp / "sample" / "raw" / "web-000.jsonl"
-    texts, pool = [], []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            text = rec.get("text") if isinstance(rec, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                continue
-            pool.append(text)
-            if len(texts) < n_docs and min_chars <= len(text) <= max_chars and identify(text)[0] == "en":
-                texts.append(text)
-    if len(texts) < n_docs:
-        print(f"note: only {len(texts)} documents qualify in {path} (asked for {n_docs})")
-    return texts, str(path), pool
-
-
-def bpe_tokenizer(texts: list[str], vocab: int, context: int):
-    """A byte-level BPE trained on ``texts`` with ``<|endoftext|>`` as BOS/EOS/pad.
-
-    The same tokenizer ``tests/fixtures/tiny_models.py`` builds, minus the trainer's progress output.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        model_max_length=context,
-    )
-
-
-def build_model(folder: Path, texts: list[str], vocab: int, context: int, seed: int = 0) -> Path:
-    """A random-init GPT-2 (4 layers, d 256, 4 heads) with a BPE tokenizer trained on ``texts``."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    tok = bpe_tokenizer(texts, vocab, context)
-    torch.manual_seed(seed)
-    cfg = GPT2Config(
-        vocab_size=len(tok),
-        n_positions=context,
-        n_embd=256,
-        n_layer=4,
-        n_head=4,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    GPT2LMHeadModel(cfg).eval().save_pretrained(folder, safe_serialization=True)
-    tok.save_pretrained(folder)
-    return folder
-
-
-def model_max_length(model, tok) -> int:
-    """The model's context: its position limit, capped by the tokenizer's when that is set."""
-    cfg = model.config
-    cands = [getattr(cfg, k, None) for k in ("max_position_embeddings", "n_positions", "max_sequence_length")]
-    cands = [c for c in cands if isinstance(c, int) and c > 0]
-    tmax = getattr(tok, "model_max_length", None)
-    if isinstance(tmax, int) and 0 < tmax < 10**7:
-        cands.append(tmax)
-    return min(cands) if cands else 512
-
-
-def matmul_params(model) -> int:
-    """Non-embedding parameters plus the LM head: what a token's forward pass multiplies by."""
-    import torch
-
-    seen = {id(p): p.numel() for p in model.parameters()}
-    embeds = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
-    n = sum(v for k, v in seen.items() if k not in embeds)
-    head = model.get_output_embeddings()
-    if head is not None and id(head.weight) in embeds:  # tied head: its matmul is still compute
-        n += head.weight.numel()
-    return n
-
-
-def peak_tflops(name: str) -> float | None:
-    for pattern, tflops in PEAK_TFLOPS:
-        if re.search(pattern, name):
-            return tflops
-    return None
-
-
-# ---------------------------------------------------------------------------------------------- baselines
-
-
-def guide_windows(seq_len: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
-    """``(begin, end, trg_len)`` of the perplexity guide's loop: the last ``trg_len`` labels are scored."""
-    out, prev_end = [], 0
-    for begin in range(0, seq_len, stride):
-        end = min(begin + max_length, seq_len)
-        out.append((begin, end, end - prev_end))
-        prev_end = end
-        if end == seq_len:
-            break
-    return out
-
-
-class Baselines:
-    """The two plain loops over one model; each returns ``(Σ NLL in nats, Σ scored tokens)``."""
-
-    def __init__(self, model, tok, max_length: int, stride: int, device: str, batch_size: int):
-        self.model, self.tok = model, tok
-        self.max_length, self.stride, self.device, self.batch_size = max_length, stride, device, batch_size
-        self.bos = tok.bos_token_id
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self.pad_id = pad if pad is not None else 0
-
-    def _ids(self, text: str) -> list[int]:
-        ids = self.tok(text, add_special_tokens=False)["input_ids"]
-        return ([self.bos] if self.bos is not None else []) + ids
-
-    def per_document(self, texts: list[str]) -> tuple[float, int]:
-        """(a): one window per forward, ``labels`` with -100 on the context (the transformers guide)."""
-        import torch
-
-        # Summed on the device, like the guide's list of losses stacked at the end: no sync per window.
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        n = 0
-        with torch.inference_mode():
-            for text in texts:
-                ids = torch.tensor([self._ids(text)], device=self.device)
-                for begin, end, trg_len in guide_windows(ids.size(1), self.max_length, self.stride):
-                    window = ids[:, begin:end]
-                    labels = window.clone()
-                    labels[:, :-trg_len] = -100
-                    loss = self.model(window, labels=labels).loss  # mean over the shifted, unmasked labels
-                    k = min(trg_len, end - begin - 1)  # labels left after the shift drops the first one
-                    if k > 0:
-                        total += loss.double() * k
-                        n += k
-        return float(total), n
-
-    def padded_batches(self, texts: list[str]) -> tuple[float, int]:
-        """(b): the same windows in document order, ``batch_size`` per forward, right-padded."""
-        import torch
-
-        enc = self.tok(texts, add_special_tokens=False)["input_ids"]
-        windows = []
-        for ids in enc:
-            full = ([self.bos] if self.bos is not None else []) + ids
-            for begin, end, trg_len in guide_windows(len(full), self.max_length, self.stride):
-                windows.append((full[begin:end], trg_len))
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        n = 0
-        with torch.inference_mode():
-            for s in range(0, len(windows), self.batch_size):
-                chunk = windows[s : s + self.batch_size]
-                width = max(len(w) for w, _ in chunk)
-                inp = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                target = torch.zeros((len(chunk), width - 1), dtype=torch.bool)
-                for r, (w, trg_len) in enumerate(chunk):
-                    inp[r, : len(w)] = torch.tensor(w)
-                    mask[r, : len(w)] = 1
-                    # Label position t is predicted at t-1; the last trg_len labels, minus label 0, count.
-                    k = min(trg_len, len(w) - 1)
-                    target[r, len(w) - 1 - k : len(w) - 1] = True
-                    n += k
-                inp, mask, target = inp.to(self.device), mask.to(self.device), target.to(self.device)
-                logits = self.model(input_ids=inp, attention_mask=mask).logits
-                lp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-                nll = -lp.gather(-1, inp[:, 1:].unsqueeze(-1)).squeeze(-1)
-                total += (nll * target).sum(dtype=torch.float64)
-        return float(total), n
-
-
-# ---------------------------------------------------------------------------------------------- timing
-
-
-def timed(fn: Callable[[], tuple[float, int]], cuda: bool) -> tuple[float, float, int]:
-    """(seconds, Σ NLL, Σ tokens) of one call, synchronising the GPU on both sides."""
-    import torch
-
-    if cuda:
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    nll, n = fn()
-    if cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, nll, n
-
-
-def window_tokens(n_ids: list[int], max_length: int, stride: int) -> int:
-    """Tokens fed through the model over all windows (context included, padding not)."""
-    return sum(e - b for n in n_ids for b, e, _ in guide_windows(n, max_length, stride))
+from score_parts import (  # noqa: E402 (bench/ is the script's own folder on sys.path)
+    TARGET_A,
+    TARGET_B,
+    Baselines,
+    build_model,
+    guide_windows,
+    load_texts,
+    matmul_params,
+    model_max_length,
+    peak_tflops,
+    timed,
+    window_tokens,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

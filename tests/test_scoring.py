@@ -339,6 +339,24 @@ def test_similarity_scan_on_pandas():
     ]
 
 
+def test_similarity_scan_keeps_the_smallest_doc_ids_at_a_tied_cut():
+    """Seven documents tie exactly at cosine 1.0 for top_k = 3: the scan keeps d0, d1, d2 (ties by doc_id, as
+    the ranks break them), in whichever order and batches they come."""
+    import pandas as pd
+
+    from udfs.similarity import SimilarityScan
+
+    ids = ["d6", "d5", "d9", "d4", "d3", "d8", "d2", "d1", "d0"]
+    emb = [np.array([0.0, 1.0] if i in ("d8", "d9") else [1.0, 0.0], dtype=np.float32) for i in ids]
+    targets = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    for cut in (4, 9):  # two batches, or one
+        scan = SimilarityScan(targets, ["a", "b"], top_k=3, block=1)
+        parts = [pd.DataFrame({"doc_id": ids[s:e], "embedding": emb[s:e]}) for s, e in ((0, cut), (cut, 9))]
+        cand = list(scan(p for p in parts if len(p)))[-1]
+        got = {t: sorted(cand.loc[cand["target"] == t, "doc_id"]) for t in (0, 1)}
+        assert got == {0: ["d0", "d1", "d2"], 1: ["d0", "d8", "d9"]}  # target 1: d8, d9 at 1.0, then 0.0 ties
+
+
 @pytest.mark.parametrize("top_k,block", [(None, 1024), (3, 2)])
 def test_similarity_ranks_equal_brute_force(spark, top_k, block):
     from jobs.score_similarity import similarity
@@ -349,6 +367,10 @@ def test_similarity_ranks_equal_brute_force(spark, top_k, block):
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     targets = rng.normal(size=(7, d)).astype(np.float32)
     targets /= np.linalg.norm(targets, axis=1, keepdims=True)
+    # Planted exact ties: 18 documents equal to target 3 (a one-hot vector: every cosine to it is exact), spread
+    # over the partitions, so its top 3 cut falls inside a tie that only doc_id breaks.
+    targets[3] = np.eye(d, dtype=np.float32)[0]
+    emb[3::3] = targets[3]
     bench = ["b", "a", "b", "c", "a", "b", "c"]  # not grouped: the function groups them
     ids = [f"doc-{i:03d}" for i in range(n)]
     df = spark.createDataFrame(

@@ -35,8 +35,12 @@ class DomainsConf(Strict):
     estimator: Literal["spearmanr", "sign_cdf", "sign_sign", "sign", "product"] = "spearmanr"
     projection: Literal["linear", "l2"] = "linear"
     min_docs: int = Field(5, ge=1, description="domains with fewer sampled documents are left out")
-    keep_ratio: float = Field(
-        0.5, gt=0, le=1, description="share of the pool's tokens the corpus keeps (tau = share / keep_ratio)"
+    keep_ratio: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="share of the pool's tokens the corpus keeps (tau = share / keep_ratio); null: "
+        "select.token_budget / silver.documents' tokens; set, it must agree with that within 5%",
     )
 
 

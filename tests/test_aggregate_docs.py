@@ -1,4 +1,5 @@
-"""aggregate_docs: the bigram classifier, BETR's positives and threshold, RDS+'s round-robin, the stage."""
+"""aggregate_docs: the page classifier (both backends), BETR's sample, positives and threshold, RDS+'s
+round-robin, the stage."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import json
 import math
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +16,15 @@ import yaml
 from pyspark.sql import functions as F
 
 from jobs import aggregate_docs as agg
-from jobs.config import BetrConf
 from jobs.methods import pageclf
-from jobs.methods.betr import betr, betr_benchmarks, betr_labels, token_threshold
+from jobs.methods.betr import (
+    balanced_targets,
+    betr,
+    betr_benchmarks,
+    betr_labels,
+    betr_sample,
+    token_threshold,
+)
 from jobs.methods.rds import rds_order, round_robin
 from jobs.methods.sampling import class_sample, unit_hash
 from jobs.runtime import EXIT_OK, EXIT_USAGE, UsageError, run_job
@@ -27,7 +35,14 @@ from udfs.quality import SIGNALS
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 W_STAR = {"rps_doc_word_count": 0.7, "rps_doc_mean_word_length": 0.3}
 CLF_SETTINGS = {"num_features": 1 << 12, "max_iter": 8, "reg_param": 1e-3, "min_token_length": 1}
-CLF = pageclf.Classifier(**CLF_SETTINGS, max_docs_per_class=100_000, seed=0)
+CLF = pageclf.Classifier(**CLF_SETTINGS, max_docs_per_class=100_000, seed=0, backend="spark_lr")
+# fastText with the BETR paper's settings, on a small hash table (the default 2M buckets are 1 GB at dim 128).
+FASTTEXT = pageclf.FastText(
+    dim=128, lr=0.03, ws=10, epoch=5, min_count=5, word_ngrams=2, bucket=1 << 14, threads=1
+)
+FT_CLF = pageclf.Classifier(
+    **CLF_SETTINGS, max_docs_per_class=100_000, seed=0, backend="fasttext", fasttext=FASTTEXT
+)
 
 SCIENCE = "atom cell energy force gene orbit photon enzyme quantum fossil molecule velocity".split()
 OTHER = "recipe movie holiday guitar soccer garden fashion coffee travel novel dance market".split()
@@ -73,6 +88,37 @@ def test_classifier_needs_both_labels(spark):
         pageclf.train(df, CLF.model())
 
 
+def test_fasttext_backend_trains_on_the_driver_and_scores_on_executors(spark):
+    """fastText (thread 1, seeded) gives the same scores on every fit; the executors' scores (model file
+    shipped with addFile) equal the driver model's own predictions; the held-out pages are told apart."""
+    import fasttext
+
+    from udfs.fasttext_clf import fasttext_text
+
+    rng = np.random.default_rng(0)
+    rows = [(f"d{i:03d}", _text(rng, 0.9 if i % 2 else 0.1, 40), i % 2) for i in range(160)]
+    df = spark.createDataFrame(rows, "doc_id string, text string, label int").repartition(3)
+    train, held = df.filter(F.col("doc_id") < "d120"), df.filter(F.col("doc_id") >= "d120")
+    models = [pageclf.fit(train, FT_CLF) for _ in range(2)]
+    try:
+        assert (models[0].n_pos, models[0].n_neg) == (60, 60)
+        got = [{r["doc_id"]: (r["label"], r["p_include"]) for r in m.score(held).collect()} for m in models]
+        assert got[0] == got[1] and len(got[0]) == 40  # deterministic, to the last bit
+        assert all((p > 0.5) == (label == 1) for label, p in got[0].values())  # held-out accuracy 1.0
+        local = fasttext.load_model(f"{models[0].folder}/{models[0].name}")
+        texts = dict(zip([r[0] for r in rows], [r[1] for r in rows], strict=True))
+        for doc_id, (_, p) in got[0].items():
+            labels, probs = local.predict(fasttext_text(texts[doc_id]), k=2)
+            assert p == float(dict(zip(labels, probs, strict=True))["__label__1"])
+    finally:
+        for m in models:
+            m.unpersist()
+    assert not Path(models[0].folder).exists()
+    one_class = spark.createDataFrame([("a", "x y", 1)], "doc_id string, text string, label int")
+    with pytest.raises(ValueError, match="both labels"):
+        pageclf.fit(one_class, FT_CLF)
+
+
 def test_class_sample_caps_each_label(spark):
     rows = [(f"n{i:02d}", 0) for i in range(40)] + [(f"p{i}", 1) for i in range(3)]
     df = spark.createDataFrame(rows, "doc_id string, label int")
@@ -82,6 +128,9 @@ def test_class_sample_caps_each_label(spark):
     smallest = sorted((d for d, _ in rows if d.startswith("n")), key=lambda d: (h[d], d))[:5]
     assert sorted(r["doc_id"] for r in got if r["label"] == 0) == sorted(smallest)
     assert class_sample(df, None, seed=2) is df
+    # per-label caps: 4 negatives, every positive
+    got = class_sample(df, {0: 4, 1: None}, seed=2).collect()
+    assert sorted(r["doc_id"] for r in got) == sorted(smallest[:4] + ["p0", "p1", "p2"])
 
 
 # ------------------------------------------------------------------------------------------------ BETR
@@ -108,7 +157,7 @@ def test_betr_positions_balance_benchmarks(spark):
             ("d7", "piqa", None, 0.2),
         ],
     )
-    got = {r["doc_id"]: (r["position"], r["label"]) for r in betr_labels(sim, 0.5).collect()}
+    got = {r["doc_id"]: (r["position"], r["label"]) for r in betr_labels(sim, 0.5, "per_benchmark").collect()}
     assert got == {
         "d1": (1, 1),
         "d5": (1, 1),
@@ -119,7 +168,52 @@ def test_betr_positions_balance_benchmarks(spark):
         "d7": (None, 0),  # ranked by no benchmark: worst, never a positive
     }
     # ceil(0.1 * 7) = 1 positive: ties at position 1 go by doc_id
-    assert [r["doc_id"] for r in betr_labels(sim, 0.1).filter("label = 1").collect()] == ["d1"]
+    assert [r["doc_id"] for r in betr_labels(sim, 0.1, "per_benchmark").filter("label = 1").collect()] == [
+        "d1"
+    ]
+    # min_rank (the paper, over balanced targets): the best rank over every benchmark, ties by max cosine
+    # then doc_id: d1 (1, .9), d5 (1, .9), d2 (1, .8), d3 (1, .7) are the ceil(0.5 * 7) = 4 positives.
+    got = {r["doc_id"]: (r["position"], r["label"]) for r in betr_labels(sim, 0.5).collect()}
+    assert got == {
+        "d1": (1, 1),
+        "d5": (1, 1),
+        "d2": (1, 1),
+        "d3": (1, 1),
+        "d4": (2, 0),
+        "d6": (3, 0),
+        "d7": (None, 0),
+    }
+    assert [r["doc_id"] for r in betr_labels(sim, 0.25).filter("label = 1").orderBy("doc_id").collect()] == [
+        "d1",
+        "d5",
+    ]
+
+
+def test_betr_sample_and_balanced_targets(spark):
+    docs = spark.createDataFrame([(f"d{i:03d}",) for i in range(200)], "doc_id string")
+    assert betr_sample(docs, 200, None, 0) is docs and betr_sample(docs, 200, 500, 0) is docs
+    h = {r["doc_id"]: r["h"] for r in docs.select("doc_id", unit_hash(4, "betr-sample").alias("h")).collect()}
+    got = {r["doc_id"] for r in betr_sample(docs, 200, 50, 4).collect()}
+    assert got == {d for d, x in h.items() if x < 0.25} and 30 < len(got) < 70
+    assert got <= {r["doc_id"] for r in betr_sample(docs, 200, 100, 4).collect()}  # nested samples
+
+    rows = [
+        (f"{b}|train|{k}", b, f"text {b} {k}")
+        for b, n in (("arc", 5), ("piqa", 3), ("mmlu", 4))
+        for k in range(n)
+    ]
+    targets = spark.createDataFrame(rows, "doc_id string, benchmark string, text string")
+    th = {
+        r["doc_id"]: r["h"]
+        for r in targets.select("doc_id", unit_hash(1, "betr-targets").alias("h")).collect()
+    }
+    got = balanced_targets(targets, 1).collect()
+    want = set()
+    for b in ("arc", "piqa", "mmlu"):
+        want |= set(sorted((d for d, bb, _ in rows if bb == b), key=lambda d: (th[d], d))[:3])
+    assert {r["doc_id"] for r in got} == want and set(got[0].asDict()) == {"doc_id", "benchmark", "text"}
+    even = targets.filter(F.col("benchmark") != "arc").filter(~F.col("doc_id").endswith("3"))
+    assert balanced_targets(even, 1) is even
 
 
 def test_betr_benchmarks_by_mode():
@@ -153,38 +247,51 @@ def _pool(n: int, seed: int):
     return docs, sim
 
 
-def test_betr_threshold_keeps_the_token_share(spark):
+def test_betr_distils_the_ranked_sample_into_the_pool(spark):
+    """Ranks cover a sample of 200 of the 400 documents; the classifier trains on the sample (half held out,
+    one negative per positive) and scores all 400; the threshold keeps the share of the pool's tokens."""
     docs_rows, sim_rows = _pool(400, seed=1)
     docs = spark.createDataFrame(docs_rows, "doc_id string, text string, n_tokens long")
-    sim = _sim_rows(spark, sim_rows)
-    bc = BetrConf(positive_share=0.2, keep_token_share=0.3, heldout_share=0.5)
+    sample = {d for d, *_ in docs_rows[::2]}
+    sim = _sim_rows(spark, [r for r in sim_rows if r[0] in sample])
+    hold: list = []
     res = betr(
         docs,
         sim,
-        positive_share=bc.positive_share,
-        heldout_share=bc.heldout_share,
-        keep_token_share=bc.keep_token_share,
+        positive_share=0.2,
+        keep_token_share=0.3,
         clf=CLF,
+        combine="per_benchmark",
+        negatives_per_positive=1.0,
+        heldout_share=0.5,
+        hold=hold,
     )
     try:
         pool = res.scores.toPandas().set_index("doc_id")
     finally:
         res.scores.unpersist()
+        for x in hold:
+            x.unpersist()
     assert len(pool) == 400 and pool["p_include"].between(0, 1).all()
+    labels = betr_labels(sim, 0.2, "per_benchmark").toPandas().set_index("doc_id")
     held_ids = {
-        r["doc_id"] for r in docs.filter(unit_hash(CLF.seed, "betr-heldout") < bc.heldout_share).collect()
+        r["doc_id"]
+        for r in docs.filter(unit_hash(CLF.seed, "betr-heldout") < 0.5).collect()
+        if r["doc_id"] in sample
     }
-    assert res.n_heldout == len(held_ids) and 150 < len(held_ids) < 250
-    assert res.n_scored == 400 and res.n_positive == 80 and res.n_train == 400 - len(held_ids)
+    train_pos = int(labels.drop(index=sorted(held_ids))["label"].sum())
+    assert res.n_ranked == 200 and res.n_positive == 40 and res.n_heldout == len(held_ids)
+    assert 70 < len(held_ids) < 130 and res.n_train == 2 * train_pos  # one negative per positive
 
-    held = pool.loc[sorted(held_ids)]
     t = res.threshold.threshold
-    kept = held.loc[held["p_include"] >= t, "n_tokens"].sum() / held["n_tokens"].sum()
-    assert abs(kept - 0.3) <= 0.01  # the requested share, within 1%
+    kept = pool.loc[pool["p_include"] >= t, "n_tokens"].sum() / pool["n_tokens"].sum()
+    assert abs(kept - 0.3) <= 0.01  # the requested share of the pool, within 1%
     assert res.threshold.kept_share == pytest.approx(kept, abs=1e-12)
-    pool_kept = pool.loc[pool["p_include"] >= t, "n_tokens"].sum() / pool["n_tokens"].sum()
-    assert res.pool_kept_share == pytest.approx(pool_kept, abs=1e-12)
-    assert abs(pool_kept - 0.3) < 0.1  # the same threshold on the whole pool keeps about as much
+    held = labels.loc[sorted(held_ids)].join(pool)
+    pk = int(((held["label"] == 1) & (held["p_include"] >= t)).sum())
+    nk = int(((held["label"] == 0) & (held["p_include"] >= t)).sum())
+    p = int(held["label"].sum())
+    assert res.heldout_kept == (pk, p, nk, len(held) - p) and pk / p > nk / (len(held) - p)
 
 
 def test_token_threshold_picks_the_closest_share(spark):
@@ -376,6 +483,7 @@ def lake(spark, tmp_path_factory):
     sim.append(_similarity_row("gone", "arc", "rds", None, 0.99))  # not in silver any more: ignored
     lh.write(spark.createDataFrame(docs, silver.DOCUMENTS.schema), silver.DOCUMENTS, "overwrite")
     lh.write(spark.createDataFrame(sim, scores.SIMILARITY.schema), scores.SIMILARITY, "overwrite")
+    budget = round(sum(d["n_tokens_est"] for d in docs) / 4)
     corr = [
         _correlation_row("sci.org", 1.0, True),
         _correlation_row("news.com", 0.0, True),
@@ -410,10 +518,16 @@ def lake(spark, tmp_path_factory):
             "storage": {"engine": "embedded", "warehouse": str(base / "wh")},
             "ingest": {"inputs": [{"name": "x", "path": str(base / "none")}]},
             "aggregate": {
-                "betr": {"keep_token_share": 0.25, "heldout_share": 0.3, **betr},
-                "classifier": {"num_features": 4096, "max_iter": 8, "reg_param": 0.001},
+                "betr": {"heldout_share": 0.3, **betr},
+                "classifier": {
+                    "fasttext": {"betr": {"bucket": 1 << 14}, "pplcorr": {"bucket": 1 << 14}},
+                    "num_features": 4096,
+                    "max_iter": 8,
+                    "reg_param": 0.001,
+                },
             },
-            "select": {"seed": 5},
+            # a quarter of the pool's tokens: BETR's threshold keeps that share
+            "select": {"seed": 5, "token_budget": budget},
         }
         path = base / f"c{len(list(base.glob('c*.yaml')))}.yaml"
         path.write_text(yaml.safe_dump(data))
@@ -435,7 +549,8 @@ def test_stage_writes_every_computable_strategy(lake):
     rows = lh.read(gold.DOC_SCORES).toPandas()
     counts = rows.groupby("strategy").size().to_dict()
     assert counts == {"betr": 120, "pplcorr": 120, "metarater": 100, "rds": 90, "random": 120}
-    assert "blind (arc, piqa; betr ranks)" in out and "skipped" not in out
+    assert "blind (arc, piqa; betr ranks, min_rank)" in out and "skipped" not in out
+    assert "fasttext trained on" in out and "target 25.00% = select.token_budget" in out
     assert not rows.duplicated(["doc_id", "strategy"]).any() and np.isfinite(rows["score"]).all()
 
     tokens = {d["doc_id"]: d["n_tokens_est"] for d in docs}
@@ -495,3 +610,8 @@ def test_stage_refuses_bad_betr_conf(lake, capsys):
     code, _ = _run(args(eval_benchmarks=["arc", "hellaswag"]))
     err = capsys.readouterr().err
     assert code == EXIT_USAGE and "hellaswag" in err
+    code, _ = _run(args(keep_token_share=0.5))  # the budget keeps 25%: two knobs that disagree
+    err = capsys.readouterr().err
+    assert (
+        code == EXIT_USAGE and "aggregate.betr.keep_token_share 0.5 disagrees with select.token_budget" in err
+    )

@@ -1,5 +1,5 @@
-"""aggregate_docs: the page classifier (both backends), BETR's sample, positives and threshold, RDS+'s
-round-robin, the stage."""
+"""aggregate_docs: BETR's sample, positives and threshold, the stage (the page classifier itself:
+tests/test_pageclf.py; RDS+'s round robin: tests/test_rds.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import io
 import json
 import math
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +17,6 @@ import yaml
 from pyspark.sql import functions as F
 
 from jobs import aggregate_docs as agg
-from jobs.methods import pageclf
 from jobs.methods.betr import (
     balanced_targets,
     betr,
@@ -25,112 +25,18 @@ from jobs.methods.betr import (
     betr_sample,
     token_threshold,
 )
-from jobs.methods.rds import rds_order, round_robin
-from jobs.methods.sampling import class_sample, unit_hash
+from jobs.methods.sampling import unit_hash
 from jobs.runtime import EXIT_OK, EXIT_USAGE, UsageError, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import gold, scores, silver
 from udfs.quality import SIGNALS
 
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+from pages import CLF  # noqa: E402
+from pages import text as _text  # noqa: E402
+
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 W_STAR = {"rps_doc_word_count": 0.7, "rps_doc_mean_word_length": 0.3}
-CLF_SETTINGS = {"num_features": 1 << 12, "max_iter": 8, "reg_param": 1e-3, "min_token_length": 1}
-CLF = pageclf.Classifier(**CLF_SETTINGS, max_docs_per_class=100_000, seed=0, backend="spark_lr")
-# fastText with the BETR paper's settings, on a small hash table (the default 2M buckets are 1 GB at dim 128).
-FASTTEXT = pageclf.FastText(
-    dim=128, lr=0.03, ws=10, epoch=5, min_count=5, word_ngrams=2, bucket=1 << 14, threads=1
-)
-FT_CLF = pageclf.Classifier(
-    **CLF_SETTINGS, max_docs_per_class=100_000, seed=0, backend="fasttext", fasttext=FASTTEXT
-)
-
-SCIENCE = "atom cell energy force gene orbit photon enzyme quantum fossil molecule velocity".split()
-OTHER = "recipe movie holiday guitar soccer garden fashion coffee travel novel dance market".split()
-
-
-def _text(rng: np.random.Generator, q: float, n_words: int) -> str:
-    """A page whose words come from SCIENCE with probability q, else OTHER."""
-    sci = rng.random(n_words) < q
-    return " ".join(
-        SCIENCE[rng.integers(len(SCIENCE))] if s else OTHER[rng.integers(len(OTHER))] for s in sci
-    )
-
-
-# ------------------------------------------------------------------------------------------ classifier
-
-
-def test_classifier_separates_a_separable_task_deterministically(spark):
-    rng = np.random.default_rng(0)
-    rows = [(f"d{i:03d}", _text(rng, float(i % 2), int(rng.integers(5, 30))), i % 2) for i in range(120)]
-    df = spark.createDataFrame(rows, "doc_id string, text string, label int")
-    train, held = df.filter(F.col("doc_id") < "d090"), df.filter(F.col("doc_id") >= "d090")
-    model = pageclf.train(train, CLF.model())
-    got = pageclf.score(model, held).collect()
-    assert len(got) == 30 and set(got[0].asDict()) == {"doc_id", "text", "label", "p_include"}
-    assert all((r["p_include"] > 0.5) == (r["label"] == 1) for r in got)  # held-out accuracy 1.0
-
-
-def test_classifier_uses_bigrams_and_is_deterministic(spark):
-    """The same words, only their order tells the classes apart: unigram counts cannot, bigrams can."""
-    rows = [(f"a{i}", "Red fox, blue cat", 1) for i in range(10)] + [
-        (f"b{i}", "red cat blue FOX", 0) for i in range(10)
-    ]
-    df = spark.createDataFrame(rows, "doc_id string, text string, label int")
-    clf = pageclf.pipeline(**{**CLF_SETTINGS, "max_iter": 4})
-    got = [(r["label"], r["p_include"]) for r in pageclf.score(pageclf.train(df, clf), df).collect()]
-    assert all((p > 0.9) if label else (p < 0.1) for label, p in got)
-    assert [(r["label"], r["p_include"]) for r in pageclf.score(pageclf.train(df, clf), df).collect()] == got
-
-
-def test_classifier_needs_both_labels(spark):
-    df = spark.createDataFrame([("a", "x y", 1)], "doc_id string, text string, label int")
-    with pytest.raises(ValueError, match="both labels"):
-        pageclf.train(df, CLF.model())
-
-
-def test_fasttext_backend_trains_on_the_driver_and_scores_on_executors(spark):
-    """fastText (thread 1, seeded) gives the same scores on every fit; the executors' scores (model file
-    shipped with addFile) equal the driver model's own predictions; the held-out pages are told apart."""
-    import fasttext
-
-    from udfs.fasttext_clf import fasttext_text
-
-    rng = np.random.default_rng(0)
-    rows = [(f"d{i:03d}", _text(rng, 0.9 if i % 2 else 0.1, 40), i % 2) for i in range(160)]
-    df = spark.createDataFrame(rows, "doc_id string, text string, label int").repartition(3)
-    train, held = df.filter(F.col("doc_id") < "d120"), df.filter(F.col("doc_id") >= "d120")
-    models = [pageclf.fit(train, FT_CLF) for _ in range(2)]
-    try:
-        assert (models[0].n_pos, models[0].n_neg) == (60, 60)
-        got = [{r["doc_id"]: (r["label"], r["p_include"]) for r in m.score(held).collect()} for m in models]
-        assert got[0] == got[1] and len(got[0]) == 40  # deterministic, to the last bit
-        assert all((p > 0.5) == (label == 1) for label, p in got[0].values())  # held-out accuracy 1.0
-        local = fasttext.load_model(f"{models[0].folder}/{models[0].name}")
-        texts = dict(zip([r[0] for r in rows], [r[1] for r in rows], strict=True))
-        for doc_id, (_, p) in got[0].items():
-            labels, probs = local.predict(fasttext_text(texts[doc_id]), k=2)
-            assert p == float(dict(zip(labels, probs, strict=True))["__label__1"])
-    finally:
-        for m in models:
-            m.unpersist()
-    assert not Path(models[0].folder).exists()
-    one_class = spark.createDataFrame([("a", "x y", 1)], "doc_id string, text string, label int")
-    with pytest.raises(ValueError, match="both labels"):
-        pageclf.fit(one_class, FT_CLF)
-
-
-def test_class_sample_caps_each_label(spark):
-    rows = [(f"n{i:02d}", 0) for i in range(40)] + [(f"p{i}", 1) for i in range(3)]
-    df = spark.createDataFrame(rows, "doc_id string, label int")
-    got = class_sample(df, 5, seed=2).collect()
-    assert sorted(r["label"] for r in got) == [0] * 5 + [1] * 3
-    h = {r["doc_id"]: r["h"] for r in df.select("doc_id", unit_hash(2, "class-sample").alias("h")).collect()}
-    smallest = sorted((d for d, _ in rows if d.startswith("n")), key=lambda d: (h[d], d))[:5]
-    assert sorted(r["doc_id"] for r in got if r["label"] == 0) == sorted(smallest)
-    assert class_sample(df, None, seed=2) is df
-    # per-label caps: 4 negatives, every positive
-    got = class_sample(df, {0: 4, 1: None}, seed=2).collect()
-    assert sorted(r["doc_id"] for r in got) == sorted(smallest[:4] + ["p0", "p1", "p2"])
 
 
 # ------------------------------------------------------------------------------------------------ BETR
@@ -302,96 +208,6 @@ def test_token_threshold_picks_the_closest_share(spark):
     assert (t.threshold, t.kept_share, t.kept_docs, t.kept_tokens, t.total_tokens) == (0.8, 0.6, 3, 60, 100)
     assert token_threshold(df, 1.0).threshold == 0.1
     assert token_threshold(df, 0.05).threshold == 0.9
-
-
-# ------------------------------------------------------------------------------------------------ RDS+
-
-# Hand-worked: tasks arc, boolq, csqa (name order). Documents by max cosine, best first:
-#   arc    a .9, b .8, c .7, e .3, d .2, f .1, g .0
-#   boolq  a .95, d .9, b .5, c .4, e .3, f .2, g .0
-#   csqa   c .9, f .9 (tie: c first by doc_id), e .8, a .5, b .1, d .05, g .0
-# Round 1: arc a; boolq's a is taken → d; csqa c.  Round 2: arc b; boolq's b and c are taken → e;
-# csqa's c is taken → f.  Round 3: arc's next free one is g; every document is then picked.
-RDS_COS = {
-    "arc": {"a": 0.9, "b": 0.8, "c": 0.7, "e": 0.3, "d": 0.2, "f": 0.1, "g": 0.0},
-    "boolq": {"a": 0.95, "d": 0.9, "b": 0.5, "c": 0.4, "e": 0.3, "f": 0.2, "g": 0.0},
-    "csqa": {"c": 0.9, "f": 0.9, "e": 0.8, "a": 0.5, "b": 0.1, "d": 0.05, "g": 0.0},
-}
-RDS_EXPECTED = [
-    ("a", "arc", 1),
-    ("d", "boolq", 1),
-    ("c", "csqa", 1),
-    ("b", "arc", 2),
-    ("e", "boolq", 2),
-    ("f", "csqa", 2),
-    ("g", "arc", 3),
-]
-
-
-def test_rds_round_robin_hand_example(spark):
-    rows = [(d, b, c) for b, docs in reversed(RDS_COS.items()) for d, c in docs.items()]
-    sim = spark.createDataFrame(rows, "doc_id string, benchmark string, max_cosine double")
-    got = [(r["doc_id"], r["benchmark"], r["round"]) for r in rds_order(sim).orderBy("pick").collect()]
-    assert got == RDS_EXPECTED
-
-
-def _naive_round_robin(lists, limit):
-    chosen, out, ptr, rnd = set(), [], [0] * len(lists), 0
-    total = min(limit, len({d for lst in lists for d in lst}))
-    while len(out) < total:
-        rnd += 1
-        for t, lst in enumerate(lists):
-            while ptr[t] < len(lst) and lst[ptr[t]] in chosen:
-                ptr[t] += 1
-            if len(out) < total and ptr[t] < len(lst):
-                chosen.add(lst[ptr[t]])
-                out.append((lst[ptr[t]], t, rnd))
-    return out
-
-
-def test_round_robin_matches_the_plain_loop():
-    rng = np.random.default_rng(4)
-    n = 3000
-    base = rng.permutation(n)
-    # Lists that agree a lot (long runs of taken documents to skip) plus a short list that runs out.
-    lists = [base, np.roll(base, 7), base[::-1].copy(), rng.permutation(n)[:50]]
-    for limit in (n, 1234):
-        docs, tasks, rounds = round_robin(lists, n, limit)
-        assert list(zip(docs.tolist(), tasks.tolist(), rounds.tolist(), strict=True)) == _naive_round_robin(
-            [lst.tolist() for lst in lists], limit
-        )
-    docs, _, _ = round_robin(lists, n)
-    assert sorted(docs.tolist()) == list(range(n))
-
-
-def test_rds_order_exact_prefix_then_position_interleave(spark):
-    """The first exact_picks picks are the round robin's; the rest follow the position interleave."""
-    rng = np.random.default_rng(5)
-    tasks, n = ["arc", "boolq", "csqa"], 120
-    cos = rng.random((3, n)).round(2)  # ties, broken by doc_id
-    rows = [(f"d{i:03d}", b, float(cos[t, i])) for t, b in enumerate(tasks) for i in range(n)]
-    sim = spark.createDataFrame(rows, "doc_id string, benchmark string, max_cosine double")
-    lists = [sorted(range(n), key=lambda i, t=t: (-cos[t, i], i)) for t in range(3)]
-    exact = [(f"d{d:03d}", tasks[t], r) for d, t, r in _naive_round_robin(lists, n)]
-
-    full = [(r["doc_id"], r["benchmark"], r["round"]) for r in rds_order(sim).orderBy("pick").collect()]
-    assert full == exact  # the default exact_picks covers this pool: the whole order is exact
-
-    got = rds_order(sim, exact_picks=30).orderBy("pick").collect()
-    assert [r["pick"] for r in got] == list(range(1, n + 1))
-    assert [(r["doc_id"], r["benchmark"], r["round"]) for r in got[:30]] == exact[:30]
-    placed = {r["doc_id"] for r in got[:30]}
-    slot: dict[str, int] = {}
-    for t in range(3):
-        for p, i in enumerate(lists[t]):
-            d = f"d{i:03d}"
-            if d not in placed:
-                slot[d] = min(slot.get(d, 1 << 60), p * 3 + t)
-    want = sorted(slot, key=lambda d: (slot[d], d))
-    assert [(r["doc_id"], r["benchmark"], r["round"]) for r in got[30:]] == [
-        (d, tasks[slot[d] % 3], slot[d] // 3 + 1) for d in want
-    ]
-    assert rds_order(sim, limit=50, exact_picks=30).count() == 50
 
 
 # ----------------------------------------------------------------------------------------- the stage

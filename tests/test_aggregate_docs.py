@@ -384,7 +384,10 @@ def test_stage_writes_every_computable_strategy(lake):
     ppl = rows[rows["strategy"] == "pplcorr"].set_index("doc_id")
     sci = [d for d in ppl.index if domain[d] == "sci.org"]
     assert all(ppl.loc[sci, "detail"] == "spearmanr/linear include_domain=true")
-    assert ppl.loc[sci, "score"].mean() > ppl.drop(index=sci)["score"].mean() + 0.3
+    # fastText with the paper's settings (lr 0.1, 5 epochs) barely moves from 0.5 on 120 pages, but the order,
+    # which is all the selection uses, separates them: the share of (sci, other) pairs in the right order.
+    other = ppl.drop(index=sci)["score"].to_numpy()
+    assert np.mean([s > o for s in ppl.loc[sci, "score"] for o in other]) > 0.95
 
     rds = rows[rows["strategy"] == "rds"].sort_values("score", ascending=False)
     assert sorted(rds["score"]) == [-float(k) for k in range(90, 0, -1)] and "gone" not in set(rds["doc_id"])

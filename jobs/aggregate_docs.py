@@ -3,12 +3,14 @@
 The strategies are a registry (``STRATEGIES``): each names the tables it reads and computes
 ``[doc_id, score, detail]`` with its method from ``jobs.methods``:
 
-  betr       scores.similarity (``aggregate.betr.method``) → best position over the chosen benchmarks →
-             top ``positive_share`` are positives → the bigram classifier (``jobs.methods.pageclf``) trained
-             on a seeded split, scored on the whole pool: score = P(include); the threshold keeping
-             ``keep_token_share`` of the held-out tokens is recorded in ``detail`` (``jobs.methods.betr``).
+  betr       scores.similarity (``aggregate.betr.method``): the ranked sample's best rank over the chosen
+             benchmarks' balanced targets (or best position per benchmark) → top ``positive_share`` are
+             positives → the page classifier (``jobs.methods.pageclf``: fastText, or Spark ML) trained on
+             the sample's positives and negatives, scored on the whole pool: score = P(include); the
+             threshold keeping select's budget share of the pool's tokens is recorded in ``detail``
+             (``jobs.methods.betr``).
   pplcorr    gold.domain_correlations (chosen estimator and projection): pages of domains with weight > 0
-             against the rest → the same classifier → score = P(include) (``jobs.methods.pplcorr``).
+             against the rest → the page classifier → score = P(include) (``jobs.methods.pplcorr``).
   metarater  Q = Σ w_j norm_j under gold.rater_weights ``final`` (``jobs.methods.metarater``).
   rds        scores.similarity ``rds``: round-robin over the benchmarks (tasks), each taking its best
              unchosen document by max cosine; score = −(pick position), detail = task and round
@@ -44,6 +46,7 @@ from jobs.gates import Output, publish
 from jobs.methods import pageclf
 from jobs.methods.betr import betr, betr_benchmarks
 from jobs.methods.metarater import metarater_scores, signal_tables
+from jobs.methods.pick import budget_share
 from jobs.methods.pplcorr import page_scores
 from jobs.methods.rds import rds_order
 from jobs.methods.sampling import Unscorable, random_scores
@@ -67,7 +70,7 @@ class Inputs:
     docs: DataFrame  # silver.documents: [doc_id, domain, text, n_tokens]
     similarity: DataFrame  # scores.similarity rows of pool documents
     methods: set[str]  # the scores.similarity methods present
-    hold: list[DataFrame]  # persisted frames: the stage unpersists them when it ends
+    hold: list  # persisted frames and fitted page models: the stage unpersists them when it ends
 
 
 @dataclass
@@ -109,9 +112,12 @@ def _betr(
     method: str,
     mode: str,
     eval_benchmarks: list[str] | None,
+    combine: str,
     positive_share: float,
+    negatives_per_positive: float | None,
     heldout_share: float,
-    keep_token_share: float,
+    keep_token_share: float | None,
+    token_budget: int,
     clf: pageclf.Classifier,
 ) -> Scored:
     """BETR over scores.similarity's ``method`` ranks of the benchmarks ``mode`` chooses."""
@@ -120,13 +126,17 @@ def _betr(
     ranks = inp.similarity.filter(F.col("method") == method)
     present = [r["benchmark"] for r in ranks.select("benchmark").distinct().collect()]
     chosen = betr_benchmarks(present, mode, eval_benchmarks)
+    pool_tokens = int(inp.docs.agg(F.sum("n_tokens")).first()[0] or 0)
+    keep = budget_share(token_budget, pool_tokens, keep_token_share, "aggregate.betr.keep_token_share")
     res = betr(
         inp.docs,
         ranks.filter(F.col("benchmark").isin(chosen)),
         positive_share=positive_share,
-        heldout_share=heldout_share,
-        keep_token_share=keep_token_share,
+        keep_token_share=keep,
         clf=clf,
+        combine=combine,
+        negatives_per_positive=negatives_per_positive,
+        heldout_share=heldout_share,
         hold=inp.hold,
     )
     inp.hold.append(res.scores)
@@ -135,13 +145,19 @@ def _betr(
         F.lit(f"threshold={t.threshold!r} kept="),
         F.when(F.col("p_include") >= F.lit(t.threshold), "true").otherwise("false"),
     )
+    held = ""
+    if res.heldout_kept is not None:
+        pk, p, nk, q = res.heldout_kept
+        held = (
+            f"; held out {res.n_heldout:,}: the threshold keeps {pk:,} of {p:,} positives, "
+            f"{nk:,} of {q:,} others"
+        )
     return Scored(
         res.scores.select("doc_id", F.col("p_include").alias("score"), detail.alias("detail")),
-        f"{mode} ({', '.join(chosen)}; {method} ranks): {res.n_scored:,} scored, "
-        f"{res.n_positive:,} positives, trained on {res.n_train:,}; threshold "
-        f"{t.threshold:.6g} keeps {_fmt_share(t.kept_share)} of the held-out tokens "
-        f"({t.kept_docs:,} of {res.n_heldout:,} docs; target {_fmt_share(keep_token_share)}), "
-        f"{_fmt_share(res.pool_kept_share)} of the pool's",
+        f"{mode} ({', '.join(chosen)}; {method} ranks, {combine}): {res.n_ranked:,} ranked, "
+        f"{res.n_positive:,} positives, {clf.backend} trained on {res.n_train:,}; threshold "
+        f"{t.threshold:.6g} keeps {_fmt_share(t.kept_share)} of the pool's tokens ({t.kept_docs:,} docs; "
+        f"target {_fmt_share(keep)} = select.token_budget / pool tokens){held}",
     )
 
 
@@ -221,17 +237,21 @@ def _random(inp: Inputs, *, seed: int) -> Scored:
     )
 
 
-def _classifier(conf: Conf) -> pageclf.Classifier:
-    """``aggregate.classifier`` as the plain settings the page classifier takes."""
+def _classifier(conf: Conf, method: str) -> pageclf.Classifier:
+    """``aggregate.classifier`` as the plain settings the page classifier takes, with ``method``'s fastText
+    settings (``betr`` or ``pplcorr``)."""
     c = conf.aggregate.classifier
-    return pageclf.Classifier(
-        num_features=c.num_features,
-        max_iter=c.max_iter,
-        reg_param=c.reg_param,
-        min_token_length=c.min_token_length,
-        max_docs_per_class=c.max_docs_per_class,
-        seed=c.seed,
+    plain = (
+        "backend",
+        "num_features",
+        "max_iter",
+        "reg_param",
+        "min_token_length",
+        "max_docs_per_class",
+        "seed",
     )
+    fasttext = pageclf.FastText(**getattr(c.fasttext, method).model_dump())
+    return pageclf.Classifier(**c.model_dump(include=set(plain)), fasttext=fasttext)
 
 
 def _betr_args(conf: Conf) -> dict[str, Any]:
@@ -240,10 +260,13 @@ def _betr_args(conf: Conf) -> dict[str, Any]:
         "method": bc.method,
         "mode": bc.mode,
         "eval_benchmarks": bc.eval_benchmarks,
+        "combine": bc.combine,
         "positive_share": bc.positive_share,
+        "negatives_per_positive": bc.negatives_per_positive,
         "heldout_share": bc.heldout_share,
         "keep_token_share": bc.keep_token_share,
-        "clf": _classifier(conf),
+        "token_budget": conf.select.token_budget,
+        "clf": _classifier(conf, "betr"),
     }
 
 
@@ -255,7 +278,7 @@ STRATEGIES = (
         (silver.DOCUMENTS, gold.DOMAIN_CORRELATIONS),
         True,
         _pplcorr,
-        lambda conf: {"clf": _classifier(conf)},
+        lambda conf: {"clf": _classifier(conf, "pplcorr")},
     ),
     Strategy(
         "metarater",
@@ -280,7 +303,8 @@ def _reads(optional: bool) -> tuple[TableSpec, ...]:
 READS = _reads(False)
 # Read when present; a strategy that needs a missing one is skipped.
 OPTIONAL_READS = tuple(t for t in _reads(True) if t not in READS)
-WATCH = freshness.Watch((*READS, *OPTIONAL_READS), ("aggregate", "select.seed"))
+# select.token_budget: BETR's threshold keeps the budget's share of the pool.
+WATCH = freshness.Watch((*READS, *OPTIONAL_READS), ("aggregate", "select.seed", "select.token_budget"))
 
 
 # ------------------------------------------------------------------------------------------------ stage

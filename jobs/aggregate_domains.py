@@ -2,7 +2,8 @@
 
 scores.perplexity + silver.documents + ref.model_scores → per domain, five estimates of how strongly
 lower bits-per-byte goes with lower benchmark error across the perplexity pool, each projected to
-sampling weights two ways (linear, l2) under tau = token share / keep_ratio. The method, its SQL and the
+sampling weights two ways (linear, l2) under tau = token share / keep_ratio, keep_ratio = select's token
+budget over silver.documents' tokens (the share the corpus keeps). The method, its SQL and the
 notes on orientation and ties are ``jobs.methods.pplcorr``. Every estimator and projection is written;
 ``chosen`` marks the profile's (``aggregate.domains.estimator``/``projection``).
 
@@ -21,6 +22,7 @@ from pyspark.sql import functions as F
 from jobs import freshness
 from jobs.config import Conf
 from jobs.gates import Output, publish
+from jobs.methods.pick import budget_share
 from jobs.methods.pplcorr import domain_bpb, domain_tokens, estimates, model_errors, project, weight_sums
 from jobs.queries import table_versions
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
@@ -28,7 +30,8 @@ from schemas import gold, ref, scores, silver
 
 STAGE = "aggregate_domains"
 READS = (silver.DOCUMENTS, scores.PERPLEXITY, ref.MODEL_SCORES)
-WATCH = freshness.Watch(READS, ("aggregate.domains", "score.perplexity.pool"))
+# select.token_budget: keep_ratio is the budget's share of the pool's tokens.
+WATCH = freshness.Watch(READS, ("aggregate.domains", "score.perplexity.pool", "select.token_budget"))
 
 
 def preflight(conf: Conf) -> None:
@@ -95,6 +98,11 @@ def aggregate_domains(ctx: JobContext) -> str:
     try:
         stats = meta.agg(F.count("*").alias("d"), F.sum("token_share").alias("share")).first()
         n_domains, share = stats["d"], stats["share"] or 0.0
+        # tau_j = token share / keep_ratio assumes keep_ratio is the share of the pool's tokens the corpus
+        # keeps: that is select's budget over silver's tokens (a stated keep_ratio must agree with it).
+        pool_tokens = int(docs.agg(F.sum("n_tokens_est")).first()[0] or 0)
+        budget = ctx.conf.select.token_budget
+        keep_ratio = budget_share(budget, pool_tokens, dc.keep_ratio, "aggregate.domains.keep_ratio")
         if n_domains == 0:
             best = domain_bpb(ppl, docs, pool, 1).agg(F.max("n_docs")).first()[0] or 0
             raise UsageError(
@@ -102,18 +110,19 @@ def aggregate_domains(ctx: JobContext) -> str:
                 f"(aggregate.domains.min_docs); the best domain has {best}. Lower min_docs or score more "
                 "documents per domain (score.perplexity.sample.per_domain)."
             )
-        if share / dc.keep_ratio < 1:
+        if share / keep_ratio < 1:
             raise UsageError(
                 f"the {n_domains} correlated domains hold {share:.2%} of silver.documents' tokens, so with "
-                f"aggregate.domains.keep_ratio {dc.keep_ratio} their bounds tau = share / keep_ratio sum to "
-                f"{share / dc.keep_ratio:.3f} < 1 and no weights within them sum to 1: set keep_ratio to at "
-                f"most {math.floor(share * 1e4) / 1e4:.4f}, or lower min_docs to correlate more domains"
+                f"keep_ratio {keep_ratio:.4f} (select.token_budget {budget:,} / {pool_tokens:,} pool tokens) "
+                f"their bounds tau = share / keep_ratio sum to {share / keep_ratio:.3f} < 1 and no weights "
+                f"within them sum to 1: lower select.token_budget to at most "
+                f"{math.floor(share * pool_tokens):,}, or lower min_docs to correlate more domains"
             )
         # Persisted: the projections and the gold rows both read it, and it is small (5 rows per domain).
         estimated = (
             estimates(bpb, y)
             .join(meta, "domain")
-            .withColumn("tau", F.col("token_share") / F.lit(dc.keep_ratio))
+            .withColumn("tau", F.col("token_share") / F.lit(keep_ratio))
             .persist()
         )
         cached.append(estimated)
@@ -177,8 +186,8 @@ def aggregate_domains(ctx: JobContext) -> str:
         f"-> {gold.DOMAIN_CORRELATIONS.name} v{c.version}"
     )
     lines.append(
-        f"  top domains by weight ({dc.estimator}, {dc.projection}; keep_ratio {dc.keep_ratio}): "
-        + ", ".join(f"{r['domain']} {r['weight']:.3f}" for r in top)
+        f"  top domains by weight ({dc.estimator}, {dc.projection}; keep_ratio {keep_ratio:.4f} = "
+        f"select.token_budget / pool tokens): " + ", ".join(f"{r['domain']} {r['weight']:.3f}" for r in top)
     )
     return "\n".join(lines)
 

@@ -1,10 +1,12 @@
 """score_similarity: silver.documents + ref.benchmarks → scores.embeddings + scores.similarity.
 
 Two methods share this stage, each on when its model is configured:
-  betr  ``score.similarity.embedder`` (a sentence embedder, all-MiniLM-L6-v2 locally): each benchmark
-        example is one target; per (document, benchmark) the best rank of the document among all scored
-        documents over that benchmark's targets (1 = most similar; ranks are kept for each target's
-        ``top_k`` documents) and the max cosine.
+  betr  ``score.similarity.embedder`` (a sentence embedder, all-MiniLM-L6-v2 locally): a seeded sample of
+        about ``sample_docs`` pool documents is embedded and ranked (the paper ranks a sample and distils it;
+        aggregate_docs trains the classifier that scores the whole pool); each benchmark example is one
+        target, every benchmark cut to the same number of targets (``balance_targets``); per (sampled
+        document, benchmark) the best rank of the document within the sample over that benchmark's targets
+        (1 = most similar; ranks are kept for each target's ``top_k`` documents) and the max cosine.
   rds   ``score.rds.encoder`` (a causal LM): RDS+ embeddings, e = Σ_t (t / Σ_s s)·h_t over the last hidden
         layer, L2-normalized; per (document, benchmark) the max cosine (and the best rank, as for betr).
 
@@ -40,6 +42,7 @@ from pyspark.sql.types import (
 from jobs import freshness, scoring
 from jobs.config import Conf
 from jobs.gates import Output, publish
+from jobs.methods.betr import balanced_targets, betr_sample
 from jobs.ordered import ordered
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import ref, scores, silver
@@ -198,13 +201,25 @@ def score_similarity(ctx: JobContext) -> str:
             spec = entry.spec(key, conf.gpu)
             embed = embeddings(spec, kind, profile)
             label = f"{method} {spec.key}"
+            # BETR ranks a seeded sample of the pool against balanced targets (the paper ranks a sample and
+            # distils it into a classifier, which aggregate_docs trains); RDS+ scores every document against
+            # every example of each task.
+            m_docs, m_targets, n_ranked = docs, targets, n_docs
+            if method == "betr":
+                m_docs = betr_sample(docs, n_docs, sc.sample_docs, sc.sample_seed)
+                if m_docs is not docs:
+                    m_docs = m_docs.persist()
+                    cached.append(m_docs)
+                    n_ranked = m_docs.count()
+                if sc.balance_targets:
+                    m_targets = balanced_targets(targets, sc.sample_seed, hold=cached)
             if sc.persist_embeddings:
                 done = (
                     (F.col("method") == method)
                     & (F.col("model_id") == spec.id)
                     & (F.col("revision") == spec.revision)
                 )
-                todo = docs.transform(scoring.missing(lh, scores.EMBEDDINGS, done))
+                todo = m_docs.transform(scoring.missing(lh, scores.EMBEDDINGS, done))
 
                 def rows(part, method=method, spec=spec, embed=embed):
                     return part.transform(embed).select(
@@ -221,22 +236,22 @@ def score_similarity(ctx: JobContext) -> str:
 
                 results.append(
                     scoring.score_and_publish(
-                        ctx, label, todo, scores.EMBEDDINGS, scores.EMBEDDING_KEYS, rows, total=n_docs
+                        ctx, label, todo, scores.EMBEDDINGS, scores.EMBEDDING_KEYS, rows, total=n_ranked
                     )
                 )
                 emb = (
                     lh.read(scores.EMBEDDINGS)
                     .filter(done)
-                    .join(docs.select("doc_id"), "doc_id", "left_semi")
+                    .join(m_docs.select("doc_id"), "doc_id", "left_semi")
                     .select("doc_id", "embedding")
                 )
             else:
                 t0 = time.perf_counter()
-                emb = docs.transform(embed).persist()
+                emb = m_docs.transform(embed).persist()
                 cached.append(emb)
                 agg = emb.agg(F.count("*").alias("n"), F.sum("n_tokens").alias("t")).first()
                 results.append(scoring.Scored(label, agg["n"], int(agg["t"] or 0), time.perf_counter() - t0))
-            tgt, tb = embed_targets(targets, spec, kind)
+            tgt, tb = embed_targets(m_targets, spec, kind)
             if not tb:
                 raise UsageError(
                     "score_similarity: no benchmark targets (ref.benchmarks empty after filters)"
@@ -254,14 +269,19 @@ def score_similarity(ctx: JobContext) -> str:
                     "best_rank",
                     "max_cosine",
                     n_targets[F.col("benchmark")].cast("int").alias("n_targets"),
-                    F.lit(n_docs).cast("long").alias("pool_docs"),
+                    F.lit(n_ranked).cast("long").alias("pool_docs"),
                     F.lit(run.run_id).alias("run_id"),
                     F.lit(run.started_at).alias("scored_at"),
                 )
             )
-            expected += n_docs * len(counts)
+            expected += n_ranked * len(counts)
+            sampled = (
+                f" (a sample of the {n_docs:,}: score.similarity.sample_docs)" if n_ranked < n_docs else ""
+            )
+            balanced = " (balanced)" if m_targets is not targets else ""
             lines.append(
-                f"  {method}: {len(tb)} targets over {len(counts)} benchmarks x {n_docs:,} documents"
+                f"  {method}: {len(tb)} targets{balanced} over {len(counts)} benchmarks x {n_ranked:,} "
+                f"documents{sampled}"
             )
         run.rows_out = (run.rows_out or 0) + expected  # the similarity rows, beside any new embeddings
         out = parts[0]

@@ -181,7 +181,7 @@ DOC_SCORES = TableSpec(
                 "score",
                 DoubleType(),
                 False,
-                "higher is selected first: betr/pplcorr P(include) of the bigram classifier, metarater Q "
+                "higher is selected first: betr/pplcorr P(include) of the page classifier, metarater Q "
                 "under w*, rds −(round-robin pick position), random a seeded hash in [0, 1)",
             ),
             col("domain", StringType(), True, "registered domain (for per-domain caps)"),
@@ -190,8 +190,8 @@ DOC_SCORES = TableSpec(
                 "detail",
                 StringType(),
                 True,
-                "what the score is made of: betr 'threshold=<t> kept=<bool>' (p_include ≥ t keeps "
-                "aggregate.betr.keep_token_share of the held-out tokens), rds 'task=<benchmark> round=<r>'",
+                "what the score is made of: betr 'threshold=<t> kept=<bool>' (p_include ≥ t keeps select's "
+                "token budget's share of the pool's tokens), rds 'task=<benchmark> round=<r>'",
             ),
             *_run_cols("computed"),
         ]

@@ -210,12 +210,12 @@ SIMILARITY = TableSpec(
                 "best_rank",
                 IntegerType(),
                 True,
-                "min over the benchmark's targets of the document's rank "
-                "among all scored documents (1 = most similar); null when outside every target's top_k",
+                "min over the benchmark's targets of the document's rank among the ranked documents "
+                "(betr: the sample; 1 = most similar); null when outside every target's top_k",
             ),
             col("max_cosine", DoubleType(), False, "max cosine similarity to the benchmark's examples"),
             col("n_targets", IntegerType(), False, "examples of the benchmark used as targets"),
-            col("pool_docs", LongType(), False, "documents ranked"),
+            col("pool_docs", LongType(), False, "documents ranked (betr: the embedded sample of the pool)"),
             *_run_cols(),
         ]
     ),

@@ -251,14 +251,18 @@ def lake(spark, tmp_path_factory):
     ms = [(m, b, a, "f.csv", "refs-0", NOW) for (m, b), a in acc.items()]
     lh.write(spark.createDataFrame(ms, ref.MODEL_SCORES.schema), ref.MODEL_SCORES, "overwrite")
 
-    def args(**domains) -> argparse.Namespace:
+    # select's budget keeps a quarter of silver's tokens: keep_ratio follows it
+    budget = round(sum(d["n_tokens_est"] for d in docs) / 4)
+
+    def args(select: dict | None = None, **domains) -> argparse.Namespace:
         data = {
             "profile": "test",
             "spark": {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "log_level": "ERROR"},
             "storage": {"engine": "embedded", "warehouse": str(base / "wh")},
             "ingest": {"inputs": [{"name": "x", "path": str(base / "none")}]},
             "score": {"perplexity": {"pool": [{"path": f"/models/{m}"} for m in MODELS]}},
-            "aggregate": {"domains": {"min_docs": 3, "keep_ratio": 0.25, **domains}},
+            "aggregate": {"domains": {"min_docs": 3, **domains}},
+            "select": {"token_budget": budget, **(select or {})},
         }
         path = base / f"c{len(list(base.glob('c*.yaml')))}.yaml"
         path.write_text(yaml.safe_dump(data))
@@ -299,7 +303,8 @@ def test_stage_writes_the_reference_numbers(lake):
     y = np.array([np.mean([1 - acc[(m, b)] for b in BENCH]) for m in models])
     total = sum(d["n_tokens_est"] for d in docs)
     share = np.array([sum(d["n_tokens_est"] for d in docs if d["domain"] == dom) / total for dom in domains])
-    tau = share / 0.25
+    keep_ratio = round(total / 4) / total  # select.token_budget over the pool's tokens
+    tau = share / keep_ratio
 
     assert len(rows) == len(domains) * 10
     by = {(r["estimator"], r["projection"], r["domain"]): r for r in rows}
@@ -325,6 +330,7 @@ def test_stage_writes_the_reference_numbers(lake):
         "silver.documents": lh.version(silver.DOCUMENTS),
     }
     assert "4 models" in out and "5 domains" in out and "top domains by weight (sign_cdf, l2" in out
+    assert f"keep_ratio {keep_ratio:.4f} = select.token_budget / pool tokens" in out
 
 
 def test_stage_refuses_what_it_cannot_compute(lake, capsys):
@@ -333,9 +339,14 @@ def test_stage_refuses_what_it_cannot_compute(lake, capsys):
     err = capsys.readouterr().err
     assert code == EXIT_USAGE and "no domain has 7 documents" in err and "the best domain has 5" in err
 
-    code, _ = _run(args(keep_ratio=0.95))
+    total = sum(d["n_tokens_est"] for d in lake[1])
+    code, _ = _run(args(select={"token_budget": round(0.95 * total)}))  # keep 95%: more than 5 domains hold
     err = capsys.readouterr().err
-    assert code == EXIT_USAGE and "keep_ratio" in err and "sum to" in err
+    assert code == EXIT_USAGE and "keep_ratio 0.9500" in err and "sum to" in err and "lower select." in err
+
+    code, _ = _run(args(keep_ratio=0.5))  # a second knob that disagrees with the budget's 25%
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "aggregate.domains.keep_ratio 0.5 disagrees with select.token_budget" in err
 
     code, _ = _run(args(benchmarks=["arc", "hellaswag"]))
     err = capsys.readouterr().err

@@ -177,3 +177,45 @@ def test_clean_section_errors_name_the_key(tmp_path):
     conf = load_conf(_write(tmp_path, data))
     assert conf.clean.rule_params() == [("c4", {**conf.clean.rule_params()[0][1], "max_javascript_lines": 5})]
     assert conf.clean.rule_params()[0][1]["max_javascript_lines"] == 5
+
+
+def test_method_defaults_follow_the_papers(tmp_path):
+    """BETR's and the perplexity-correlation page step's fastText settings, BETR's sample and min rank over
+    balanced targets; the kept shares follow select's budget unless stated; fastText needs a bounded
+    sample."""
+    data = _base()
+    conf = load_conf(_write(tmp_path, data))
+    clf = conf.aggregate.classifier
+    assert clf.backend == "fasttext" and clf.max_docs_per_class == 100_000
+    betr = clf.fasttext.betr
+    assert (betr.word_ngrams, betr.dim, betr.lr, betr.ws, betr.min_count, betr.epoch) == (
+        2,
+        128,
+        0.03,
+        10,
+        5,
+        5,
+    )
+    ppl = clf.fasttext.pplcorr
+    assert (ppl.word_ngrams, ppl.dim, ppl.lr, ppl.min_count, ppl.epoch, ppl.bucket) == (
+        2,
+        100,
+        0.1,
+        1,
+        5,
+        2_000_000,
+    )
+    assert (conf.aggregate.betr.combine, conf.aggregate.betr.keep_token_share) == ("min_rank", None)
+    assert (conf.aggregate.betr.heldout_share, conf.aggregate.domains.keep_ratio) == (0.0, None)
+    assert (conf.score.similarity.sample_docs, conf.score.similarity.balance_targets) == (1_000_000, True)
+    # A partial override keeps the method's other paper settings.
+    data["aggregate"] = {"classifier": {"fasttext": {"betr": {"bucket": 4096}}}}
+    betr = load_conf(_write(tmp_path, data)).aggregate.classifier.fasttext.betr
+    assert (betr.bucket, betr.dim, betr.lr, betr.min_count) == (4096, 128, 0.03, 5)
+    data["aggregate"] = {"classifier": {"max_docs_per_class": None}}
+    with pytest.raises(
+        ConfError, match=r"aggregate.classifier: Value error, max_docs_per_class: fastText trains"
+    ):
+        load_conf(_write(tmp_path, data))
+    data["aggregate"] = {"classifier": {"max_docs_per_class": None, "backend": "spark_lr"}}
+    assert load_conf(_write(tmp_path, data)).aggregate.classifier.max_docs_per_class is None

@@ -88,7 +88,7 @@ def _write_benchmarks(spark, lh, docs):
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     rows = []
     for b, bench in enumerate(("alpha", "beta", "gamma")):
-        for k in range(4):
+        for k in range(5 if bench == "gamma" else 4):  # BETR balances gamma down to 4 targets, RDS+ uses 5
             text = docs[(b * 4 + k) % len(docs)]["text"][:300] + f" question {bench} {k}"
             rows.append((bench, "test", f"{bench}-{k}", text, "f.jsonl", "refs-0", now))
     lh.write(spark.createDataFrame(rows, ref.BENCHMARKS.schema), ref.BENCHMARKS, "overwrite", run_id="refs-0")
@@ -339,6 +339,24 @@ def test_similarity_scan_on_pandas():
     ]
 
 
+def test_similarity_scan_keeps_the_smallest_doc_ids_at_a_tied_cut():
+    """Seven documents tie exactly at cosine 1.0 for top_k = 3: the scan keeps d0, d1, d2 (ties by doc_id, as
+    the ranks break them), in whichever order and batches they come."""
+    import pandas as pd
+
+    from udfs.similarity import SimilarityScan
+
+    ids = ["d6", "d5", "d9", "d4", "d3", "d8", "d2", "d1", "d0"]
+    emb = [np.array([0.0, 1.0] if i in ("d8", "d9") else [1.0, 0.0], dtype=np.float32) for i in ids]
+    targets = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    for cut in (4, 9):  # two batches, or one
+        scan = SimilarityScan(targets, ["a", "b"], top_k=3, block=1)
+        parts = [pd.DataFrame({"doc_id": ids[s:e], "embedding": emb[s:e]}) for s, e in ((0, cut), (cut, 9))]
+        cand = list(scan(p for p in parts if len(p)))[-1]
+        got = {t: sorted(cand.loc[cand["target"] == t, "doc_id"]) for t in (0, 1)}
+        assert got == {0: ["d0", "d1", "d2"], 1: ["d0", "d8", "d9"]}  # target 1: d8, d9 at 1.0, then 0.0 ties
+
+
 @pytest.mark.parametrize("top_k,block", [(None, 1024), (3, 2)])
 def test_similarity_ranks_equal_brute_force(spark, top_k, block):
     from jobs.score_similarity import similarity
@@ -349,6 +367,10 @@ def test_similarity_ranks_equal_brute_force(spark, top_k, block):
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     targets = rng.normal(size=(7, d)).astype(np.float32)
     targets /= np.linalg.norm(targets, axis=1, keepdims=True)
+    # Planted exact ties: 18 documents equal to target 3 (a one-hot vector: every cosine to it is exact),
+    # spread over the partitions, so its top 3 cut falls inside a tie that only doc_id breaks.
+    targets[3] = np.eye(d, dtype=np.float32)[0]
+    emb[3::3] = targets[3]
     bench = ["b", "a", "b", "c", "a", "b", "c"]  # not grouped: the function groups them
     ids = [f"doc-{i:03d}" for i in range(n)]
     df = spark.createDataFrame(
@@ -365,22 +387,30 @@ def test_similarity_ranks_equal_brute_force(spark, top_k, block):
         assert got[k][1] == pytest.approx(cos, abs=1e-5)
 
 
-def test_similarity_stage_betr_and_rds(lake, models, corpus):
+def test_similarity_stage_betr_and_rds(spark, lake, models, corpus):
+    """BETR embeds a seeded sample of 20 of the 31 documents and ranks it against balanced targets (4 per
+    benchmark); RDS+ scores every document against every example."""
     import pandas as pd
 
+    from jobs.methods.sampling import unit_hash
     from udfs.models import get_runner
 
     lh, conf = lake
     args = conf(
         {
-            "similarity": {"embedder": _model(models["embedder"]), "top_k": None},
+            "similarity": {"embedder": _model(models["embedder"]), "top_k": None, "sample_docs": 20},
             "rds": {"encoder": _model(models["lm-a"], id="rds-lm")},
         }
     )
     code, out = _run(score_similarity, args)
     assert code == EXIT_OK, out
+    in_sample = unit_hash(0, "betr-sample") < 20 / len(corpus)
+    sample = sorted(r["doc_id"] for r in lh.read(silver.DOCUMENTS).filter(in_sample).collect())
+    assert (
+        12 <= len(sample) < len(corpus) and f"x {len(sample)} documents (a sample of the {len(corpus)}" in out
+    )
     emb = lh.read(scores.EMBEDDINGS).filter("method = 'betr'").orderBy("doc_id").collect()
-    assert [r["doc_id"] for r in emb] == sorted(d["doc_id"] for d in corpus)
+    assert [r["doc_id"] for r in emb] == sample
     ids = [r["doc_id"] for r in emb]
     doc_emb = np.array([r["embedding"] for r in emb], dtype=np.float64)
     # Document embeddings equal the runner's own output on the same texts.
@@ -391,7 +421,14 @@ def test_similarity_stage_betr_and_rds(lake, models, corpus):
     np.testing.assert_allclose(
         doc_emb, np.stack(runner.predict_batch(pd.Series([text[i] for i in ids]))["embedding"]), atol=1e-5
     )
-    bench = lh.read(ref.BENCHMARKS).orderBy("benchmark", "split", "example_id").collect()
+    # Balanced targets: gamma's 5 examples cut to 4, the one with the largest seeded hash of its id left out.
+    refs = lh.read(ref.BENCHMARKS).withColumn("tid", F.concat_ws("|", "benchmark", "split", "example_id"))
+    rows = refs.orderBy("benchmark", "split", "example_id").collect()
+    h = {
+        r["tid"]: r["h"] for r in refs.select("tid", unit_hash(0, "betr-targets", "tid").alias("h")).collect()
+    }
+    dropped = max((r["tid"] for r in rows if r["benchmark"] == "gamma"), key=lambda t: (h[t], t))
+    bench = [r for r in rows if r["tid"] != dropped]
     tgt = np.stack(runner.predict_batch(pd.Series([b["text"] for b in bench]))["embedding"]).astype(
         np.float64
     )
@@ -407,18 +444,22 @@ def test_similarity_stage_betr_and_rds(lake, models, corpus):
     rds = sim.filter("method = 'rds'")
     assert rds.count() == len(corpus) * 3
     assert {r["model_id"] for r in rds.collect()} == {"rds-lm"}
-    assert {r["n_targets"] for r in sim.collect()} == {4} and {r["pool_docs"] for r in sim.collect()} == {
-        len(corpus)
+    meta = {(r["method"], r["benchmark"], r["n_targets"], r["pool_docs"]) for r in sim.collect()}
+    assert meta == {
+        *{("betr", b, 4, len(sample)) for b in ("alpha", "beta", "gamma")},
+        ("rds", "alpha", 4, len(corpus)),
+        ("rds", "beta", 4, len(corpus)),
+        ("rds", "gamma", 5, len(corpus)),
     }
     # A rerun embeds nothing new and recomputes the same similarity table.
     code, out2 = _run(score_similarity, args)
     assert code == EXIT_OK and "already scored" in out2
-    assert lh.read(scores.EMBEDDINGS).count() == 2 * len(corpus)
+    assert lh.read(scores.EMBEDDINGS).count() == len(sample) + len(corpus)
     again = {
         (r["doc_id"], r["benchmark"], r["method"]): (r["best_rank"], r["max_cosine"])
         for r in lh.read(scores.SIMILARITY).collect()
     }
-    assert len(again) == 2 * 3 * len(corpus)
+    assert len(again) == 3 * (len(sample) + len(corpus))
     assert all(again[(d, b, "betr")] == v for (d, b), v in got.items())
 
 

@@ -3,8 +3,10 @@
 Embeddings are L2-normalized, so cosine = dot product. One ``TargetScan`` walks a partition's batches:
 for each batch it multiplies the documents by the targets in blocks of ``block`` targets (bounded
 memory whatever the number of targets) and returns each document's max cosine per benchmark; across
-batches it keeps each target's ``top_k`` most similar documents, the candidates from which the Spark
-side computes global ranks (a target's global top-k is within the union of the partitions' top-k).
+batches it keeps each target's ``top_k`` documents by (cosine desc, doc_id asc), the candidates from which
+the Spark side computes global ranks in the same order (a target's global top-k is within the union of the
+partitions' top-k; exact cosine ties at a partition's cut keep the smallest doc_ids, so this holds for ties
+too).
 ``SimilarityScan`` runs one over a partition's pandas batches and yields the rows ``jobs.score_similarity``
 ranks.
 """
@@ -65,9 +67,21 @@ class TargetScan:
         return out
 
     def _keep(self, cos: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.top_k is None or cos.shape[1] <= self.top_k:
+        """Each row's ``top_k`` by (cosine desc, doc_id asc): the order the Spark side ranks by."""
+        k = self.top_k
+        if k is None or cos.shape[1] <= k:
             return cos, ids
-        idx = np.argpartition(-cos, self.top_k - 1, axis=1)[:, : self.top_k]
+        idx = np.argpartition(-cos, k - 1, axis=1)[:, :k]
+        # argpartition keeps an arbitrary subset of the documents tied at the cut (cosine equal to the k-th
+        # largest); the ranks break ties by doc_id, so where some tied ones were left out, the row keeps the
+        # smallest doc_ids among them instead. Padding (-inf, no id) never reaches a finite cut.
+        kept = np.take_along_axis(cos, idx, axis=1)
+        cut = kept.min(axis=1)
+        tied, tied_kept = (cos == cut[:, None]).sum(axis=1), (kept == cut[:, None]).sum(axis=1)
+        for r in np.nonzero((tied > tied_kept) & np.isfinite(cut))[0]:
+            above = np.nonzero(cos[r] > cut[r])[0]
+            at_cut = sorted(np.nonzero(cos[r] == cut[r])[0], key=lambda j, r=r: ids[r, j])
+            idx[r] = np.concatenate([above, np.asarray(at_cut[: k - len(above)], dtype=above.dtype)])
         return np.take_along_axis(cos, idx, axis=1), np.take_along_axis(ids, idx, axis=1)
 
     def candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

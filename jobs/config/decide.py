@@ -5,23 +5,70 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from jobs.config.base import Strict
 
 
-class BigramConf(Strict):
-    """The fastText-like page classifier (Spark ML: tokenizer → unigrams+bigrams → hashing TF → logistic
-    regression), shared by BETR and the perplexity-correlation page step."""
+class FastTextConf(Strict):
+    """fastText's supervised settings for one method's page classifier. Defaults: fastText's own, with word
+    bigrams (wordNgrams 2), as the perplexity-correlations paper trains its page classifier."""
 
-    num_features: int = Field(1 << 18, ge=16, description="hashing TF buckets")
-    max_iter: int = Field(50, ge=1, description="L-BFGS iterations of the logistic regression")
-    reg_param: float = Field(1e-4, ge=0, description="L2 regularization")
-    min_token_length: int = Field(1, ge=1, description="shorter tokens are dropped before the bigrams")
+    dim: int = Field(100, ge=1, description="word vector size")
+    lr: float = Field(0.1, gt=0, description="learning rate")
+    ws: int = Field(5, ge=1, description="context window (used by fastText's unsupervised modes only)")
+    epoch: int = Field(5, ge=1, description="passes over the training pages")
+    min_count: int = Field(1, ge=1, description="words seen fewer times are dropped")
+    word_ngrams: int = Field(2, ge=1, description="word n-grams (2: unigrams and bigrams)")
+    bucket: int = Field(2_000_000, ge=1, description="hash buckets of the n-grams (fastText's default)")
+    threads: int = Field(1, ge=1, description="training threads; 1 makes the model deterministic")
+
+
+class BetrFastTextConf(FastTextConf):
+    """fastText for BETR, with the BETR paper's settings: wordNgrams 2, dim 128, lr 0.03, ws 10, minCount 5,
+    5 epochs."""
+
+    dim: int = Field(128, ge=1, description="word vector size")
+    lr: float = Field(0.03, gt=0, description="learning rate")
+    ws: int = Field(10, ge=1, description="context window (used by fastText's unsupervised modes only)")
+    min_count: int = Field(5, ge=1, description="words seen fewer times are dropped")
+
+
+class FastTextMethods(Strict):
+    """Each method's fastText settings."""
+
+    betr: BetrFastTextConf = Field(default_factory=BetrFastTextConf)
+    pplcorr: FastTextConf = Field(default_factory=FastTextConf)
+
+
+class BigramConf(Strict):
+    """The page classifier shared by BETR and the perplexity-correlation page step: fastText (each paper's
+    settings, trained on the driver from the bounded sample, scored on executors) or the distributed Spark ML
+    stand-in (tokenizer → unigrams+bigrams → hashing TF → logistic regression)."""
+
+    backend: Literal["fasttext", "spark_lr"] = Field(
+        "fasttext", description="fasttext (the papers') or spark_lr (Spark ML logistic regression)"
+    )
+    fasttext: FastTextMethods = Field(default_factory=FastTextMethods)
+    num_features: int = Field(1 << 18, ge=16, description="spark_lr: hashing TF buckets")
+    max_iter: int = Field(50, ge=1, description="spark_lr: L-BFGS iterations of the logistic regression")
+    reg_param: float = Field(1e-4, ge=0, description="spark_lr: L2 regularization")
+    min_token_length: int = Field(
+        1, ge=1, description="spark_lr: shorter tokens are dropped before the bigrams"
+    )
     max_docs_per_class: int | None = Field(
         100_000, ge=1, description="training pages per label, a seeded sample of each class (null: all)"
     )
-    seed: int = Field(0, description="seeds the train/held-out split and the per-class sample")
+    seed: int = Field(0, description="seeds the training sample, any split and fastText")
+
+    @model_validator(mode="after")
+    def _bounded_on_the_driver(self) -> BigramConf:
+        if self.backend == "fasttext" and self.max_docs_per_class is None:
+            raise ValueError(
+                "max_docs_per_class: fastText trains on the driver, so its training sample must be bounded; "
+                "set a number of pages per label (or backend: spark_lr to train on the executors)"
+            )
+        return self
 
 
 class DomainsConf(Strict):
@@ -35,8 +82,12 @@ class DomainsConf(Strict):
     estimator: Literal["spearmanr", "sign_cdf", "sign_sign", "sign", "product"] = "spearmanr"
     projection: Literal["linear", "l2"] = "linear"
     min_docs: int = Field(5, ge=1, description="domains with fewer sampled documents are left out")
-    keep_ratio: float = Field(
-        0.5, gt=0, le=1, description="share of the pool's tokens the corpus keeps (tau = share / keep_ratio)"
+    keep_ratio: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="share of the pool's tokens the corpus keeps (tau = share / keep_ratio); null: "
+        "select.token_budget / silver.documents' tokens; set, it must agree with that within 5%",
     )
 
 
@@ -83,15 +134,34 @@ class WeightsConf(Strict):
 
 
 class BetrConf(Strict):
-    """aggregate_docs, BETR: best rank → positives → bigram classifier → threshold on the full pool."""
+    """aggregate_docs, BETR: the ranked sample's scores → positives → page classifier → the whole pool."""
 
     mode: Literal["aware", "blind"] = Field(
         "aware", description="aware: targets are eval_benchmarks (balanced); blind: every other benchmark"
     )
     eval_benchmarks: list[str] | None = Field(None, description="the evaluation suite (null: all)")
-    positive_share: float = Field(0.1, gt=0, lt=1, description="top share of scored docs taken as positives")
-    keep_token_share: float = Field(0.1, gt=0, le=1, description="token share the threshold keeps")
-    heldout_share: float = Field(0.2, gt=0, lt=1, description="scored sample held out to pick the threshold")
+    combine: Literal["min_rank", "per_benchmark"] = Field(
+        "min_rank",
+        description="min_rank: best rank over the balanced targets of every chosen benchmark (the paper); "
+        "per_benchmark: best position in each benchmark's own order",
+    )
+    positive_share: float = Field(0.1, gt=0, lt=1, description="top share of ranked docs taken as positives")
+    negatives_per_positive: float | None = Field(
+        None, gt=0, description="training negatives per positive, a seeded sample (null: every other one)"
+    )
+    keep_token_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="share of the pool's tokens the threshold keeps; null: select.token_budget / "
+        "silver.documents' tokens; set, it must agree with that within 5%",
+    )
+    heldout_share: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="ranked sample kept out of training to report the classifier on (0: none)",
+    )
     method: Literal["betr", "rds"] = Field("betr", description="which scores.similarity method ranks")
 
 

@@ -80,7 +80,8 @@ class PerplexityConf(Strict):
 
 
 class SimilarityConf(Strict):
-    """BETR: embed benchmark targets and documents with a sentence embedder; ranks and max cosine."""
+    """BETR: embed benchmark targets and a sample of the documents with a sentence embedder; ranks within the
+    sample and max cosine (RDS+ embeds every document)."""
 
     embedder: ModelConf | None = None
     top_k: int | None = Field(
@@ -92,6 +93,15 @@ class SimilarityConf(Strict):
         True, description="keep document embeddings in scores.embeddings (resumable, reusable)"
     )
     block_targets: int = Field(1024, ge=1, description="targets per matrix-product block on executors")
+    sample_docs: int | None = Field(
+        1_000_000,
+        ge=1,
+        description="BETR embeds and ranks a seeded sample of about this many pool documents (null: all)",
+    )
+    sample_seed: int = Field(0, description="seeds BETR's document sample and the balanced targets")
+    balance_targets: bool = Field(
+        True, description="BETR: cut every benchmark's targets to the smallest benchmark's count"
+    )
 
 
 class RdsConf(Strict):

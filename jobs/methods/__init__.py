@@ -3,7 +3,8 @@
 Stage modules (``jobs/<stage>.py``) read tables, unpack the conf into plain arguments, call these, gate and
 publish; nothing here reads the conf, and only the Meta-rater signal reader touches the lakehouse.
 
-  betr              BETR: balanced benchmark positions → positives → page classifier → token threshold
+  betr              BETR: the ranked sample, balanced targets, min rank → positives → page classifier → the
+                    pool's scores and the budget's threshold
   pplcorr           perplexity correlations: bpb matrix, model errors, the five estimators, the linear
                     and l2 projections to domain weights, and the page step that scores the pool
   metarater         Meta-rater: signals, [0, 5] normalization, Q, Dirichlet proposals and their top
@@ -16,5 +17,6 @@ publish; nothing here reads the conf, and only the Meta-rater signal reader touc
   dedup             exact and near (MinHash LSH) duplicates, the survivor rule; dedup_lsh (signatures,
                     bands, bucket pairs, verification) and dedup_components (connected components)
   decontam          benchmark n-gram decontamination (the n-gram dictionary's bound is in its docstring)
-  pageclf           the hashed-n-gram logistic-regression page classifier BETR and pplcorr train
+  pageclf           the page classifier BETR and pplcorr train: fastText on the driver, scored on executors,
+                    or the Spark ML hashed-n-gram logistic regression
 """

@@ -37,6 +37,33 @@ def domain_cap(token_budget: int, max_domain_share: float | None) -> int | None:
     return math.floor(max_domain_share * token_budget)
 
 
+# How far an explicitly set keep share may sit from select's budget share (relative) before a stage refuses
+# the profile: rounding a share to two digits is fine, a different number is a second knob.
+BUDGET_SHARE_TOLERANCE = 0.05
+
+
+def budget_share(token_budget: int, pool_tokens: int, explicit: float | None, key: str) -> float:
+    """The share of the pool's tokens select keeps: min(1, ``token_budget`` / ``pool_tokens``).
+
+    A method that needs the kept share (BETR's threshold, perplexity correlations' keep_ratio) takes it from
+    select's budget, so the two cannot disagree. A profile may still state it (``explicit``, the conf
+    ``key``): it must agree within ``BUDGET_SHARE_TOLERANCE`` (relative), and the budget's share is used.
+
+    Raises:
+        UsageError: the pool has no tokens, or ``explicit`` disagrees with the budget's share.
+    """
+    if pool_tokens <= 0:
+        raise UsageError("silver.documents has no tokens: no share of them can be kept")
+    share = min(1.0, token_budget / pool_tokens)
+    if explicit is not None and abs(explicit - share) > BUDGET_SHARE_TOLERANCE * share:
+        raise UsageError(
+            f"{key} {explicit:g} disagrees with select.token_budget {token_budget:,}, which keeps "
+            f"{share:.4f} of silver.documents' {pool_tokens:,} tokens; leave {key} unset (it follows the "
+            f"budget) or set select.token_budget to {round(explicit * pool_tokens):,}"
+        )
+    return share
+
+
 def blend_weights(weights: dict[str, float], available: Iterable[str]) -> dict[str, float]:
     """``select.blend`` normalized to sum 1, in strategy-name order.
 

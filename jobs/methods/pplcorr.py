@@ -1,8 +1,9 @@
 """Perplexity correlations (Thrush et al. 2024): domain weights from how bpb tracks benchmark error.
 
 Per domain, five estimates of how strongly lower bits-per-byte goes with lower benchmark error across a pool
-of LMs, each projected to sampling weights two ways (linear, l2) under tau = token share / keep_ratio; then
-the page step: a classifier of include-domain pages vs the rest scores every document. The numbers follow
+of LMs, each projected to sampling weights two ways (linear, l2) under tau = token share / keep_ratio
+(keep_ratio: the share of the pool's tokens the corpus keeps, select's budget; aggregate_domains derives it);
+then the page step: a classifier of include-domain pages vs the rest scores every document. The numbers follow
 the reference package (TristanThrush/perplexity-correlations) and DESIGN.md; the SQL users may read is in
 ``jobs/sql/``:
 
@@ -184,15 +185,17 @@ def weight_sums(staged: DataFrame) -> DataFrame:
 
 
 def page_scores(
-    docs: DataFrame, include: DataFrame, clf: pageclf.Classifier, hold: list[DataFrame] | None = None
+    docs: DataFrame, include: DataFrame, clf: pageclf.Classifier, hold: list | None = None
 ) -> DataFrame:
     """The perplexity-correlation page step: pages of include-domains vs the rest, scored on the pool.
 
     Args:
         docs: the pool, ``[doc_id, domain, text]``.
         include: ``[domain]``, the domains with weight > 0 under the chosen estimator and projection.
-        clf: the classifier (``max_docs_per_class`` pages per label, sampled by ``seed``).
-        hold: collects ``jobs.ordered``'s persisted intermediates (unpersist when done with the result).
+        clf: the classifier (``max_docs_per_class`` pages per label, sampled by ``seed``; the fastText
+            backend with the paper's wordNgrams 2).
+        hold: collects ``jobs.ordered``'s persisted intermediates and the fitted model (unpersist them when
+            done with the result).
 
     Returns:
         ``[doc_id, p_include, label]`` for every pool document (label 1: its domain is included).
@@ -208,9 +211,9 @@ def page_scores(
         labeled.select("doc_id", "text", "label"), clf.max_docs_per_class, clf.seed, hold=hold
     )
     try:
-        model = pageclf.train(train, clf.model())
+        model = pageclf.fit(train, clf)
     except ValueError as exc:
         raise Unscorable(f"pages of included vs other domains: {exc}") from None
-    return pageclf.score(model, labeled.select("doc_id", "text", "label")).select(
-        "doc_id", "p_include", "label"
-    )
+    if hold is not None:
+        hold.append(model)  # a fastText model's file stays until the stage is done with the scores
+    return model.score(labeled.select("doc_id", "text", "label")).select("doc_id", "p_include", "label")

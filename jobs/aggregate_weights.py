@@ -293,7 +293,8 @@ def _propose_lines(p: Proposed, wc: WeightsConf) -> list[str]:
 
 def _fit_lines(signals, fit: FitResult, results: pd.DataFrame, source: str, lc: LightgbmConf) -> list[str]:
     rho = "n/a" if fit.heldout_spearman is None else f"{fit.heldout_spearman:.3f}"
-    stop = f"early stopping {lc.early_stopping_rounds}" if lc.early_stopping_rounds else "no early stopping"
+    stops = lc.early_stopping_rounds and lc.boosting != "dart"
+    stop = f"early stopping {lc.early_stopping_rounds}" if stops else "no early stopping"
     lines = [
         f"proxy ({source}): val_loss {results['val_loss'].min():.4f}-{results['val_loss'].max():.4f} "
         f"over {len(results)} proposals",

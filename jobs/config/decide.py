@@ -45,7 +45,9 @@ class LightgbmConf(Strict):
     (``pipeline/step3_train_regressor.py``); the tree-size settings are LightGBM's own defaults, which
     that code leaves alone."""
 
-    boosting: Literal["gbdt", "dart"] = Field("gbdt", description="LightGBM boosting type")
+    boosting: Literal["gbdt", "dart"] = Field(
+        "gbdt", description="LightGBM boosting type (dart runs every round: LightGBM cannot stop it early)"
+    )
     learning_rate: float = Field(0.01, gt=0, le=1, description="shrinkage per boosting round")
     num_boost_round: int = Field(1000, ge=1, description="boosting rounds (early stopping may stop sooner)")
     early_stopping_rounds: int | None = Field(

@@ -26,7 +26,7 @@ class Regressor:
     """LightGBM settings (``aggregate.weights.lightgbm``); the defaults are Meta-rater's.
 
     Args:
-        boosting: ``gbdt`` (Meta-rater) or ``dart``.
+        boosting: ``gbdt`` (Meta-rater) or ``dart`` (LightGBM cannot stop dart early: every round runs).
         learning_rate: 0.01 in Meta-rater.
         num_boost_round: at most this many rounds (Meta-rater: 1000).
         early_stopping_rounds: stop when l1 or l2 on the validation proposals has not improved for this
@@ -138,7 +138,7 @@ def fit_weights(
     train = lgb.Dataset(x[:n_train], y[:n_train])
     valid = lgb.Dataset(x[n_train:], y[n_train:], reference=train)
     callbacks = []
-    if reg.early_stopping_rounds is not None:
+    if reg.early_stopping_rounds is not None and reg.boosting != "dart":  # LightGBM has none for dart
         callbacks.append(lgb.early_stopping(reg.early_stopping_rounds, verbose=False))
     model = lgb.train(
         params, train, num_boost_round=reg.num_boost_round, valid_sets=[valid], callbacks=callbacks

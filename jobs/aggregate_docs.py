@@ -45,7 +45,7 @@ from jobs.config import Conf
 from jobs.gates import Output, publish
 from jobs.methods import pageclf
 from jobs.methods.betr import betr, betr_benchmarks
-from jobs.methods.metarater import metarater_scores, signal_tables
+from jobs.methods.metarater import metarater_scores, signal_table_logs, signal_tables
 from jobs.methods.pick import budget_share
 from jobs.methods.pplcorr import page_scores
 from jobs.methods.rds import rds_order
@@ -189,7 +189,7 @@ def _pplcorr(inp: Inputs, *, clf: pageclf.Classifier) -> Scored:
     )
 
 
-def _metarater(inp: Inputs, *, signals: list[str]) -> Scored:
+def _metarater(inp: Inputs, *, signals: list[str], classes: dict[str, int]) -> Scored:
     """Q under gold.rater_weights' w*, its signals summed in the profile's ``signals`` order."""
     lh = inp.lakehouse
     final = {}
@@ -204,7 +204,7 @@ def _metarater(inp: Inputs, *, signals: list[str]) -> Scored:
     notes: list[str] = []
     desc = ", ".join(f"{s}={w:.3f}" for s, w in final.items())
     try:
-        q = metarater_scores(lh, final, notes)
+        q = metarater_scores(lh, final, notes, classes)
     except UsageError as exc:  # no document has every signal, or w* names an unknown one
         raise Unscorable(str(exc)) from None
     return Scored(
@@ -285,7 +285,10 @@ STRATEGIES = (
         (silver.DOCUMENTS, gold.RATER_WEIGHTS, scores.PRRC, scores.QUALITY),
         True,
         _metarater,
-        lambda conf: {"signals": list(conf.aggregate.weights.signals)},
+        lambda conf: {
+            "signals": list(conf.aggregate.weights.signals),
+            "classes": dict(conf.aggregate.weights.classes),
+        },
     ),
     Strategy("rds", (silver.DOCUMENTS, scores.SIMILARITY), False, _rds, lambda conf: {}),
     Strategy("random", (silver.DOCUMENTS,), False, _random, lambda conf: {"seed": conf.select.seed}),
@@ -303,8 +306,13 @@ def _reads(optional: bool) -> tuple[TableSpec, ...]:
 READS = _reads(False)
 # Read when present; a strategy that needs a missing one is skipped.
 OPTIONAL_READS = tuple(t for t in _reads(True) if t not in READS)
-# select.token_budget: BETR's threshold keeps the budget's share of the pool.
-WATCH = freshness.Watch((*READS, *OPTIONAL_READS), ("aggregate", "select.seed", "select.token_budget"))
+# select.token_budget: BETR's threshold keeps the budget's share of the pool. The files are the logs of
+# score tables named as Meta-rater signals, which READS cannot list ahead of the conf.
+WATCH = freshness.Watch(
+    (*READS, *OPTIONAL_READS),
+    ("aggregate", "select.seed", "select.token_budget"),
+    files=lambda conf: signal_table_logs(conf.aggregate.weights.signals, conf.storage.warehouse),
+)
 
 
 # ------------------------------------------------------------------------------------------------ stage

@@ -1,9 +1,9 @@
 """aggregate_weights: Meta-rater's learned signal weights → gold.rater_weights.
 
 The loop (DESIGN.md, "Meta-rater"; the method is ``jobs.methods.metarater``):
-  signals    each document's PRRC ratings (scores.prrc) and quality signals (scores.quality), the ones
-             ``aggregate.weights.signals`` names, normalized over the pool to [0, 5];
-             Q(x) = Σ_j w_j · norm_j(x).
+  signals    the per-document signals ``aggregate.weights.signals`` names (PRRC labels by default, as
+             Meta-rater; scores.quality columns; any score table's ``<layer>.<table>.<column>``),
+             normalized over the pool to [0, 5]; Q(x) = Σ_j w_j · norm_j(x).
   propose    K Dirichlet(1) weight vectors p000…, seeded → gold.rater_weights (method 'proposal'); each
              one's selection, the top ``top_share`` of documents by Q (ties by doc_id), is the proxy
              manifest gold.rater_proposals (weights_id, doc_id, rank, q, n_tokens).
@@ -11,9 +11,10 @@ The loop (DESIGN.md, "Meta-rater"; the method is ``jobs.methods.metarater``):
              ``proxy: table`` reads them from ``proxy_results`` (CSV/JSONL weights_id, val_loss from real
              proxy training runs on the manifest). ``proxy: builtin`` is the local stand-in: a smoothed
              bigram LM trained on each selection and scored on the ref.benchmarks texts.
-  fit        a LightGBM regressor weights → val_loss, its held-out Spearman from k-fold predictions;
-             ``candidates`` Dirichlet(1) draws are scored and w* = the mean of the ``best`` lowest
-             predicted → gold.rater_weights weights_id 'final' (method 'fit').
+  fit        a LightGBM regressor weights → val_loss (``aggregate.weights.lightgbm``), trained on the
+             first proposals and early-stopped on the last ``valid_share`` (their held-out Spearman is
+             recorded); ``candidates`` Dirichlet(1) draws are scored and w* = the mean of the ``best``
+             lowest predicted → gold.rater_weights weights_id 'final' (method 'fit').
 
 One stage, two shapes: with the builtin proxy one run does the whole loop and publishes every table
 together; with ``proxy: table`` a run without ``proxy_results`` proposes (publish, train proxies on
@@ -37,19 +38,19 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs import freshness
-from jobs.config import Conf, WeightsConf
+from jobs.config import Conf, LightgbmConf, WeightsConf
 from jobs.gates import Output, publish
 from jobs.methods.metarater import (
-    FitResult,
     check_signals,
     dirichlet_proposals,
-    fit_weights,
     n_selected,
     normalize,
     proposal_tops,
     signal_frame,
+    signal_table_logs,
     signal_tables,
 )
+from jobs.methods.metarater_fit import FitResult, Regressor, fit_weights
 from jobs.methods.metarater_proxy import BigramProxy, Proxy, ResultsFile
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from schemas import gold, ref, scores, silver
@@ -59,7 +60,10 @@ READS = (silver.DOCUMENTS, scores.PRRC, scores.QUALITY, ref.BENCHMARKS)
 WATCH = freshness.Watch(
     READS,
     ("aggregate.weights",),
-    files=lambda conf: [p] if (p := conf.aggregate.weights.proxy_results) else [],
+    files=lambda conf: (
+        ([p] if (p := conf.aggregate.weights.proxy_results) else [])
+        + signal_table_logs(conf.aggregate.weights.signals, conf.storage.warehouse)
+    ),
 )
 FINAL = "final"
 
@@ -139,7 +143,7 @@ def _propose(ctx: JobContext) -> Proposed:
     check_signals(signals)
     versions = _versions(lh, [silver.DOCUMENTS, *signal_tables(signals)])
     notes: list[str] = []
-    norm = normalize(signal_frame(lh, signals, notes), signals).persist()
+    norm = normalize(signal_frame(lh, signals, notes), signals, wc.classes).persist()
     n_docs = norm.count()
     n_select = n_selected(wc.top_share, n_docs)
     props = dirichlet_proposals(signals, wc.proposals, wc.seed)
@@ -225,11 +229,18 @@ def _builtin_proxy(ctx: JobContext) -> Proxy:
     return BigramProxy(docs, lh.read(ref.BENCHMARKS).select("text"), ctx.conf.aggregate.weights.proxy_mu)
 
 
+def regressor(lc: LightgbmConf) -> Regressor:
+    """``aggregate.weights.lightgbm`` as the plain settings the fit takes (the same names, field by field)."""
+    return Regressor(**lc.model_dump())
+
+
 def _fit(ctx: JobContext, signals, weights: Mapping[str, Mapping[str, float]], results: pd.DataFrame):
     wc = ctx.conf.aggregate.weights
-    ids = list(results["weights_id"])
+    # Ascending weights_id is draw order, so the validation proposals are the last drawn, as Meta-rater's.
+    ids = sorted(results["weights_id"])
+    y = results.set_index("weights_id").loc[ids, "val_loss"].to_numpy(float)
     x = np.array([[weights[i][s] for s in signals] for i in ids])
-    return fit_weights(x, results["val_loss"].to_numpy(float), wc.candidates, wc.best, wc.seed, wc.cv_folds)
+    return fit_weights(x, y, wc.candidates, wc.best, wc.seed, regressor(wc.lightgbm))
 
 
 def _read_proposals(ctx: JobContext) -> tuple[list[str], dict[str, dict[str, float]], list[dict], int]:
@@ -280,12 +291,16 @@ def _propose_lines(p: Proposed, wc: WeightsConf) -> list[str]:
     ]
 
 
-def _fit_lines(signals, fit: FitResult, results: pd.DataFrame, source: str) -> list[str]:
+def _fit_lines(signals, fit: FitResult, results: pd.DataFrame, source: str, lc: LightgbmConf) -> list[str]:
     rho = "n/a" if fit.heldout_spearman is None else f"{fit.heldout_spearman:.3f}"
+    stops = lc.early_stopping_rounds and lc.boosting != "dart"
+    stop = f"early stopping {lc.early_stopping_rounds}" if stops else "no early stopping"
     lines = [
         f"proxy ({source}): val_loss {results['val_loss'].min():.4f}-{results['val_loss'].max():.4f} "
         f"over {len(results)} proposals",
-        f"fit: LightGBM on {fit.n_proposals} proxy results, held-out Spearman {rho} ({fit.folds}-fold); "
+        f"fit: LightGBM {lc.boosting}, learning rate {lc.learning_rate:g}, {fit.rounds} of "
+        f"{lc.num_boost_round} rounds ({stop}, seed {lc.seed}), trained on {fit.n_train} proxy results; "
+        f"held-out Spearman {rho} on the last {fit.n_valid}",
         f"w* = mean of the best {fit.n_best:,} of {fit.n_candidates:,} candidates, "
         f"predicted loss {fit.predicted_loss:.4f}",
         "w*: " + ", ".join(f"{s} {w:.3f}" for s, w in zip(signals, fit.weights, strict=True)),
@@ -359,7 +374,8 @@ def fit(ctx: JobContext) -> str:
     ]
     commits = publish(lh, ctx.run, outputs)
     ctx.run.rows_in, ctx.run.rows_out = len(ids), len(signals)
-    return _summary(ctx, f"fit, proxy {source}", _fit_lines(signals, result, results, source), commits)
+    lines = _fit_lines(signals, result, results, source, wc.lightgbm)
+    return _summary(ctx, f"fit, proxy {source}", lines, commits)
 
 
 def whole_loop(ctx: JobContext) -> str:
@@ -379,7 +395,7 @@ def whole_loop(ctx: JobContext) -> str:
             _proxy_output(ctx, results, proxy.source, losses.detail, versions),
         ]
         commits = publish(ctx.lakehouse, ctx.run, outputs)
-        lines = _propose_lines(p, wc) + _fit_lines(p.signals, result, results, proxy.source)
+        lines = _propose_lines(p, wc) + _fit_lines(p.signals, result, results, proxy.source, wc.lightgbm)
     finally:
         p.release()
     ctx.run.rows_in, ctx.run.rows_out = p.n_docs, len(rows)

@@ -219,3 +219,52 @@ def test_method_defaults_follow_the_papers(tmp_path):
         load_conf(_write(tmp_path, data))
     data["aggregate"] = {"classifier": {"max_docs_per_class": None, "backend": "spark_lr"}}
     assert load_conf(_write(tmp_path, data)).aggregate.classifier.max_docs_per_class is None
+
+
+def test_meta_rater_defaults_are_the_papers_and_the_profiles_say_where_they_differ(tmp_path):
+    """Meta-rater's settings default to the paper's; the cluster example runs them, the demo scales down."""
+    w = load_conf(_write(tmp_path, _base())).aggregate.weights
+    assert w.signals == [f"{d}_label" for d in ("professionalism", "readability", "reasoning", "cleanliness")]
+    assert (w.proposals, w.top_share, w.candidates, w.best, w.classes) == (256, 0.15, 1_000_000, 128, {})
+    lgbm = w.lightgbm
+    assert (
+        lgbm.boosting,
+        lgbm.learning_rate,
+        lgbm.num_boost_round,
+        lgbm.early_stopping_rounds,
+        lgbm.seed,
+    ) == (
+        "gbdt",
+        0.01,
+        1000,
+        5,
+        42,
+    )
+    assert (lgbm.valid_share, lgbm.num_leaves, lgbm.min_child_samples, lgbm.min_data_in_bin) == (
+        0.2,
+        31,
+        20,
+        3,
+    )
+    cluster = load_conf("conf/cluster.example.yaml").aggregate.weights
+    assert (cluster.proposals, cluster.candidates, cluster.lightgbm) == (256, 1_000_000, lgbm)
+    demo = load_conf(ROOT_CONF).aggregate.weights
+    assert (demo.proposals, demo.candidates) == (32, 100_000)
+    assert demo.signals[:4] == w.signals
+
+    bad = {
+        "classes": (
+            {"scores.edu.x": 6},
+            "aggregate.weights.classes: Value error, ['scores.edu.x'] not in signals",
+        ),
+        "lightgbm": (
+            {"boosting": "goss"},
+            "aggregate.weights.lightgbm.boosting: Input should be 'gbdt' or 'dart'",
+        ),
+    }
+    for key, (value, message) in bad.items():
+        with pytest.raises(ConfError, match=re.escape(message)):
+            load_conf(_write(tmp_path, {**_base(), "aggregate": {"weights": {key: value}}}))
+    with pytest.raises(ConfError, match=re.escape("a class output has k ≥ 2 classes: ['scores.edu.x']")):
+        weights = {"signals": ["scores.edu.x"], "classes": {"scores.edu.x": 1}}
+        load_conf(_write(tmp_path, {**_base(), "aggregate": {"weights": weights}}))

@@ -16,6 +16,7 @@ import yaml
 from pyspark.sql import functions as F
 
 from jobs import score_perplexity, score_prrc, score_similarity
+from jobs.methods.metarater import normalize, signal_frame
 from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import ref, scores, silver
@@ -232,11 +233,15 @@ def test_prrc_ratings_equal_direct_model_outputs(lake, models, corpus):
     assert code == EXIT_OK, out
     got = {r["doc_id"]: r for r in lh.read(scores.PRRC).collect()}
     assert len(got) == len(corpus)
+    # Meta-rater's default signals, the labels, normalized as the paper does: argmax / (k - 1) * 5.
+    labels = [f"{dim}_label" for dim in scores.PRRC_DIMENSIONS]
+    norm = {r["doc_id"]: r for r in normalize(signal_frame(lh, labels), labels).collect()}
     for d in (corpus[0], corpus[-1]):  # a short document and the long one (chunk_mean)
         for dim in scores.PRRC_DIMENSIONS:
             p = _direct_probs(models[f"rater-{dim}"], d["text"])
             assert got[d["doc_id"]][dim] == pytest.approx(float(np.arange(6) @ p), abs=1e-5)
             assert got[d["doc_id"]][f"{dim}_label"] == int(np.argmax(p))
+            assert norm[d["doc_id"]][f"{dim}_label"] == pytest.approx(np.argmax(p) / (6 - 1) * 5, abs=1e-12)
     assert got["zz-long"]["raters"].startswith(
         f"professionalism={Path(models['rater-professionalism']).name}@main"
     )

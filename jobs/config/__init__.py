@@ -22,6 +22,7 @@ from jobs.config.decide import (
     BigramConf,
     DomainsConf,
     ExportConf,
+    LightgbmConf,
     SelectConf,
     WeightsConf,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "HtmlConf",
     "IngestConf",
     "InputConf",
+    "LightgbmConf",
     "ModelConf",
     "ModelScoresInput",
     "NearDedupConf",

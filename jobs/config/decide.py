@@ -91,16 +91,60 @@ class DomainsConf(Strict):
     )
 
 
+class LightgbmConf(Strict):
+    """Meta-rater's regressor weights → proxy loss (LightGBM). The defaults are the Meta-rater code's
+    (``pipeline/step3_train_regressor.py``); the tree-size settings are LightGBM's own defaults, which
+    that code leaves alone."""
+
+    boosting: Literal["gbdt", "dart"] = Field(
+        "gbdt", description="LightGBM boosting type (dart runs every round: LightGBM cannot stop it early)"
+    )
+    learning_rate: float = Field(0.01, gt=0, le=1, description="shrinkage per boosting round")
+    num_boost_round: int = Field(1000, ge=1, description="boosting rounds (early stopping may stop sooner)")
+    early_stopping_rounds: int | None = Field(
+        5,
+        ge=1,
+        description="stop when neither l1 nor l2 on the validation proposals improved for this many rounds "
+        "(null: every round)",
+    )
+    valid_share: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="the last share of the proposals (by id, as drawn) held out: early stopping and the "
+        "held-out Spearman; the regressor trains on the rest",
+    )
+    seed: int = Field(42, description="LightGBM's seed")
+    num_leaves: int = Field(31, ge=2, description="leaves per tree")
+    min_child_samples: int = Field(20, ge=1, description="proxy results a leaf needs (min_data_in_leaf)")
+    min_data_in_bin: int = Field(3, ge=1, description="values a histogram bin needs")
+
+
 class WeightsConf(Strict):
-    """aggregate_weights: Meta-rater's learned signal weights → gold.rater_weights."""
+    """aggregate_weights: Meta-rater's learned signal weights → gold.rater_weights.
+
+    Defaults follow Meta-rater (Zhuang et al. 2025): the four PRRC labels, 256 proposals, top 15 %,
+    10^6 candidates, the mean of the best 128.
+    """
 
     signals: list[str] = Field(
-        default_factory=lambda: ["professionalism", "readability", "reasoning", "cleanliness"],
-        description="PRRC dimensions and/or scores.quality columns combined into Q",
+        default_factory=lambda: [
+            "professionalism_label",
+            "readability_label",
+            "reasoning_label",
+            "cleanliness_label",
+        ],
+        description="PRRC labels (argmax class) or dimensions (expected class), scores.quality columns, "
+        "or `<layer>.<table>.<column>` of any per-document score table; combined into Q",
     )
-    proposals: int = Field(32, ge=2, description="Dirichlet(1) weight vectors proposed for proxy runs")
+    classes: dict[str, int] = Field(
+        default_factory=dict,
+        description="signal → k for a class output (argmax over k classes): normalized as "
+        "argmax / (k − 1) · 5 instead of min–max (PRRC *_label signals are 6-class already)",
+    )
+    proposals: int = Field(256, ge=2, description="Dirichlet(1) weight vectors proposed for proxy runs")
     top_share: float = Field(0.15, gt=0, le=1, description="each proposal selects the top share by Q")
-    candidates: int = Field(100_000, ge=128, description="Dirichlet draws scored by the regressor")
+    candidates: int = Field(1_000_000, ge=128, description="Dirichlet draws scored by the regressor")
     best: int = Field(128, ge=1, description="w* = mean of the best candidates")
     proxy: Literal["builtin", "table"] = Field(
         "builtin", description="builtin: the local n-gram LM stand-in; table: read proxy_results"
@@ -111,8 +155,8 @@ class WeightsConf(Strict):
     proxy_mu: float = Field(
         100.0, gt=0, description="builtin proxy: smoothing mass of the bigram LM toward its unigram LM"
     )
-    cv_folds: int = Field(5, ge=2, description="folds of the fit's held-out Spearman (≤ one per proposal)")
-    seed: int = Field(0, description="proposals, candidates and the regressor")
+    lightgbm: LightgbmConf = Field(default_factory=LightgbmConf)
+    seed: int = Field(0, description="proposals and candidates")
 
     @field_validator("signals")
     @classmethod
@@ -123,6 +167,18 @@ class WeightsConf(Strict):
         if dupes:
             raise ValueError(f"signals repeated: {dupes}")
         return signals
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, classes: dict[str, int], info) -> dict[str, int]:
+        signals = info.data.get("signals") or []
+        unknown = sorted(s for s in classes if s not in signals)
+        if unknown:
+            raise ValueError(f"{unknown} not in signals")
+        small = sorted(s for s, k in classes.items() if k < 2)
+        if small:
+            raise ValueError(f"a class output has k ≥ 2 classes: {small}")
+        return classes
 
     @field_validator("best")
     @classmethod

@@ -77,6 +77,38 @@ SIGNALS: tuple[Signal, ...] = (
     ),
     Signal("fineweb_char_dup_ratio", 0.0, 1.0, "characters in repeated lines per non-newline character"),
     Signal("fineweb_list_ratio", 0.0, None, "newlines per word"),
+    # The rules' default definitions: datatrove's (udfs/quality_published.py); the RedPajama-style ones above
+    # are the `definitions: corpuslake` variant.
+    Signal("gopher_word_count", 0.0, None, "words that are not only punctuation (spaCy-style tokens)"),
+    Signal("gopher_mean_word_length", 0.0, None, "mean characters of those words"),
+    Signal("gopher_hash_to_word_ratio", 0.0, None, "'#' occurrences per token"),
+    Signal("gopher_ellipsis_to_word_ratio", 0.0, None, "'...' and '…' occurrences per token"),
+    Signal("gopher_frac_lines_start_with_bullet", 0.0, 1.0, "lines starting with • or -, per line"),
+    Signal("gopher_frac_lines_end_with_ellipsis", 0.0, 1.0, "lines ending with an ellipsis, per line"),
+    Signal("gopher_frac_no_alpha_words", 0.0, 1.0, "fraction of tokens without an alphabetic character"),
+    Signal("gopher_distinct_stop_words", 0.0, None, "distinct stop words among the tokens (case-sensitive)"),
+    Signal("gopher_frac_dup_lines", 0.0, 1.0, "lines repeating an earlier line, per line"),
+    Signal("gopher_frac_dup_paragraphs", 0.0, 1.0, "paragraphs repeating an earlier one, per paragraph"),
+    Signal("gopher_frac_dup_line_chars", 0.0, 1.0, "characters in repeated lines per character"),
+    Signal("gopher_frac_dup_paragraph_chars", 0.0, 1.0, "characters in repeated paragraphs per character"),
+    *(
+        # Its space-joined length times its count: each character of the text is in at most n occurrences,
+        # and each of those adds at most n - 1 spaces, which the text need not have ("end." is 2 tokens).
+        Signal(
+            f"gopher_frac_chars_top_{n}gram", 0.0, float(2 * n - 1), f"characters of the top token {n}-gram"
+        )
+        for n in TOP_NS
+    ),
+    *(
+        Signal(
+            f"gopher_frac_chars_dupe_{n}grams", 0.0, 1.0, f"characters in later repeats of token {n}-grams"
+        )
+        for n in DUP_NS
+    ),
+    Signal("fineweb_frac_lines_end_with_punct", 0.0, 1.0, "lines ending in . ' \" ! ?, per non-empty line"),
+    Signal("fineweb_newlines_per_token", 0.0, None, "newlines per token"),
+    # Set by the rules: lines the c4_lines rule removed (0 when it is not among them or dropped nothing).
+    Signal("c4_removed_lines", 0.0, None, "non-empty lines removed by the c4_lines rule"),
     # For Meta-rater
     Signal("rps_doc_frac_unique_words", 0.0, 1.0, "distinct n-gram tokens per token"),
     Signal("rps_doc_unigram_entropy", 0.0, None, "Shannon entropy (nats) of the token distribution"),

@@ -14,7 +14,8 @@ Pure Python, no Spark; ``udfs.quality.compute_signals`` adds them to the other s
   divide by ``len(text)``; the top n-gram (n = 2..4) is the most frequent one even when it occurs once,
   worth the length of its space-joined words times its count; duplicate n-grams (n = 5..10) count only
   later occurrences, skipping past each (datatrove's ``find_all_duplicate``), as characters of the joined
-  words.
+  words. n-grams are compared word by word; datatrove compares the concatenated words, which differs only
+  when two different n-grams concatenate to the same string.
 - FineWeb: lines ending in ``. ' " ! ?`` (FineWeb's release; sentence ends of other scripts too, as for
   every rule here), and newlines per token.
 """
@@ -24,6 +25,8 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from functools import lru_cache
+from itertools import accumulate
 
 import regex
 
@@ -61,8 +64,14 @@ NAMES = (
 )
 
 
+@lru_cache(maxsize=1 << 16)
 def _symbol(token: str) -> bool:
     return all(ch in _SYMBOL_CHARS or _SENTENCE_TERMINAL.match(ch) for ch in token)
+
+
+@lru_cache(maxsize=1 << 16)
+def _has_letter(token: str) -> bool:
+    return any(map(str.isalpha, token))
 
 
 def _frac(num: float, den: float) -> float:
@@ -82,39 +91,43 @@ def _duplicates(parts: list[str]) -> tuple[int, int]:
     return n, chars
 
 
-def _repeated_chars(words: list[str], n: int) -> int:
-    """datatrove's ``find_all_duplicate``: characters of n-grams seen before, scanning past each repeat."""
-    seen: set[tuple[str, ...]] = set()
-    chars = i = 0
-    last = len(words) - n + 1
-    while i < last:
-        gram = tuple(words[i : i + n])
-        if gram in seen:
-            chars += sum(map(len, gram))
-            i += n
-        else:
-            seen.add(gram)
-            i += 1
-    return chars
-
-
 def _ngram_signals(words: list[str], size: int) -> dict[str, float]:
-    out = {}
-    for n in TOP_NS:
-        grams = Counter(zip(*(words[i:] for i in range(n)), strict=False))
-        top = 0
-        if grams:
-            # most_common keeps first-seen order among equal counts, as datatrove's Counter does.
-            gram, count = grams.most_common(1)[0]
-            top = (sum(map(len, gram)) + n - 1) * count
-        out[f"gopher_frac_chars_top_{n}gram"] = _frac(top, size)
-    repeats = True
-    for n in DUP_NS:
-        if repeats:
-            # No repeated n-gram means no repeated longer one either: the common case for clean text.
-            grams = list(zip(*(words[i:] for i in range(n)), strict=False))
-            repeats = len(set(grams)) < len(grams)
-        out[f"gopher_frac_chars_dupe_{n}grams"] = _frac(_repeated_chars(words, n), size) if repeats else 0.0
+    """The top and duplicate n-gram signals. An n-gram is keyed by its word ids read as the digits of a
+    base-V number (exact, and far cheaper to hash than a tuple of strings); its characters come from prefix
+    sums of the word lengths."""
+    out = dict.fromkeys([f"gopher_frac_chars_top_{n}gram" for n in TOP_NS], 0.0)
+    out.update(dict.fromkeys([f"gopher_frac_chars_dupe_{n}grams" for n in DUP_NS], 0.0))
+    index: dict[str, int] = {}
+    ids = [index.setdefault(w, len(index)) for w in words]
+    base = len(index)
+    prefix = [0, *accumulate(map(len, words))]
+    keys = ids
+    for n in range(2, DUP_NS[-1] + 1):
+        keys = [k * base + t for k, t in zip(keys, ids[n - 1 :], strict=False)]
+        if not keys:
+            break
+        if n in TOP_NS:
+            # The most frequent n-gram, the first in the text among equals (as Counter.most_common gives it
+            # to datatrove), even when it occurs once; its words joined by spaces.
+            counts = Counter(keys)
+            count = max(counts.values())
+            i = keys.index(next(k for k, c in counts.items() if c == count))
+            out[f"gopher_frac_chars_top_{n}gram"] = _frac((prefix[i + n] - prefix[i] + n - 1) * count, size)
+        elif len(set(keys)) == len(keys):
+            # No repeated n-gram, so no repeated longer one either: the common case for clean text.
+            break
+        else:
+            # datatrove's find_all_duplicate: characters of n-grams seen before, scanning past each repeat.
+            seen: set[int] = set()
+            chars = i = 0
+            while i < len(keys):
+                if keys[i] in seen:
+                    chars += prefix[i + n] - prefix[i]
+                    i += n
+                else:
+                    seen.add(keys[i])
+                    i += 1
+            out[f"gopher_frac_chars_dupe_{n}grams"] = _frac(chars, size)
     return out
 
 
@@ -128,7 +141,7 @@ def published_signals(text: str, stop_words: frozenset[str]) -> dict[str, float]
     tokens = word_tokens(text)
     n_tokens = len(tokens)
     words = [t for t in tokens if not _symbol(t)]
-    alpha = sum(1 for t in tokens if any(map(str.isalpha, t)))
+    alpha = sum(map(_has_letter, tokens))
     lines = text.splitlines()
     size = len(text)
 

@@ -33,6 +33,15 @@ TOP_NS = (2, 3, 4)
 DUP_NS = (5, 6, 7, 8, 9, 10)
 SHORT_LINE_CHARS = 30
 
+
+def _ngrams(prefix: str, top_hi, top: str, dupe: str) -> tuple[Signal, ...]:
+    """The top (bounded by ``top_hi(n)``) and duplicate n-gram signals of one set of definitions."""
+    return (
+        *(Signal(f"{prefix}_frac_chars_top_{n}gram", 0.0, float(top_hi(n)), top.format(n=n)) for n in TOP_NS),
+        *(Signal(f"{prefix}_frac_chars_dupe_{n}grams", 0.0, 1.0, dupe.format(n=n)) for n in DUP_NS),
+    )
+
+
 SIGNALS: tuple[Signal, ...] = (
     # Gopher quality
     Signal("rps_doc_word_count", 0.0, None, "number of whitespace-separated words"),
@@ -52,14 +61,12 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("rps_doc_frac_dup_line_chars", 0.0, 1.0, "fraction of line characters in repeated lines"),
     Signal("rps_doc_frac_dup_paragraphs", 0.0, 1.0, "fraction of paragraphs repeating an earlier one"),
     Signal("rps_doc_frac_dup_paragraph_chars", 0.0, 1.0, "fraction of paragraph characters in repeats"),
-    *(
-        # (n-grams - n + 1) overlapping occurrences of n tokens each can cover up to n times the characters.
-        Signal(f"rps_doc_frac_chars_top_{n}gram", 0.0, float(n), f"characters in the top word {n}-gram")
-        for n in TOP_NS
-    ),
-    *(
-        Signal(f"rps_doc_frac_chars_dupe_{n}grams", 0.0, 1.0, f"fraction of characters in repeated {n}-grams")
-        for n in DUP_NS
+    # (n-grams - n + 1) overlapping occurrences of n tokens each can cover up to n times the characters.
+    *_ngrams(
+        "rps_doc",
+        lambda n: n,
+        "characters in the top word {n}-gram",
+        "fraction of characters in repeated {n}-grams",
     ),
     # C4
     Signal("c4_frac_lines_end_with_punct", 0.0, 1.0, "lines ending in . ! ? or a quote, per non-empty line"),
@@ -91,19 +98,13 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("gopher_frac_dup_paragraphs", 0.0, 1.0, "paragraphs repeating an earlier one, per paragraph"),
     Signal("gopher_frac_dup_line_chars", 0.0, 1.0, "characters in repeated lines per character"),
     Signal("gopher_frac_dup_paragraph_chars", 0.0, 1.0, "characters in repeated paragraphs per character"),
-    *(
-        # Its space-joined length times its count: each character of the text is in at most n occurrences,
-        # and each of those adds at most n - 1 spaces, which the text need not have ("end." is 2 tokens).
-        Signal(
-            f"gopher_frac_chars_top_{n}gram", 0.0, float(2 * n - 1), f"characters of the top token {n}-gram"
-        )
-        for n in TOP_NS
-    ),
-    *(
-        Signal(
-            f"gopher_frac_chars_dupe_{n}grams", 0.0, 1.0, f"characters in later repeats of token {n}-grams"
-        )
-        for n in DUP_NS
+    # The top n-gram's space-joined length times its count: each character of the text is in at most n
+    # occurrences, and each of those adds at most n - 1 spaces, which the text need not have ("end." is 2).
+    *_ngrams(
+        "gopher",
+        lambda n: 2 * n - 1,
+        "characters of the top token {n}-gram",
+        "characters in later repeats of token {n}-grams",
     ),
     Signal("fineweb_frac_lines_end_with_punct", 0.0, 1.0, "lines ending in . ' \" ! ?, per non-empty line"),
     Signal("fineweb_newlines_per_token", 0.0, None, "newlines per token"),

@@ -6,9 +6,10 @@ Steps, in order; a document leaves at the first one that drops it, recorded with
                       language is ``unknown``; dropped when it is a language not in ``clean.allowed_langs``
   3. rules            the ordered ``clean.rules`` (Gopher quality and repetition, C4, FineWeb), less the
                       checks that do not fit the document's language (``udfs.quality_rules.applies``; the
-                      stage warns at startup which it skips for which allowed language); after them, an
-                      ``unknown`` document is dropped (reason language:unknown) unless ``clean.unknown_lang``
-                      is ``keep``
+                      stage warns at startup which it skips for which allowed language); ``c4_lines`` removes
+                      lines, and the later rules, the dedup steps and silver get what it leaves; after them,
+                      an ``unknown`` document is dropped (reason language:unknown) unless
+                      ``clean.unknown_lang`` is ``keep``
   4. exact_dedup      same hash of lowercased, whitespace-collapsed text
   5. near_dedup       MinHash LSH, verified Jaccard ≥ threshold, connected components
   6. decontamination  shares an n-gram (13 by default) with a ref.benchmarks example
@@ -37,7 +38,7 @@ from pyspark.sql import functions as F
 
 from jobs import audit, freshness
 from jobs import clean_batches as batches
-from jobs.clean_steps import Steps, analyze, clean_documents
+from jobs.clean_steps import Steps, analyze, clean_documents, rules_text
 from jobs.config import CleanConf, Conf
 from jobs.gates import Output, publish
 from jobs.methods import dedup
@@ -198,7 +199,8 @@ def clean_batch(
     if batch.mode == "incremental":
         done, index = batches.earlier(lh, exclude)
         docs = docs.join(done, "doc_id", "left_anti")
-        earlier = dedup.Earlier(index, dedup.earlier_texts(lh.read(bronze.DOCUMENTS)))
+        text_of = rules_text(c.allowed_langs, c.min_lang_score, c.rule_params(), c.unknown_lang)
+        earlier = dedup.Earlier(index, dedup.earlier_texts(lh.read(bronze.DOCUMENTS), text_of))
     n_in = docs.count()
     if n_in == 0 and batch.mode == "incremental":
         return None

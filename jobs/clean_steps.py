@@ -13,13 +13,14 @@ from datetime import datetime
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import StringType, StructType
 
 from jobs.methods import dedup
 from jobs.methods.decontam import contamination
 from schemas.clean import ANALYSIS_FIELDS
 from schemas.signals import SIGNALS
 from udfs.analyze import Analyze
+from udfs.quality_rules import LINE_RULES
 
 
 def analyze(
@@ -44,6 +45,25 @@ def analyze(
         return df.mapInPandas(run, schema)
 
     return transform
+
+
+def rules_text(
+    allowed_langs: list[str], min_lang_score: float, rules: list[tuple[str, dict]], unknown_lang: str = "drop"
+):
+    """A column function from a bronze text to the text steps 1–3 leave (``norm_text``), or None when the
+    rules remove no lines (normalizing is then enough): what incremental near dedup verifies earlier
+    documents on."""
+    if not any(name in LINE_RULES for name, _ in rules):
+        return None
+    step = Analyze(allowed_langs, min_lang_score, rules, unknown_lang)
+
+    @F.pandas_udf(StringType())
+    def text_of(texts: pd.Series) -> pd.Series:
+        return pd.Series(
+            [step.row(t)["norm_text"] if isinstance(t, str) else "" for t in texts], dtype=object
+        )
+
+    return text_of
 
 
 @dataclass(frozen=True)

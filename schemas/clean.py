@@ -6,8 +6,9 @@ from pyspark.sql.types import DoubleType, StringType, StructField
 
 from schemas.signals import SIGNALS
 
-# Beside each bronze row: normalized text, language, the first step and check that dropped it (all null
-# when none did) and the quality signals (null when normalization left nothing).
+# Beside each bronze row: normalized text (less the lines the c4_lines rule removed), language, the first
+# step and check that dropped it (all null when none did) and the quality signals (null when normalization
+# left nothing).
 ANALYSIS_FIELDS = [
     StructField("norm_text", StringType(), True),
     StructField("lang", StringType(), True),

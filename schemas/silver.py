@@ -58,7 +58,7 @@ DOCUMENTS = TableSpec(
             col("source", StringType(), False, "input name"),
             col("lang", StringType(), False, "ISO 639-1 language (py3langid)"),
             col("lang_score", DoubleType(), False, "language probability"),
-            col("text", StringType(), False, "normalized text"),
+            col("text", StringType(), False, "normalized text, less the lines the c4_lines rule removed"),
             col("n_bytes", LongType(), False, "UTF-8 bytes of the normalized text"),
             col("n_bytes_raw", LongType(), False, "UTF-8 bytes of the text as ingested"),
             col("n_tokens_est", LongType(), False, "token estimate: ceil(n_bytes / 4)"),

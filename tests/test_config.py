@@ -162,8 +162,12 @@ def test_clean_section_errors_name_the_key(tmp_path):
     msg = rf"^{path}: clean.rules: Value error, unknown quality rule 'gopher_qualty'; known rules: gopher_q"
     with pytest.raises(ConfError, match=msg):
         load_conf(path)
-    data["clean"] = {"rules": [{"name": "c4", "params": {"max_javascript_line": 3}}]}
+    data["clean"] = {"rules": [{"name": "c4_doc", "params": {"max_javascript_line": 3}}]}
     with pytest.raises(ConfError, match=r"clean.rules: Value error, .*max_javascript_line"):
+        load_conf(_write(tmp_path, data))
+    # The document-level C4 rule was renamed when the published line filter came: the error says so.
+    data["clean"] = {"rules": [{"name": "c4"}]}
+    with pytest.raises(ConfError, match=r"unknown quality rule 'c4' \('c4' is now c4_doc .* or c4_lines"):
         load_conf(_write(tmp_path, data))
     data["clean"] = {"near_dedup": {"num_perm": 64, "bands": 20, "rows": 6}}
     with pytest.raises(
@@ -171,11 +175,13 @@ def test_clean_section_errors_name_the_key(tmp_path):
     ):
         load_conf(_write(tmp_path, data))
     data["clean"] = {
-        "rules": [{"name": "c4", "params": {"max_javascript_lines": 5}}],
+        "rules": [{"name": "c4_doc", "params": {"max_javascript_lines": 5}}],
         "allowed_langs": ["en", "de"],
     }
     conf = load_conf(_write(tmp_path, data))
-    assert conf.clean.rule_params() == [("c4", {**conf.clean.rule_params()[0][1], "max_javascript_lines": 5})]
+    assert conf.clean.rule_params() == [
+        ("c4_doc", {**conf.clean.rule_params()[0][1], "max_javascript_lines": 5})
+    ]
     assert conf.clean.rule_params()[0][1]["max_javascript_lines"] == 5
 
 

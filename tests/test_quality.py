@@ -1,4 +1,6 @@
-"""Quality signals on crafted documents whose values are worked out by hand, and the rule verdicts."""
+"""Quality signals on crafted documents whose values are worked out by hand, and the rule verdicts under the
+earlier, RedPajama-style definitions (``definitions: corpuslake`` and ``c4_doc``); the published defaults are
+tests/test_quality_published.py's."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from udfs.quality import SIGNALS, compute_signals
 from udfs.quality_rules import (
     DEFAULT_RULES,
+    OTHER_RULES,
     RULES,
     Check,
     applies,
@@ -29,6 +32,16 @@ CLEAN = (
     "plaques that describe each flood, and eat at small cafes that serve recipes handed down with care."
 )
 NAMES = [s.name for s in SIGNALS]
+# The rules as they were the default before the published definitions: each an option now.
+EARLIER = validate_rules(
+    [
+        ("gopher_quality", {"definitions": "corpuslake"}),
+        ("gopher_repetition", {"definitions": "corpuslake"}),
+        ("c4_doc", {}),
+        ("fineweb", {"definitions": "corpuslake"}),
+    ]
+)
+EARLIER_PARAMS = dict(EARLIER)
 
 
 def approx(value: float):
@@ -39,7 +52,7 @@ def approx(value: float):
 
 
 def test_signal_names_are_unique_and_complete():
-    assert len(NAMES) == len(set(NAMES)) == 35
+    assert len(NAMES) == len(set(NAMES)) == 59
     assert list(compute_signals(CLEAN)) == NAMES
 
 
@@ -270,28 +283,29 @@ def test_every_signal_is_a_float_in_its_range(text):
 def test_clean_paragraph_passes_every_default_rule():
     s = compute_signals(CLEAN)
     assert 50 <= s["rps_doc_word_count"] <= 100
-    assert evaluate(s, DEFAULT_RULES) is None
-    assert evaluate(s, validate_rules([(name, {}) for name, _ in DEFAULT_RULES])) is None
-    assert all(c.passed for name, params in DEFAULT_RULES for c in RULES[name](s, params))
+    assert evaluate(s, EARLIER) is None
+    assert all(c.passed for name, params in EARLIER for c in RULES[name](s, params))
 
 
 def test_empty_text_fails_word_count_first():
-    check = evaluate(compute_signals(""), DEFAULT_RULES)
+    check = evaluate(compute_signals(""), EARLIER)
     assert check == Check("gopher_quality", "word_count", 0.0, False)
     assert check.reason == "gopher_quality:word_count"
 
 
 def test_gopher_quality_checks():
     # 62 words: "the" (3) "of" (2) and 60 "x": mean length 65 / 62 is under 3.
-    check = evaluate(compute_signals("the of " + "x " * 60), DEFAULT_RULES)
+    check = evaluate(compute_signals("the of " + "x " * 60), EARLIER)
     assert (check.reason, check.value) == ("gopher_quality:mean_word_length", approx(65 / 62))
     # 60 words without a stop word: only the last check fails.
-    check = evaluate(compute_signals(" ".join(f"word{i}" for i in range(60))), DEFAULT_RULES)
+    check = evaluate(compute_signals(" ".join(f"word{i}" for i in range(60))), EARLIER)
     assert (check.reason, check.value) == ("gopher_quality:stop_words", 0.0)
     # 81 + 10 words, 10 of them "#": 10 / 91 symbols per word is over 0.1.
-    check = evaluate(compute_signals(CLEAN + " #" * 10), DEFAULT_RULES)
+    check = evaluate(compute_signals(CLEAN + " #" * 10), EARLIER)
     assert (check.reason, check.value) == ("gopher_quality:symbol_word_ratio", approx(10 / 91))
-    names = [c.check for c in RULES["gopher_quality"](compute_signals(CLEAN), {})]
+    names = [
+        c.check for c in RULES["gopher_quality"](compute_signals(CLEAN), EARLIER_PARAMS["gopher_quality"])
+    ]
     assert names == [
         "word_count",
         "word_count_max",
@@ -307,37 +321,44 @@ def test_gopher_quality_checks():
 def test_gopher_repetition_checks():
     # The paragraph twice: 1 of 2 lines repeats, 0.5 > 0.3, and lines are checked before paragraphs.
     doubled = compute_signals(CLEAN + "\n\n" + CLEAN)
-    check = evaluate(doubled, DEFAULT_RULES)
+    check = evaluate(doubled, EARLIER)
     assert (check.reason, check.value) == ("gopher_repetition:dup_line_frac", 0.5)
     # Overriding one threshold keeps the others: the paragraph check is next.
-    check = evaluate(doubled, [("gopher_repetition", {"dup_line_frac": 0.6})])
+    check = evaluate(
+        doubled, [("gopher_repetition", {**EARLIER_PARAMS["gopher_repetition"], "dup_line_frac": 0.6})]
+    )
     assert (check.reason, check.value) == ("gopher_repetition:dup_para_frac", 0.5)
     # "a b" twice in 11 one-character tokens: 2 x 2 / 11 > 0.2.
-    check = evaluate(compute_signals("a b c d e a b c d e f"), [("gopher_repetition", {})])
+    check = evaluate(
+        compute_signals("a b c d e a b c d e f"), [("gopher_repetition", EARLIER_PARAMS["gopher_repetition"])]
+    )
     assert (check.reason, check.value) == ("gopher_repetition:top_2gram", approx(4 / 11))
     # With the top n-gram checks off, the 5-gram check fails at 10 / 11.
-    check = evaluate(compute_signals("a b c d e a b c d e f"), [("gopher_repetition", {"top_n_grams": {}})])
+    check = evaluate(
+        compute_signals("a b c d e a b c d e f"),
+        [("gopher_repetition", {**EARLIER_PARAMS["gopher_repetition"], "top_n_grams": {}})],
+    )
     assert (check.reason, check.value) == ("gopher_repetition:dup_5gram", approx(10 / 11))
-    names = [c.check for c in RULES["gopher_repetition"](doubled, {})]
+    names = [c.check for c in RULES["gopher_repetition"](doubled, EARLIER_PARAMS["gopher_repetition"])]
     assert names[:4] == ["dup_line_frac", "dup_para_frac", "dup_line_char_frac", "dup_para_char_frac"]
     assert names[4:] == ["top_2gram", "top_3gram", "top_4gram"] + [f"dup_{n}gram" for n in range(5, 11)]
 
 
 def test_c4_checks():
-    check = evaluate(compute_signals("Lorem ipsum dolor sit amet."), [("c4", {})])
-    assert (check.reason, check.value) == ("c4:lorem_ipsum", 1.0)
-    assert evaluate(compute_signals("Lorem ipsum."), [("c4", {"filter_lorem_ipsum": False})]) is None
+    check = evaluate(compute_signals("Lorem ipsum dolor sit amet."), [("c4_doc", {})])
+    assert (check.reason, check.value) == ("c4_doc:lorem_ipsum", 1.0)
+    assert evaluate(compute_signals("Lorem ipsum."), [("c4_doc", {"filter_lorem_ipsum": False})]) is None
     # 1 of 5 lines ends in punctuation: 0.2 is enough, 0 is not.
-    assert evaluate(compute_signals("a\nb\nc\nd\ne."), [("c4", {})]) is None
-    check = evaluate(compute_signals("a\nb\nc\nd\ne"), [("c4", {})])
-    assert (check.reason, check.value) == ("c4:terminal_punct", 0.0)
-    check = evaluate(compute_signals("Enable JavaScript.\n" * 3), [("c4", {})])
-    assert (check.reason, check.value) == ("c4:javascript", 3.0)
+    assert evaluate(compute_signals("a\nb\nc\nd\ne."), [("c4_doc", {})]) is None
+    check = evaluate(compute_signals("a\nb\nc\nd\ne"), [("c4_doc", {})])
+    assert (check.reason, check.value) == ("c4_doc:terminal_punct", 0.0)
+    check = evaluate(compute_signals("Enable JavaScript.\n" * 3), [("c4_doc", {})])
+    assert (check.reason, check.value) == ("c4_doc:javascript", 3.0)
     # The curly bracket check is off by default.
     code = compute_signals("Use {braces}.")
-    assert evaluate(code, [("c4", {})]) is None
-    check = evaluate(code, [("c4", {"filter_curly_bracket": True})])
-    assert (check.reason, check.value) == ("c4:curly_bracket", 1.0)
+    assert evaluate(code, [("c4_doc", {})]) is None
+    check = evaluate(code, [("c4_doc", {"filter_curly_bracket": True})])
+    assert (check.reason, check.value) == ("c4_doc:curly_bracket", 1.0)
 
 
 def test_fineweb_checks():
@@ -353,7 +374,7 @@ def test_fineweb_checks():
 
 def test_first_failure_follows_rule_order():
     doubled = compute_signals(CLEAN + "\n\n" + CLEAN)
-    assert evaluate(doubled, DEFAULT_RULES).reason == "gopher_repetition:dup_line_frac"
+    assert evaluate(doubled, EARLIER).reason == "gopher_repetition:dup_line_frac"
     # FineWeb first: the repeated line is half of the text's characters.
     check = evaluate(doubled, [("fineweb", {}), ("gopher_repetition", {})])
     assert (check.reason, check.value) == ("fineweb:char_dup_ratio", 0.5)
@@ -371,11 +392,11 @@ def test_none_disables_a_threshold():
 
 
 def test_validate_rules_merges_over_defaults():
-    rules = validate_rules([("gopher_quality", {"min_words": 10}), ("c4", None), ("fineweb", {})])
-    assert [name for name, _ in rules] == ["gopher_quality", "c4", "fineweb"]
-    defaults = dict(DEFAULT_RULES)
+    rules = validate_rules([("gopher_quality", {"min_words": 10}), ("c4_doc", None), ("fineweb", {})])
+    assert [name for name, _ in rules] == ["gopher_quality", "c4_doc", "fineweb"]
+    defaults = dict(DEFAULT_RULES + OTHER_RULES)
     assert rules[0][1] == {**defaults["gopher_quality"], "min_words": 10}
-    assert rules[1][1] == defaults["c4"]
+    assert rules[1][1] == defaults["c4_doc"]
     assert validate_rules(DEFAULT_RULES) == [(name, params) for name, params in DEFAULT_RULES]
 
 
@@ -397,8 +418,8 @@ def test_validate_rules_returns_copies():
 @pytest.mark.parametrize(
     ("rules", "named", "listed"),
     [
-        ([("gopher", {})], "'gopher'", "gopher_quality, gopher_repetition, c4, fineweb"),
-        ([("c4", {}), ("fineweb", {"min_words": 5})], "'min_words'", "line_punct_thr, short_line_thr"),
+        ([("gopher", {})], "'gopher'", "gopher_quality, gopher_repetition, c4_lines, fineweb, c4_doc"),
+        ([("c4_doc", {}), ("fineweb", {"min_words": 5})], "'min_words'", "line_punct_thr, short_line_thr"),
         ([("gopher_quality", {"min_word": 5})], "'min_word'", "min_words, max_words"),
     ],
 )
@@ -424,7 +445,8 @@ def test_validate_rules_rejects_bad_numbers(params):
 @pytest.mark.parametrize(
     ("rule", "params", "match"),
     [
-        ("c4", {"filter_lorem_ipsum": "yes"}, "filter_lorem_ipsum"),
+        ("c4_doc", {"filter_lorem_ipsum": "yes"}, "filter_lorem_ipsum"),
+        ("gopher_quality", {"definitions": "rpv2"}, "published, corpuslake"),
         ("gopher_repetition", {"top_n_grams": {7: 0.1}}, "n=7"),
         ("gopher_repetition", {"dup_n_grams": {"five": 0.1}}, "n='five'"),
         ("gopher_repetition", {"dup_n_grams": {5: "high"}}, "n=5"),
@@ -463,15 +485,15 @@ def test_unspaced_languages_skip_word_checks():
     s = compute_signals(JAPANESE, "ja")
     assert s["rps_doc_word_count"] == 3.0
     # As English, the text fails at once; as Japanese the word checks are skipped and every other passes.
-    assert evaluate(s, DEFAULT_RULES).reason == "gopher_quality:word_count"
-    assert evaluate(s, DEFAULT_RULES, "ja") is None
+    assert evaluate(s, EARLIER).reason == "gopher_quality:word_count"
+    assert evaluate(s, EARLIER, "ja") is None
     # Sentence ends of other scripts count as terminal punctuation (C4 and FineWeb alike).
     assert s["c4_frac_lines_end_with_punct"] == s["fineweb_line_punct_ratio"] == 1.0
     assert compute_signals("हम घर जा रहे हैं।\nक्या आप आएंगे?\nनहीं")["c4_frac_lines_end_with_punct"] == approx(
         2 / 3
     )
     # The checks that do run still drop: the same text twice repeats its lines.
-    check = evaluate(compute_signals(JAPANESE + "\n\n" + JAPANESE, "ja"), DEFAULT_RULES, "ja")
+    check = evaluate(compute_signals(JAPANESE + "\n\n" + JAPANESE, "ja"), EARLIER, "ja")
     assert check.reason == "gopher_repetition:dup_line_frac"
 
 
@@ -480,29 +502,28 @@ def test_stop_words_per_language():
     # der ×7, die ×5, und ×4, mit ×2, zu ×1 (Der and Die lowercased; "dass" is not "das"). English: none.
     assert (en["gopher_stop_word_count"], de["gopher_stop_word_count"]) == (0.0, 19.0)
     assert de["rps_doc_stop_word_fraction"] == approx(19 / de["rps_doc_word_count"])
-    assert evaluate(en, DEFAULT_RULES, "en").reason == "gopher_quality:stop_words"
-    assert evaluate(de, DEFAULT_RULES, "de") is None
+    assert evaluate(en, EARLIER, "en").reason == "gopher_quality:stop_words"
+    assert evaluate(de, EARLIER, "de") is None
     # Korean is written with spaces but has no stop-word list: only that check is skipped.
-    assert skipped_checks(DEFAULT_RULES, "ko") == ["gopher_quality:stop_words"]
+    assert skipped_checks(EARLIER, "ko") == ["gopher_quality:stop_words"]
     assert compute_signals(GERMAN, "ko") == en  # a language without a list counts English stop words
 
 
 def test_which_checks_apply_to_which_language():
-    assert skipped_checks(DEFAULT_RULES, "en") == skipped_checks(DEFAULT_RULES, "unknown") == []
-    assert skipped_checks(DEFAULT_RULES, "de") == []
+    assert skipped_checks(EARLIER, "en") == skipped_checks(EARLIER, "unknown") == []
+    assert skipped_checks(EARLIER, "de") == []
     words = [f"gopher_quality:{c}" for c in ("word_count", "word_count_max", "mean_word_length")]
     words += ["gopher_quality:symbol_word_ratio", "gopher_quality:alpha_words", "gopher_quality:stop_words"]
     ngrams = [f"gopher_repetition:top_{n}gram" for n in (2, 3, 4)]
     ngrams += [f"gopher_repetition:dup_{n}gram" for n in range(5, 11)]
     fineweb = ["fineweb:short_line_ratio", "fineweb:list_ratio"]
-    assert (
-        skipped_checks(DEFAULT_RULES, "ja") == skipped_checks(DEFAULT_RULES, "zh") == words + ngrams + fineweb
-    )
-    thai = words + ngrams + ["c4:terminal_punct", "fineweb:line_punct_ratio"] + fineweb
-    assert skipped_checks(DEFAULT_RULES, "th") == thai
+    assert skipped_checks(EARLIER, "ja") == skipped_checks(EARLIER, "zh") == words + ngrams + fineweb
+    thai = words + ngrams + ["c4_doc:terminal_punct", "fineweb:line_punct_ratio"] + fineweb
+    assert skipped_checks(EARLIER, "th") == thai
     # Only enabled checks are listed: a disabled threshold or n-gram is not "skipped".
+    old = {"definitions": "corpuslake"}
     rules = validate_rules(
-        [("gopher_quality", {"min_words": None}), ("gopher_repetition", {"dup_n_grams": {}})]
+        [("gopher_quality", {**old, "min_words": None}), ("gopher_repetition", {**old, "dup_n_grams": {}})]
     )
     assert skipped_checks(rules, "zh") == words[1:] + ngrams[:3]
-    assert applies("gopher_quality", "bullet_lines", "zh") and not applies("c4", "terminal_punct", "lo")
+    assert applies("gopher_quality", "bullet_lines", "zh") and not applies("c4_doc", "terminal_punct", "lo")

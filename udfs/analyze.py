@@ -14,9 +14,16 @@ from schemas.signals import SIGNALS
 from udfs.lang import UNKNOWN, identify
 from udfs.normalize import normalize
 from udfs.quality import compute_signals
-from udfs.quality_rules import evaluate
+from udfs.quality_rules import Check, judge
 
 COLUMNS = [f.name for f in ANALYSIS_FIELDS]
+
+
+def _detail(check: Check, signals: dict) -> str | None:
+    # A C4 sentence count is judged on the lines left: say how many went.
+    if (check.rule, check.check) == ("c4_lines", "sentences"):
+        return f"{int(check.value)} sentences left after removing {int(signals['c4_removed_lines'])} lines"
+    return None
 
 
 class Analyze:
@@ -68,17 +75,26 @@ class Analyze:
         guess, score = identify(norm)
         lang = guess if score >= self.min_lang_score else UNKNOWN
         row.update(lang=lang, lang_score=score)
-        signals = compute_signals(norm, lang)
-        row.update(signals)
         if lang != UNKNOWN and lang not in self.allowed:
+            row.update(compute_signals(norm, lang))
             row.update(
                 drop_step="language",
                 drop_reason=f"language:{lang}",
                 drop_value=score,
                 drop_detail=f"allowed languages: {sorted(self.allowed)}",
             )
-        elif (check := evaluate(signals, self.rules, lang)) is not None:
-            row.update(drop_step="rules", drop_reason=check.reason, drop_value=float(check.value))
+            return row
+        # The rules may remove lines (c4_lines): silver and the dedup steps get the text they leave, and
+        # scores.quality the signals of the text they last judged.
+        verdict = judge(norm, self.rules, lang)
+        row.update(verdict.signals, norm_text=verdict.text)
+        if (check := verdict.check) is not None:
+            row.update(
+                drop_step="rules",
+                drop_reason=check.reason,
+                drop_value=float(check.value),
+                drop_detail=_detail(check, verdict.signals),
+            )
         elif lang == UNKNOWN and self.unknown_lang == "drop":
             # Junk (keyword stuffing, symbol soup) gets low confidence too; the rules explain it better, so
             # an unknown language only drops what the rules kept.

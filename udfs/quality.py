@@ -6,7 +6,11 @@ one whitespace split and a handful of linear n-gram passes; nothing in it is qua
 ``udfs.quality_rules`` turns the signals into a verdict. The signals' names and ranges are
 ``schemas.signals.SIGNALS`` (the scores.quality schema is built from them).
 
-Tokenization, shared by every signal:
+Two sets of definitions: the rules read datatrove's published ones by default (``gopher_*`` and two
+``fineweb_*`` signals, ``udfs.quality_published``, on spaCy-style tokens), and the RedPajama-V2-style
+ones below (``rps_*`` and the others) under ``definitions: corpuslake``; Meta-rater may use either.
+
+Tokenization, shared by the signals of this module:
 
 - *lines*: ``text.split("\\n")``; a *non-empty line* is one with ``line.strip()``. Line tests (bullets,
   ellipses, terminal punctuation, length, duplicates) look at the stripped line, so ``"\\r"`` and trailing
@@ -53,6 +57,7 @@ from itertools import accumulate, compress, repeat
 from operator import not_
 
 from schemas.signals import DUP_NS, SHORT_LINE_CHARS, SIGNALS, TOP_NS
+from udfs.quality_published import published_signals
 
 # SIGNALS is named here too: what compute_signals returns, beside the function that computes it.
 __all__ = ["SIGNALS", "STOP_WORDS", "UNPUNCTUATED_LANGS", "UNSPACED_LANGS", "compute_signals"]
@@ -215,7 +220,8 @@ def compute_signals(text: str, lang: str = "en") -> dict[str, float]:
     # ln(N) - sum(c*ln c)/N keeps every term >= 0, so rounding never makes the entropy negative.
     by_count = Counter(counts.values()).items()
     entropy = -sum(m * c * math.log(c / n_tokens) for c, m in by_count) / n_tokens if n_tokens else 0.0
-    stop_words = sum(map(STOP_WORDS.get(lang, STOP_WORDS["en"]).__contains__, tokens))
+    stop_list = STOP_WORDS.get(lang, STOP_WORDS["en"])
+    stop_words = sum(map(stop_list.__contains__, tokens))
 
     newlines = text.count("\n")
     signals = {
@@ -249,6 +255,9 @@ def compute_signals(text: str, lang: str = "en") -> dict[str, float]:
             "rps_doc_frac_all_caps_words": _frac(sum(map(str.isupper, words)), n_words),
             "rps_doc_num_lines": n_lines,
             "rps_doc_num_chars": len(text),
+            # Set by the rules when c4_lines runs (udfs.quality_rules.judge).
+            "c4_removed_lines": 0,
         }
     )
-    return {k: float(v) for k, v in signals.items()}
+    signals.update(published_signals(text, stop_list))
+    return {s.name: float(signals[s.name]) for s in SIGNALS}

@@ -10,7 +10,7 @@ from jobs.config.base import Strict
 
 
 class RuleConf(Strict):
-    """One heuristic rule of the clean stage: a name from ``udfs.quality_rules.RULES`` and threshold
+    """One heuristic rule of the clean stage: a name from ``udfs.quality_rules.KNOWN_RULES`` and threshold
     overrides."""
 
     name: str

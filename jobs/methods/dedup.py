@@ -320,16 +320,23 @@ class Earlier:
     texts: Callable[[DataFrame], DataFrame]
 
 
-def earlier_texts(bronze_docs: DataFrame) -> Callable[[DataFrame], DataFrame]:
+def earlier_texts(bronze_docs: DataFrame, text_of=None) -> Callable[[DataFrame], DataFrame]:
     """``[doc_id = order_key]`` → ``[doc_id, text]``: those documents' bronze text, normalized again (step 1
-    is deterministic); the join comes first, so only the asked documents are normalized."""
+    is deterministic); the join comes first, so only the asked documents are normalized.
+
+    Args:
+        bronze_docs: bronze.documents.
+        text_of: column function from the bronze text to the text the dedup steps saw (default
+            ``normalized``; the clean stage passes one that also removes the lines its rules remove).
+    """
+    text_of = text_of or normalized
 
     def lookup(ids: DataFrame) -> DataFrame:
         wanted = ids.select(F.col("doc_id").alias("_key"), key_doc_id(F.col("doc_id")).alias("doc_id"))
         return (
             bronze_docs.select("doc_id", "text")
             .join(wanted, "doc_id")
-            .select(F.col("_key").alias("doc_id"), normalized("text").alias("text"))
+            .select(F.col("_key").alias("doc_id"), text_of(F.col("text")).alias("text"))
         )
 
     return lookup

@@ -88,9 +88,10 @@ def _write_benchmarks(spark, lh, docs):
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     rows = []
     for b, bench in enumerate(("alpha", "beta", "gamma")):
-        for k in range(4):
+        for k in range(5):  # 4 targets (train, dev) and one held-out example that no method may see
             text = docs[(b * 4 + k) % len(docs)]["text"][:300] + f" question {bench} {k}"
-            rows.append((bench, "test", f"{bench}-{k}", text, "f.jsonl", "refs-0", now))
+            split = "test" if k == 4 else ("train", "dev")[k % 2]
+            rows.append((bench, split, f"{bench}-{k}", text, "f.jsonl", "refs-0", now))
     lh.write(spark.createDataFrame(rows, ref.BENCHMARKS.schema), ref.BENCHMARKS, "overwrite", run_id="refs-0")
 
 
@@ -391,7 +392,13 @@ def test_similarity_stage_betr_and_rds(lake, models, corpus):
     np.testing.assert_allclose(
         doc_emb, np.stack(runner.predict_batch(pd.Series([text[i] for i in ids]))["embedding"]), atol=1e-5
     )
-    bench = lh.read(ref.BENCHMARKS).orderBy("benchmark", "split", "example_id").collect()
+    # The targets are the target splits' examples (refs.target_splits: train, dev), never the test one.
+    bench = (
+        lh.read(ref.BENCHMARKS)
+        .filter("split != 'test'")
+        .orderBy("benchmark", "split", "example_id")
+        .collect()
+    )
     tgt = np.stack(runner.predict_batch(pd.Series([b["text"] for b in bench]))["embedding"]).astype(
         np.float64
     )

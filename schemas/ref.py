@@ -69,13 +69,9 @@ def _targets_suite(params: Mapping[str, Any]) -> list:
 # RDS+ queries, the Meta-rater proxy's validation texts), validated by ``jobs.gates.check`` before use.
 TARGETS = TableSpec(
     name="ref.targets",
+    # ref.benchmarks' own fields, less where each example came from.
     schema=StructType(
-        [
-            col("benchmark", StringType(), False, "benchmark name"),
-            col("split", StringType(), False, "split, one of refs.target_splits"),
-            col("example_id", StringType(), False, "example id within the benchmark"),
-            col("text", StringType(), False, "the target text"),
-        ]
+        [f for f in BENCHMARKS.schema.fields if f.name in ("benchmark", "split", "example_id", "text")]
     ),
     description="the benchmark examples a stage selects with (validated, never stored)",
     suite=_targets_suite,

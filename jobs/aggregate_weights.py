@@ -10,7 +10,8 @@ The loop (DESIGN.md, "Meta-rater"; the method is ``jobs.methods.metarater``):
   proxy      a validation loss per proposal → gold.proxy_results (``jobs.methods.metarater_proxy``).
              ``proxy: table`` reads them from ``proxy_results`` (CSV/JSONL weights_id, val_loss from real
              proxy training runs on the manifest). ``proxy: builtin`` is the local stand-in: a smoothed
-             bigram LM trained on each selection and scored on the ref.benchmarks texts.
+             bigram LM trained on each selection and scored on the ref.benchmarks texts of
+             ``refs.target_splits`` (never ``refs.eval_split``).
   fit        a LightGBM regressor weights → val_loss (``aggregate.weights.lightgbm``), trained on the
              first proposals and early-stopped on the last ``valid_share`` (their held-out Spearman is
              recorded); ``candidates`` Dirichlet(1) draws are scored and w* = the mean of the ``best``
@@ -53,13 +54,14 @@ from jobs.methods.metarater import (
 from jobs.methods.metarater_fit import FitResult, Regressor, fit_weights
 from jobs.methods.metarater_proxy import BigramProxy, Proxy, ResultsFile
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
+from jobs.targets import read_targets
 from schemas import gold, ref, scores, silver
 
 STAGE = "aggregate_weights"
 READS = (silver.DOCUMENTS, scores.PRRC, scores.QUALITY, ref.BENCHMARKS)
 WATCH = freshness.Watch(
     READS,
-    ("aggregate.weights",),
+    ("aggregate.weights", "refs.target_splits", "refs.eval_split"),
     files=lambda conf: (
         ([p] if (p := conf.aggregate.weights.proxy_results) else [])
         + signal_table_logs(conf.aggregate.weights.signals, conf.storage.warehouse)
@@ -223,10 +225,16 @@ def _int_or_none(v) -> int | None:
 
 
 def _builtin_proxy(ctx: JobContext) -> Proxy:
-    """The builtin proxy: LMs trained on silver.documents, scored on the ref.benchmarks texts."""
+    """The builtin proxy: LMs trained on silver.documents, scored on the texts of the target splits.
+
+    Never on ``refs.eval_split``: the texts are the gated targets of ``jobs.targets`` (a proxy loss on the
+    evaluation split would tune w* to the very examples the selection is judged on).
+    """
     lh = ctx.lakehouse
     docs = lh.read(silver.DOCUMENTS).select("doc_id", "text")
-    return BigramProxy(docs, lh.read(ref.BENCHMARKS).select("text"), ctx.conf.aggregate.weights.proxy_mu)
+    val = read_targets(ctx).select("text")
+    splits = ", ".join(ctx.conf.refs.target_splits)
+    return BigramProxy(docs, val, ctx.conf.aggregate.weights.proxy_mu, f"ref.benchmarks texts ({splits})")
 
 
 def regressor(lc: LightgbmConf) -> Regressor:
@@ -381,10 +389,10 @@ def fit(ctx: JobContext) -> str:
 def whole_loop(ctx: JobContext) -> str:
     """Propose → builtin proxy → fit in one run; every table is published together."""
     wc = ctx.conf.aggregate.weights
+    proxy = _builtin_proxy(ctx)  # its targets' gate first: a refused run does no work
     p = _propose(ctx)
     try:
         versions = {**p.versions, **_versions(ctx.lakehouse, [ref.BENCHMARKS])}
-        proxy = _builtin_proxy(ctx)
         losses = proxy.losses(p.selection, sorted(p.weights))
         results = losses.results
         result = _fit(ctx, p.signals, p.weights, results)

@@ -224,7 +224,13 @@ def _ensure_sample(conf) -> str | None:
     from jobs.demo import sample_corpus
 
     truth = os.path.join(conf.sample.out, "truth.json")
-    want = {"n_docs": conf.sample.docs, "seed": conf.sample.seed, "max_doc_bytes": conf.ingest.max_doc_bytes}
+    want = {
+        "n_docs": conf.sample.docs,
+        "seed": conf.sample.seed,
+        "max_doc_bytes": conf.ingest.max_doc_bytes,
+        # An older generator's sample (validation/test splits, no train) gives the methods no targets.
+        "generator_version": sample_corpus.GENERATOR_VERSION,
+    }
     if os.path.exists(truth):
         with open(truth, encoding="utf-8") as fh:
             params = json.load(fh)
@@ -366,7 +372,9 @@ def demo(args) -> int:
         from jobs.demo import models as demo_models
 
         print(f"demo models: {conf.sample.models} (built once from the sample, then reused)")
-        demo_models.build(conf.sample.out, conf.sample.models, seed=conf.sample.seed)
+        demo_models.build(
+            conf.sample.out, conf.sample.models, seed=conf.sample.seed, target_splits=conf.refs.target_splits
+        )
     planned = list(STAGES)
     code, results = run_stages(conf, planned, args.verbose, skip_unchanged=True)
     print("\n" + closing_table(results, planned))

@@ -264,3 +264,24 @@ def publish(
     for r in results:
         log.info("\n".join(r.summary_lines()))
     return commits
+
+
+def check(
+    lakehouse: Lakehouse, run, df: DataFrame, spec: TableSpec, params: Mapping[str, Any] | None = None
+) -> SuiteResult:
+    """Validate rows a stage uses but does not publish (its benchmark targets) with ``spec``'s suite.
+
+    The result goes to audit.expectations like a published table's (no table version), so a refused run
+    shows among the gates; on failure nothing of the run has been published yet.
+
+    Raises:
+        GateFailed: the suite failed.
+    """
+    from jobs import audit
+
+    result = validate(df, spec, params)
+    audit.record_expectations(lakehouse, run, [result], {})
+    if not result.success:
+        raise GateFailed([result])
+    log.info("\n".join(result.summary_lines()))
+    return result

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from jobs import freshness
 from jobs.gates import Output, publish
+from jobs.methods.heldout import eval_overlap
 from jobs.runtime import JobContext, UsageError, job_parser, list_files, run_job
 from schemas import ref
 from udfs.benchmarks import (
@@ -239,6 +240,32 @@ def read_model_scores(conf, conf_file: str | None) -> tuple[list[dict], list[str
     return rows, problems
 
 
+def split_roles(rows: list[dict], target_splits: list[str], eval_split: str) -> str:
+    """One line: the examples per split, grouped by what they are for (targets, held out, unused)."""
+    per = Counter(r["split"] for r in rows)
+
+    def counts(names) -> str:
+        return ", ".join(f"{s} {per[s]:,}" for s in names) or "none"
+
+    line = (
+        f"targets (refs.target_splits): {counts(s for s in target_splits if per[s])}; "
+        f"held out (refs.eval_split): {counts([eval_split] if per[eval_split] else [])}"
+    )
+    unused = sorted(s for s in per if s not in target_splits and s != eval_split)
+    return line + (f"; unused (neither): {counts(unused)}" if unused else "")
+
+
+def held_out_check(target_splits: list[str], eval_split: str) -> Callable[[DataFrame], DataFrame]:
+    """The gate's view of staged benchmarks: ``EVAL_OVERLAP`` names, on an example of a target split, the
+    evaluation-split example with the same normalized text (the staged rows are their own reference, so
+    the table is refused before any stage selects with it)."""
+
+    def check(staged: DataFrame) -> DataFrame:
+        return staged.transform(eval_overlap(staged, target_splits, eval_split))
+
+    return check
+
+
 def missing_scores(pool: list[str], group: list[str] | None) -> Callable[[DataFrame], DataFrame]:
     """The gate's view of staged scores: ``MISSING_SCORES`` says what the perplexity pool lacks.
 
@@ -293,7 +320,10 @@ def load_refs(ctx: JobContext) -> str:
         for r in rows:
             r.update(load_run_id=ctx.run.run_id, loaded_at=ctx.run.started_at)
         df = ctx.spark.createDataFrame(rows, ref.BENCHMARKS.schema)
-        outputs.append(Output(ref.BENCHMARKS, df, "overwrite", {"expected_rows": len(rows)}))
+        targets, eval_split = list(refs.target_splits), refs.eval_split
+        params = {"expected_rows": len(rows), "target_splits": targets, "eval_split": eval_split}
+        check = held_out_check(targets, eval_split)
+        outputs.append(Output(ref.BENCHMARKS, df, "overwrite", params, check=check))
         per = Counter(r["benchmark"] for r in rows)
         lines.append(
             f"{len(rows)} benchmark examples ({', '.join(f'{k} {v}' for k, v in sorted(per.items()))})"
@@ -301,6 +331,7 @@ def load_refs(ctx: JobContext) -> str:
         )
         n_rows += len(rows)
         files = "\n".join(f"    {note}" for note in notes)
+        files += f"\n  splits: {split_roles(rows, targets, eval_split)}"
     if refs.model_scores:
         rows, problems = read_model_scores(ctx.conf, ctx.conf.source_file)
         if problems:

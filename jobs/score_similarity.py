@@ -3,12 +3,14 @@
 Two methods share this stage, each on when its model is configured:
   betr  ``score.similarity.embedder`` (a sentence embedder, all-MiniLM-L6-v2 locally): a seeded sample of
         about ``sample_docs`` pool documents is embedded and ranked (the paper ranks a sample and distils it;
-        aggregate_docs trains the classifier that scores the whole pool); each benchmark example is one
-        target, every benchmark cut to the same number of targets (``balance_targets``); per (sampled
-        document, benchmark) the best rank of the document within the sample over that benchmark's targets
-        (1 = most similar; ranks are kept for each target's ``top_k`` documents) and the max cosine.
+        aggregate_docs trains the classifier that scores the whole pool); each benchmark example of
+        ``refs.target_splits`` is one target (``jobs.targets``: never one of ``refs.eval_split``), every
+        benchmark cut to the same number of targets (``balance_targets``); per (sampled document, benchmark)
+        the best rank of the document within the sample over that benchmark's targets (1 = most similar; ranks
+        are kept for each target's ``top_k`` documents) and the max cosine.
   rds   ``score.rds.encoder`` (a causal LM): RDS+ embeddings, e = Σ_t (t / Σ_s s)·h_t over the last hidden
-        layer, L2-normalized; per (document, benchmark) the max cosine (and the best rank, as for betr).
+        layer, L2-normalized; per (document, benchmark) the max cosine (and the best rank, as for betr),
+        over the same targets (RDS+'s queries).
 
 Document embeddings are the expensive part: they are appended to scores.embeddings in gated chunks and
 reruns embed only documents missing for that model id + revision (``persist_embeddings``). Ranks depend
@@ -45,6 +47,7 @@ from jobs.gates import Output, publish
 from jobs.methods.betr import balanced_targets, betr_sample
 from jobs.ordered import ordered
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
+from jobs.targets import read_targets
 from schemas import ref, scores, silver
 from udfs.similarity import SimilarityScan
 
@@ -52,7 +55,9 @@ STAGE = "score_similarity"
 READS = (silver.DOCUMENTS, ref.BENCHMARKS)
 # Embeddings are incremental (only documents without one); the similarity ranks are over the whole pool, so
 # they are recomputed when the pool or the targets change, and not otherwise.
-WATCH = freshness.Watch(READS, ("score.similarity", "score.rds", "gpu"))
+WATCH = freshness.Watch(
+    READS, ("score.similarity", "score.rds", "gpu", "refs.target_splits", "refs.eval_split")
+)
 
 EMBED_SCHEMA = StructType(
     [
@@ -150,15 +155,9 @@ def similarity(
 
 
 def benchmark_targets(ctx: JobContext) -> DataFrame:
-    """ref.benchmarks rows used as targets (conf filters): ``[doc_id, benchmark, text]``."""
-    sc = ctx.conf.score.similarity
-    lh = ctx.lakehouse
-    ctx.run.tables_read[ref.BENCHMARKS.name] = lh.version(ref.BENCHMARKS) or 0
-    t = lh.read(ref.BENCHMARKS)
-    if sc.benchmarks is not None:
-        t = t.filter(F.col("benchmark").isin(sc.benchmarks))
-    if sc.splits is not None:
-        t = t.filter(F.col("split").isin(sc.splits))
+    """The targets, ``[doc_id, benchmark, text]``: ref.benchmarks examples of ``refs.target_splits`` (of
+    ``score.similarity.benchmarks`` when set), gated by ``jobs.targets`` (none from ``refs.eval_split``)."""
+    t = read_targets(ctx, ctx.conf.score.similarity.benchmarks)
     return t.select(F.concat_ws("|", "benchmark", "split", "example_id").alias("doc_id"), "benchmark", "text")
 
 
@@ -177,7 +176,7 @@ def embed_targets(targets: DataFrame, spec, kind: str) -> tuple[np.ndarray, list
     if n > MAX_TARGETS:
         raise UsageError(
             f"score_similarity: {n:,} benchmark targets; at most {MAX_TARGETS:,} are embedded on the driver "
-            "and broadcast to every task. Narrow them with score.similarity.benchmarks / splits"
+            "and broadcast to every task. Narrow them with score.similarity.benchmarks / refs.target_splits"
         )
     emb = targets.transform(embeddings(spec, kind)).join(targets.select("doc_id", "benchmark"), "doc_id")
     rows = emb.orderBy("doc_id").collect()
@@ -253,9 +252,7 @@ def score_similarity(ctx: JobContext) -> str:
                 results.append(scoring.Scored(label, agg["n"], int(agg["t"] or 0), time.perf_counter() - t0))
             tgt, tb = embed_targets(m_targets, spec, kind)
             if not tb:
-                raise UsageError(
-                    "score_similarity: no benchmark targets (ref.benchmarks empty after filters)"
-                )
+                raise UsageError("score_similarity: the target examples gave no embeddings")
             counts = pd.Series(tb).value_counts()
             n_targets = F.create_map(*[F.lit(x) for b, c in counts.items() for x in (b, int(c))])
             sim = similarity(emb, tgt, tb, sc.top_k, sc.block_targets, hold=cached)

@@ -9,6 +9,20 @@ from pyspark.sql.types import DoubleType, StringType, StructType, TimestampType
 
 from schemas.base import TableSpec, col
 
+# Check column (``jobs.methods.heldout.eval_overlap``) on a target example whose normalized text an
+# evaluation-split example also has: that example's ``benchmark|split|example_id``; null otherwise.
+EVAL_OVERLAP = "_eval_overlap"
+
+
+def _held_out(params: Mapping[str, Any]) -> list:
+    """With ``eval_split``: no row of a target split shares its normalized text with the evaluation split
+    (the staged rows carry ``EVAL_OVERLAP``)."""
+    import great_expectations as gx
+
+    if not params.get("eval_split"):
+        return []
+    return [gx.expectations.ExpectColumnValuesToBeNull(column=EVAL_OVERLAP)]
+
 
 def _benchmarks_suite(params: Mapping[str, Any]) -> list:
     import great_expectations as gx
@@ -18,7 +32,7 @@ def _benchmarks_suite(params: Mapping[str, Any]) -> list:
         e.ExpectCompoundColumnsToBeUnique(column_list=["benchmark", "split", "example_id"]),
         e.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1),
     ]
-    return exps
+    return exps + _held_out(params)
 
 
 BENCHMARKS = TableSpec(
@@ -36,6 +50,31 @@ BENCHMARKS = TableSpec(
     ),
     description="one row per benchmark example",
     suite=_benchmarks_suite,
+)
+
+
+def _targets_suite(params: Mapping[str, Any]) -> list:
+    """The examples a stage selects with: from ``target_splits`` only, none from ``eval_split``, and none
+    whose normalized text the evaluation split also has."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    exps = [e.ExpectColumnValuesToBeInSet(column="split", value_set=list(params["target_splits"]))]
+    if params.get("eval_split"):
+        exps.append(e.ExpectColumnValuesToNotBeInSet(column="split", value_set=[params["eval_split"]]))
+    return exps + _held_out(params)
+
+
+# Not a stored table: the contract of the benchmark examples a stage takes as its targets (BETR targets,
+# RDS+ queries, the Meta-rater proxy's validation texts), validated by ``jobs.gates.check`` before use.
+TARGETS = TableSpec(
+    name="ref.targets",
+    # ref.benchmarks' own fields, less where each example came from.
+    schema=StructType(
+        [f for f in BENCHMARKS.schema.fields if f.name in ("benchmark", "split", "example_id", "text")]
+    ),
+    description="the benchmark examples a stage selects with (validated, never stored)",
+    suite=_targets_suite,
 )
 
 # Column ``load_refs`` adds to the staged model scores before validating: what the perplexity pool lacks,

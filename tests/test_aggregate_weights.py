@@ -274,10 +274,17 @@ def _write_lake(spark, lh, docs: list[dict], unrated: set[str]):
     # An older rater set that rated fewer documents: never used.
     rows += [prrc_row(d, "set=old", NOW + timedelta(days=1), shift=9.0) for d in docs[:10]]
     lh.write(spark.createDataFrame(rows, scores.PRRC.schema), scores.PRRC, "overwrite")
+    # Ten target examples (train, dev) and five of the evaluation split, which the proxy never reads.
     bench = [
-        ("sci", "test", f"q{k}", " ".join(str(x) for x in rng.choice(GOOD, 12)) + "?", "f", "r", NOW)
+        (
+            "sci",
+            ("train", "dev", "test")[k % 3],
+            f"q{k}",
+            " ".join(str(x) for x in rng.choice(GOOD, 12)) + "?",
+        )
         for k in range(15)
     ]
+    bench = [(*b, "f", "r", NOW) for b in bench]
     lh.write(spark.createDataFrame(bench, ref.BENCHMARKS.schema), ref.BENCHMARKS, "overwrite")
     lh.write(spark.createDataFrame(_edu_rows(docs), EDU.schema), EDU, "overwrite")
 
@@ -391,8 +398,9 @@ def test_builtin_loop_end_to_end(spark, lake):
     # The proxy: the bigram LM formulas recomputed in Python from the manifest.
     proxy = lh.read(gold.PROXY_RESULTS).toPandas().set_index("weights_id")
     texts = {d["doc_id"]: d["text"] for d in docs}
-    val = [r.text for r in lh.read(ref.BENCHMARKS).select("text").collect()]
-    assert set(proxy.source) == {"builtin"} and len(proxy) == 6
+    val = [r.text for r in lh.read(ref.BENCHMARKS).filter("split in ('train', 'dev')").collect()]
+    assert set(proxy.source) == {"builtin"} and len(proxy) == 6 and len(val) == 10
+    assert proxy.detail.iloc[0].endswith("on 10 ref.benchmarks texts (train, dev)")
     for wid, g in manifest.groupby("weights_id"):
         expected = _lm_reference(sorted(g.doc_id), texts, val, 50.0)
         assert proxy.loc[wid, "val_loss"] == pytest.approx(expected, rel=1e-12)

@@ -36,6 +36,21 @@ def test_bundled_profiles_validate():
     assert cluster.gpu.enabled is True
 
 
+def test_held_out_splits(tmp_path):
+    path = _write(tmp_path, _base())
+    refs = load_conf(path).refs
+    assert (refs.target_splits, refs.eval_split) == (["train", "dev"], "test")
+    with pytest.raises(ConfError) as exc:
+        load_conf(path, ["refs.target_splits=train,test"])
+    assert str(exc.value) == (
+        f"{path}: refs: Value error, eval_split 'test' is also in target_splits ['train', 'test']: the "
+        "evaluation split is never used to select; take it out of target_splits or name another eval_split"
+    )
+    # The old BETR-only knob is folded into refs.target_splits, so the two can never disagree.
+    with pytest.raises(ConfError, match=r"score.similarity: .*moved to refs.target_splits"):
+        load_conf(path, ["score.similarity.splits=validation"])
+
+
 def test_unknown_key_names_file_and_key(tmp_path):
     data = _base()
     data["ingest"]["max_doc_byte"] = 5
@@ -114,12 +129,12 @@ def test_set_takes_comma_lists_for_list_settings(tmp_path):
         [
             "clean.allowed_langs=en,ja, zh",
             "refs.benchmarks.0.text_fields=question,choices.text",
-            "score.similarity.splits=validation",
+            "refs.target_splits=train,val",
         ],
     )
     assert conf.clean.allowed_langs == ["en", "ja", "zh"]
     assert conf.refs.benchmarks[0].text_fields == ["question", "choices.text"]
-    assert conf.score.similarity.splits == ["validation"]
+    assert conf.refs.target_splits == ["train", "validation"]  # folded as load_refs folds a record's split
     # YAML flow lists still work, and a comma in a plain string setting stays a comma.
     conf = load_conf(path, ["clean.allowed_langs=[en, de]", "ingest.inputs.0.path=a,b"])
     assert (conf.clean.allowed_langs, conf.ingest.inputs[0].path) == (["en", "de"], "a,b")

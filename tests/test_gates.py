@@ -169,3 +169,47 @@ def test_unexpected_error_is_one_line_with_log(spark, lakehouse, tmp_path, capsy
         .collect()[-1]
     )
     assert last["status"] == "failed"
+
+
+def test_targets_gate_fails_on_an_eval_example_or_its_text(spark, lakehouse):
+    """The gate before a stage selects with benchmark targets (``jobs.targets``): none from the evaluation
+    split, none whose normalized text the evaluation split also has; exact counts, audited either way."""
+    from datetime import datetime, timezone
+
+    from jobs.gates import check
+    from jobs.methods.heldout import eval_overlap, target_examples
+    from schemas import ref
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = [
+        ("arc", "train", "1", "What melts ice?\nheat", "f", "r", now),
+        ("arc", "dev", "2", "Which gas do plants take in?", "f", "r", now),
+        ("arc", "test", "3", "what  MELTS ice? heat", "f", "r", now),  # arc 1, but for case and spaces
+        ("qa", "test", "4", "Name a river.", "f", "r", now),
+    ]
+    bench = spark.createDataFrame(rows, ref.BENCHMARKS.schema)
+    splits, params = ["train", "dev"], {"target_splits": ["train", "dev"], "eval_split": "test"}
+    audit.ensure_tables(lakehouse)
+    run = audit.start_run(lakehouse, "score_similarity", "targets-1")
+
+    def gate(targets, against=bench):
+        return check(
+            lakehouse, run, targets.transform(eval_overlap(against, splits, "test")), ref.TARGETS, params
+        )
+
+    # Targets that took every split: the two test rows are refused, and so is arc 1 for its text.
+    with pytest.raises(GateFailed) as exc:
+        gate(bench.select("benchmark", "split", "example_id", "text"))
+    failed = {
+        (e["expectation"], e["column"]): e for e in exc.value.results[0].expectations if not e["success"]
+    }
+    assert {k: (e["unexpected_count"], sorted(e["examples"])) for k, e in failed.items()} == {
+        ("expect_column_values_to_be_in_set", "split"): (2, ["test", "test"]),
+        ("expect_column_values_to_not_be_in_set", "split"): (2, ["test", "test"]),
+        ("expect_column_values_to_be_null", ref.EVAL_OVERLAP): (1, ["arc|test|3"]),
+    }
+    # The target splits' examples pass once arc 1 has no eval twin.
+    ok = gate(target_examples(bench, splits), against=bench.filter("example_id != '3'"))
+    assert (ok.success, ok.evaluated, ok.observed_rows) == (True, 7, 2)
+    got = lakehouse.read(audit_schemas.EXPECTATIONS).filter("table_name = 'ref.targets'").collect()
+    assert sorted((r["success"], r["unsuccessful"]) for r in got) == [(False, 3), (True, 0)]

@@ -13,8 +13,9 @@ import zstandard
 
 from jobs import load_refs
 from jobs.config import ConfError, load_conf
-from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
+from jobs.runtime import EXIT_GATE, EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
+from schemas import audit as audit_schemas
 from schemas import ref
 from tests.conftest import write_conf
 from udfs.benchmarks import PRESETS, detect_preset, name_and_split, target_text
@@ -375,4 +376,42 @@ def test_stage_loads_splits_and_prints_each_file(spark, tmp_path):
         "    mmlu_test.jsonl.gz: test 3; preset mmlu (detected)\n"
         "    mmlu_validation.jsonl.gz: validation 1; preset mmlu (detected)\n"
         "    ARC-Easy-Train.jsonl: train 2; preset arc\n"
+        "  splits: targets (refs.target_splits): train 2; held out (refs.eval_split): test 3; "
+        "unused (neither): validation 1\n"
     )
+    # mmlu_validation-1 repeats mmlu_test-1, but validation is no target split: the held-out check passes.
+    gate = (
+        EmbeddedLakehouse(spark, str(tmp_path / "wh"))
+        .read(audit_schemas.EXPECTATIONS)
+        .filter("run_id = 'refs-1' and table_name = 'ref.benchmarks'")
+        .first()
+    )
+    held_out = [e for e in json.loads(gate["results_json"]) if e["column"] == ref.EVAL_OVERLAP]
+    assert gate["success"] and [(e["success"], e["unexpected_count"]) for e in held_out] == [(True, 0)]
+
+
+def test_stage_refuses_a_target_whose_text_is_in_the_eval_split(spark, tmp_path, capsys):
+    """Planted: a validation example repeats a test one, and a train example repeats another up to case
+    and spaces. With validation among the target splits, the gate refuses both; nothing is published."""
+    (tmp_path / "mmlu_test.jsonl").write_bytes(_jsonl(MMLU))
+    (tmp_path / "mmlu_validation.jsonl").write_bytes(_jsonl(MMLU[:1]))
+    (tmp_path / "quiz_train.jsonl").write_bytes(
+        _jsonl([{"question": "h2o  IS?", "choices": ["Water", "salt"]}])
+    )
+    conf = _conf(tmp_path, [{"path": str(tmp_path / "*.jsonl"), "text_fields": ["question", "choices"]}])
+    args = argparse.Namespace(
+        conf=str(conf), overrides=["refs.target_splits=train,validation"], run_id="refs-2", verbose=False
+    )
+    assert run_job(load_refs.STAGE, args, load_refs.load_refs, out=io.StringIO()) == EXIT_GATE
+    err = capsys.readouterr().err
+    assert "gate FAILED: ref.benchmarks (suite ref.benchmarks.suite): 1 of 11 expectations failed on 5" in err
+    assert "x expect_column_values_to_be_null  column=_eval_overlap  unexpected=2  examples=" in err
+    lh = EmbeddedLakehouse(spark, str(tmp_path / "wh"))
+    gate = lh.read(audit_schemas.EXPECTATIONS).filter("run_id = 'refs-2'").first()
+    (failed,) = [e for e in json.loads(gate["results_json"]) if not e["success"]]
+    assert (failed["column"], failed["unexpected_count"], sorted(failed["examples"])) == (
+        ref.EVAL_OVERLAP,
+        2,
+        ["mmlu|test|mmlu_test-1", "mmlu|test|mmlu_test-3"],
+    )
+    assert lh.read(ref.BENCHMARKS).isEmpty()

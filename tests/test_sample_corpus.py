@@ -379,12 +379,23 @@ def test_contamination(small, small_raw):
 
 
 def test_benchmark_files(small):
-    out, _ = small
+    out, truth = small
     for name in BENCHMARK_NAMES:
         rows = [json.loads(x) for x in (out / "benchmarks" / f"{name}.jsonl").read_text("utf-8").splitlines()]
         assert 50 <= len(rows) <= 70
         assert len({r["id"] for r in rows}) == len(rows)
-        assert {r["split"] for r in rows} == {"test", "validation"}
+        # Target splits (train, dev) and the held-out test split, with no text on both sides.
+        splits = Counter(r["split"] for r in rows)
+        assert splits == {"train": 24, "dev": 12, "test": 24} == truth["benchmarks"][name]["splits"]
+        fields = ("question", "choices", "answer", "support")  # the text load_refs makes of an example
+        text = {r["id"]: " ".join(" ".join(str(r[f]) for f in fields).lower().split()) for r in rows}
+        held = {text[r["id"]] for r in rows if r["split"] == "test"}
+        assert not held & {text[r["id"]] for r in rows if r["split"] != "test"}
+        if name == "mc_science":  # a question's three variants (other names and places) share a split
+            stems = {}
+            for r in rows:
+                stems.setdefault(r["support"], set()).add(r["split"])
+            assert all(len(s) == 1 for s in stems.values())
         for r in rows:
             assert set(r) == {"benchmark", "split", "id", "question", "choices", "answer", "support"}
             assert r["benchmark"] == name

@@ -89,9 +89,12 @@ def _write_benchmarks(spark, lh, docs):
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     rows = []
     for b, bench in enumerate(("alpha", "beta", "gamma")):
-        for k in range(5 if bench == "gamma" else 4):  # BETR balances gamma down to 4 targets, RDS+ uses 5
+        # Targets (train, dev): 4 per benchmark, 5 for gamma (BETR balances it down to 4, RDS+ uses 5); k = 4
+        # is each benchmark's held-out example, which no method may see.
+        for k in range(6 if bench == "gamma" else 5):
             text = docs[(b * 4 + k) % len(docs)]["text"][:300] + f" question {bench} {k}"
-            rows.append((bench, "test", f"{bench}-{k}", text, "f.jsonl", "refs-0", now))
+            split = "test" if k == 4 else ("train", "dev")[k % 2]
+            rows.append((bench, split, f"{bench}-{k}", text, "f.jsonl", "refs-0", now))
     lh.write(spark.createDataFrame(rows, ref.BENCHMARKS.schema), ref.BENCHMARKS, "overwrite", run_id="refs-0")
 
 
@@ -426,8 +429,13 @@ def test_similarity_stage_betr_and_rds(spark, lake, models, corpus):
     np.testing.assert_allclose(
         doc_emb, np.stack(runner.predict_batch(pd.Series([text[i] for i in ids]))["embedding"]), atol=1e-5
     )
-    # Balanced targets: gamma's 5 examples cut to 4, the one with the largest seeded hash of its id left out.
-    refs = lh.read(ref.BENCHMARKS).withColumn("tid", F.concat_ws("|", "benchmark", "split", "example_id"))
+    # The targets are the target splits' examples (refs.target_splits: train, dev), never the test one, and
+    # balanced: gamma's 5 cut to 4, the one with the largest seeded hash of its id left out.
+    refs = (
+        lh.read(ref.BENCHMARKS)
+        .filter("split != 'test'")
+        .withColumn("tid", F.concat_ws("|", "benchmark", "split", "example_id"))
+    )
     rows = refs.orderBy("benchmark", "split", "example_id").collect()
     h = {
         r["tid"]: r["h"] for r in refs.select("tid", unit_hash(0, "betr-targets", "tid").alias("h")).collect()

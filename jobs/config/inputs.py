@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from jobs.config.base import Strict
 
@@ -109,10 +109,51 @@ class BenchmarkInput(Strict):
 
 
 class RefsConf(Strict):
-    """Reference inputs loaded by ``load_refs``."""
+    """Reference inputs loaded by ``load_refs``, and which benchmark splits select data and which evaluate.
+
+    Selection targets (BETR targets, RDS+ queries, the Meta-rater proxy's validation texts, the demo's own
+    accuracies behind the perplexity-correlation y) come only from ``target_splits``; ``eval_split`` is
+    held out of every method, and a gate fails when a target shares its normalized text with it.
+    """
 
     benchmarks: list[BenchmarkInput] = Field(default_factory=list)
     model_scores: list[ModelScoresInput] = Field(default_factory=list)
+    target_splits: list[str] = Field(
+        ["train", "dev"], min_length=1, description="benchmark splits whose examples select data"
+    )
+    eval_split: str = Field("test", min_length=1, description="the split held out of every method")
+
+    @field_validator("target_splits")
+    @classmethod
+    def _target_splits(cls, splits: list[str]) -> list[str]:
+        from udfs.benchmarks import split_alias
+
+        # Folded as load_refs folds a record's split (val → validation), so a name matches ref.benchmarks.
+        folded = [split_alias(s) for s in splits]
+        if any(not s for s in folded):
+            raise ValueError("a split name must not be empty")
+        return list(dict.fromkeys(folded))
+
+    @field_validator("eval_split")
+    @classmethod
+    def _eval_split(cls, split: str) -> str:
+        from udfs.benchmarks import split_alias
+
+        split = split_alias(split)
+        if not split:
+            raise ValueError("must not be empty")
+        return split
+
+    @model_validator(mode="after")
+    def _held_out(self) -> RefsConf:
+        # An after-validator: it also sees a default eval_split, which field validators skip.
+        if self.eval_split in self.target_splits:
+            raise ValueError(
+                f"eval_split {self.eval_split!r} is also in target_splits {self.target_splits}: the "
+                "evaluation split is never used to select; take it out of target_splits or name another "
+                "eval_split"
+            )
+        return self
 
 
 class ModelScoresInput(Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from jobs.config.base import Strict
 from jobs.config.runtime import GpuConf
@@ -88,7 +88,6 @@ class SimilarityConf(Strict):
         1000, ge=1, description="ranks are kept for each target's top_k documents (null: all)"
     )
     benchmarks: list[str] | None = Field(None, description="benchmarks used as targets (null: all)")
-    splits: list[str] | None = Field(None, description="benchmark splits used as targets (null: all)")
     persist_embeddings: bool = Field(
         True, description="keep document embeddings in scores.embeddings (resumable, reusable)"
     )
@@ -102,6 +101,18 @@ class SimilarityConf(Strict):
     balance_targets: bool = Field(
         True, description="BETR: cut every benchmark's targets to the smallest benchmark's count"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _splits_moved(cls, data):
+        # One knob for the target splits of every method (BETR, RDS+, the Meta-rater proxy): a second one
+        # here could silently disagree with it.
+        if isinstance(data, dict) and "splits" in data:
+            raise ValueError(
+                "score.similarity.splits moved to refs.target_splits (the splits every method selects "
+                "with; refs.eval_split is held out): set that instead"
+            )
+        return data
 
 
 class RdsConf(Strict):

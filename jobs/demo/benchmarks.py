@@ -220,6 +220,19 @@ def _reading_comp(rng: random.Random) -> list[dict]:
     return examples
 
 
+# Every fifth group of examples: two to train, one to dev, two to test (24 / 12 / 24 of each set's 60).
+SPLIT_CYCLE = ("train", "train", "dev", "test", "test")
+SPLITS = ("train", "dev", "test")
+
+
+def _split(name: str, i: int) -> str:
+    """The split of example ``i`` (1-based) of a set. A science question is asked three times (names and
+    places changed); all three are one group, so no question has a variant on both sides of the held-out
+    line. Other examples are their own group. Splits are by position: disjoint texts, stable counts."""
+    group = (i - 1) % len(_MC_ITEMS) if name == "mc_science" else i - 1
+    return SPLIT_CYCLE[group % len(SPLIT_CYCLE)]
+
+
 def make_benchmarks(seed: int) -> dict[str, list[dict]]:
     """Build the three benchmark sets; independent of ``n_docs`` so they are stable per seed."""
     out = {}
@@ -227,7 +240,7 @@ def make_benchmarks(seed: int) -> dict[str, list[dict]]:
         rng = random.Random(f"corpuslake-sample:{seed}:bench:{name}")
         rows = []
         for i, ex in enumerate(fn(rng), start=1):
-            split = "validation" if rng.random() < 0.25 else "test"
+            split = _split(name, i)
             rows.append(
                 {
                     "benchmark": name,

@@ -8,7 +8,7 @@ import io
 import json
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,11 +105,15 @@ def _math_choices(ex: dict) -> tuple[tuple[str, ...], int]:
     return tuple(choices), choices.index(str(ans))
 
 
-def mc_items(bench_dir: Path, *, quick: bool) -> list[MCItem]:
-    """Every benchmark example as a multiple-choice item (quick: the first few of each file)."""
+def mc_items(bench_dir: Path, *, quick: bool, splits: Sequence[str] | None = None) -> list[MCItem]:
+    """The benchmark examples of ``splits`` (None: every split) as multiple-choice items (quick: the first
+    few of each file). The demo measures its LMs' accuracies, the y of the perplexity correlations, on the
+    target splits only: the evaluation split is never used to select."""
     items = []
     for path in sorted(bench_dir.glob("*.jsonl")):
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if splits is not None:
+            rows = [ex for ex in rows if ex.get("split") in splits]
         if quick:
             rows = rows[:_QUICK_BENCH_EXAMPLES]
         for ex in rows:

@@ -15,7 +15,9 @@ a ground-truth file (``truth.json``) that lets tests check every pipeline stage:
   share a site header/footer (negatives for near-duplicate detection), and benchmark
   examples copied verbatim into a few documents (contamination).
 * ``benchmarks/`` holds three small evaluation sets (multiple-choice science, maths word
-  problems, reading comprehension) used by the decontamination stage.
+  problems, reading comprehension), used by the decontamination stage, as selection targets and as the
+  evaluation split: each example's ``split`` is ``train``, ``dev`` or ``test`` (24 / 12 / 24 of 60;
+  no text is in two splits, see :func:`jobs.demo.benchmarks.make_benchmarks`).
 * ``labels/prrc.jsonl`` holds labelled examples (``text``, ``professionalism``, ``readability``,
   ``reasoning``, ``cleanliness`` as integers 0-5, ``category``, ``variant``) for the demo PRRC raters
   that ``jobs.demo.models`` trains; the rules are in :func:`jobs.demo.prrc_labels.make_prrc_labels`.
@@ -63,7 +65,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.demo.benchmarks import make_benchmarks
+from jobs.demo.benchmarks import SPLITS, make_benchmarks
 from jobs.demo.layout import (
     BENCHMARK_NAMES,
     CATEGORY_SHARES,
@@ -207,7 +209,7 @@ def _truth(
             name: {
                 "file": f"benchmarks/{name}.jsonl",
                 "examples": len(rows),
-                "splits": {s: sum(1 for r in rows if r["split"] == s) for s in ("test", "validation")},
+                "splits": {s: sum(1 for r in rows if r["split"] == s) for s in SPLITS},
             }
             for name, rows in benchmarks.items()
         },

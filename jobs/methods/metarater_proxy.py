@@ -179,27 +179,30 @@ class BigramProxy(Proxy):
 
     Args:
         docs: ``[doc_id, text]``, a superset of the selected documents (silver.documents).
-        val_texts: ``[text]``, the held-out validation texts (ref.benchmarks).
+        val_texts: ``[text]``, the held-out validation texts (ref.benchmarks' target splits).
         mu: smoothing mass of the bigram LM toward its unigram LM.
+        val_name: what the validation texts are, for gold.proxy_results.detail and messages.
     """
 
     source = "builtin"
 
-    def __init__(self, docs: DataFrame, val_texts: DataFrame, mu: float):
-        self.docs, self.val_texts, self.mu = docs, val_texts, mu
+    def __init__(
+        self, docs: DataFrame, val_texts: DataFrame, mu: float, val_name: str = "ref.benchmarks texts"
+    ):
+        self.docs, self.val_texts, self.mu, self.val_name = docs, val_texts, mu, val_name
 
     def losses(self, selection: DataFrame | None, proposal_ids: Sequence[str]) -> ProxyLosses:
         """The LMs' cross-entropies for the proposals ``selection`` holds (it is required here)."""
         n_val = self.val_texts.count()
         if not n_val:
             raise UsageError(
-                "proxy=builtin scores each proposal's LM on the ref.benchmarks texts, and ref.benchmarks is "
-                "empty: run load_refs first, or train real proxies and use proxy: table"
+                f"proxy=builtin scores each proposal's LM on the {self.val_name}, and there are none: run "
+                "load_refs first, or train real proxies and use proxy: table"
             )
         res = builtin_proxy(selection, self.docs, self.val_texts, self.mu)
         detail = (
             f"bigram LM smoothed toward an add-one unigram LM (mu {self.mu:g}), trained on the proposal's "
-            f"selection; cross-entropy in nats per token on {n_val:,} ref.benchmarks texts"
+            f"selection; cross-entropy in nats per token on {n_val:,} {self.val_name}"
         )
         return ProxyLosses(res, detail)
 

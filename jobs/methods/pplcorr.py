@@ -16,7 +16,7 @@ The l2 projection (a bisection on an offset) runs per estimator in a pandas UDF.
 
 Orientation: X (bpb) and y (error) enter the estimators as the reference package takes them, unflipped;
 both fall as models get better, so a positive estimate (high rank, high weight) means lower bpb on the
-domain goes with lower error, as DESIGN.md states. Ties among models go by model_id (see the SQL).
+domain goes with lower error, as DESIGN.md states. Ties among models go by model_id (``estimates``).
 """
 
 from __future__ import annotations
@@ -78,6 +78,15 @@ def estimates(bpb: DataFrame, errors: DataFrame) -> DataFrame:
 
     Returns:
         ``[domain, n_models, estimator, estimate]``, one row per domain and estimator.
+
+    Ties: models with equal bpb on a domain, or equal error, take consecutive ranks in model_id order
+    (spearmanr, sign_cdf). The reference ranks with ``np.argsort(np.argsort(x))``, whose default quicksort
+    is not stable, so its order among ties is unspecified (numpy version, CPU, the order models are
+    listed). A fixed order makes the estimates reproducible on every run, engine and partitioning, and
+    equals the reference with a stable sort over models listed by model_id; it keeps the ranks a
+    permutation of 1..N, as the closed forms 1 − 6 Σ d² / (N(N² − 1)) and rank / N assume (averaged ranks,
+    as in scipy, would need another formula). Swapping two adjacent ranks moves spearmanr by at most
+    12 / (N(N + 1)).
     """
     return run_sql(
         bpb.sparkSession,

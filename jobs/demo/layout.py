@@ -5,7 +5,7 @@ These constants shape the output byte for byte; changing one changes every sampl
 
 from __future__ import annotations
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 #: Reject reasons understood by the ingest stage (exact strings).
 REJECT_REASONS = (

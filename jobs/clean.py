@@ -1,4 +1,5 @@
-"""Clean: bronze.documents → silver (documents, filtered, dedup_index) + scores.quality (Ziya2, web rules).
+"""Clean: bronze.documents → silver (documents, filtered, dedup_index) + scores.quality, scores.pii (Ziya2,
+web rules, blocklists, PII redaction).
 
 Steps, in order; a document leaves at the first one that drops it, recorded with that rule and its value:
   0. blocklist        its URL or domain is on a configured list (``jobs.methods.blocklist``; off without

@@ -1,12 +1,15 @@
-"""The clean stage on the generated sample: planted duplicates, languages, spam and contamination."""
+"""The clean stage on the generated sample: planted duplicates, languages, spam, contamination, blocked sites
+and PII (the demo's lists and PII settings)."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,13 +22,23 @@ from schemas import bronze, ref, scores, silver
 from udfs.analyze import COLUMNS, Analyze
 from udfs.decontam import BenchmarkMatcher
 
+DEMO = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "local.yaml").read_text())["clean"]
+
 
 @pytest.fixture(scope="module")
 def cleaned(ingested, tmp_path_factory):
     lh, truth, out, args = ingested
     data = yaml.safe_load(open(args.conf))
     data["refs"] = {"benchmarks": [{"path": str(out / "benchmarks" / "*.jsonl")}]}
-    data["clean"] = {"allowed_langs": ["en"], "near_dedup": {"threshold": 0.8}}
+    # The demo's blocklists (relative paths: from the repository root) and PII settings.
+    root = Path(__file__).resolve().parents[1]
+    lists = [{**x, "path": str(root / x["path"])} for x in DEMO["blocklist"]["lists"]]
+    data["clean"] = {
+        "allowed_langs": ["en"],
+        "near_dedup": {"threshold": 0.8},
+        "blocklist": {"lists": lists},
+        "pii": DEMO["pii"],
+    }
     conf = tmp_path_factory.mktemp("clean") / "c.yaml"
     conf.write_text(yaml.safe_dump(data))
     cargs = argparse.Namespace(conf=str(conf), overrides=[], run_id="refs-1", verbose=False)
@@ -52,6 +65,7 @@ def test_reconciliation_and_gates(cleaned):
 
     gates = lh.read(audit_schemas.EXPECTATIONS).filter("run_id = 'clean-1'").collect()
     assert sorted((g["table_name"], g["success"]) for g in gates) == [
+        ("scores.pii", True),
         ("scores.quality", True),
         ("silver.dedup_index", True),
         ("silver.documents", True),
@@ -72,7 +86,7 @@ def test_exact_duplicates_all_removed(cleaned):
     for docs in members.values():
         # Never two copies of a text in silver; copies that reached exact dedup point at the smallest doc_id.
         assert sum(d in kept for d in docs) <= 1, docs
-        later = ("exact_dedup", "near_dedup", "decontamination")
+        later = ("exact_dedup", "near_dedup", "decontamination", "pii")
         reached = sorted(d for d in docs if d in kept or filtered[d]["step"] in later)
         for d in reached[1:]:
             assert (filtered[d]["reason"], filtered[d]["survivor_id"]) == ("exact_duplicate", reached[0])
@@ -107,7 +121,7 @@ def test_near_duplicates_precision_and_recall(cleaned):
     assert predicted, "no near duplicates found"
     precision = sum(same_true(d) == same_true(s) for d, s in predicted) / len(predicted)
     # Recall over planted pairs whose both documents reached the near-dedup step.
-    reached = kept | {d for d, r in filtered.items() if r["step"] in ("near_dedup", "decontamination")}
+    reached = kept | {d for d, r in filtered.items() if r["step"] in ("near_dedup", "decontamination", "pii")}
     eligible = [(a, b) for a, b in true_pairs if a in reached and b in reached]
     pred_cluster = _clusters(predicted)
     recall = sum(pred_cluster(a) == pred_cluster(b) for a, b in eligible) / len(eligible)
@@ -137,8 +151,13 @@ def test_clean_prose_mostly_kept(cleaned):
     dup_copies = {ids[b] for _, b in truth["exact_duplicates"]} | {
         ids[b] for _, b in truth["near_duplicates"]
     }
+    # Planted to be dropped: pages on blocked sites, and pages with more PII than the demo keeps.
+    planted = {ids[b["doc_id"]] for b in truth["blocked"]}
+    planted |= {ids[s] for s, c in truth["pii"].items() if sum(c.values()) > DEMO["pii"]["max_total"]}
     prose = [
-        ids[s] for s, d in truth["docs"].items() if d["category"] == "prose" and ids[s] not in dup_copies
+        ids[s]
+        for s, d in truth["docs"].items()
+        if d["category"] == "prose" and ids[s] not in dup_copies | planted
     ]
     dropped = Counter(filtered[d]["reason"] for d in prose if d in filtered)
     assert sum(d in kept for d in prose) / len(prose) >= 0.9, dropped
@@ -185,6 +204,7 @@ def test_funnel_lists_zero_and_off_steps_and_counts_reasons_past_eight():
     text = clean.funnel_text(100, counts, 45, {"normalize", "language", "rules", "exact_dedup"})
     assert text.splitlines() == [
         "  bronze documents read: 100",
+        "  - blocklist            off",
         "  - normalize              0  -> 100 left",
         "  - language               0  -> 100 left",
         "  - rules                 55  -> 45 left",
@@ -193,6 +213,7 @@ def test_funnel_lists_zero_and_off_steps_and_counts_reasons_past_eight():
         "  - exact_dedup            0  -> 45 left",
         "  - near_dedup           off",
         "  - decontamination      off",
+        "  - pii                  off",
         "  kept in silver.documents: 45",
     ]
 
@@ -440,3 +461,67 @@ def test_clean_stage_with_other_languages(spark, tmp_path, caplog):
     reasons = Counter(r["reason"] for r in lh.read(silver.FILTERED).collect())
     assert reasons == {"language:de": 1, "gopher_quality:word_count": 1}
     assert "kept in silver.documents: 4" in out.getvalue()
+
+
+# --------------------------------------------------------------------------------- blocklists and PII
+
+
+def test_planted_blocked_sites_dropped_with_their_category(cleaned):
+    lh, truth, ids, kept, filtered, summary = cleaned
+    blocked = {d: r for d, r in filtered.items() if r["step"] == "blocklist"}
+    assert {d: r["reason"] for d, r in blocked.items()} == {
+        ids[b["doc_id"]]: f"blocklist:{b['category']}" for b in truth["blocked"]
+    }
+    assert len(blocked) == 7
+    kinds = Counter(blocked[ids[b["doc_id"]]]["detail"].split(" ", 1)[0] for b in truth["blocked"])
+    assert kinds == Counter({"domain": 5, "url": 2})  # "url x" and "url contains 'x'"
+    # A page of a listed site outside the listed page tree is not blocked.
+    negatives = [ids[d] for d in truth["blocklist_negatives"]]
+    assert negatives and all(filtered.get(d, {"step": None})["step"] != "blocklist" for d in negatives)
+    # Every list file is in the run's audit row with its size and sha256.
+    from schemas import audit as audit_schemas
+
+    (run,) = lh.read(audit_schemas.RUNS).filter("run_id = 'clean-1' and status = 'succeeded'").collect()
+    recorded = sorted(e for e in run["inputs"] if e.startswith("blocklist:"))
+    root = Path(__file__).resolve().parents[1] / "jobs" / "demo" / "data"
+    files = sorted(
+        [*root.glob("blocklist/*/domains"), *root.glob("blocklist/*/urls"), root / "url_substrings.txt"]
+    )
+    assert recorded == sorted(
+        f"blocklist:{p}|{p.stat().st_size}|sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in files
+    )
+    assert (
+        "  blocklist: 4 files; adult 2 domains; affiliate 1 url substrings; gambling 2 domains; " in summary
+    )
+
+
+def test_planted_pii_counted_masked_and_dropped(cleaned):
+    lh, truth, ids, kept, filtered, summary = cleaned
+    pii = {r["doc_id"]: r for r in lh.read(scores.PII).collect()}
+    # A row for every document the PII step saw: the kept ones and the ones it dropped.
+    dropped = {d: r for d, r in filtered.items() if r["step"] == "pii"}
+    assert set(pii) == kept | set(dropped)
+    reached = {s: c for s, c in truth["pii"].items() if ids[s] in pii}
+    assert len(reached) == len(truth["pii"]) == 4  # the rules kept every planted page
+    for s, counts in reached.items():
+        row = pii[ids[s]]
+        assert {t: row[t] for t in counts} == counts, s
+        assert row["total"] == sum(counts.values())
+    # The staff directory (6 e-mails) is dropped as Dolma drops it; the others are masked in silver only.
+    assert {d: (r["reason"], r["value"]) for d, r in dropped.items()} == {
+        ids[s]: ("pii:total", 6.0) for s, c in truth["pii"].items() if sum(c.values()) > 5
+    }
+    docs = {r["doc_id"]: r["text"] for r in lh.read(silver.DOCUMENTS).collect()}
+    raw = {r["doc_id"]: r["text"] for r in lh.read(bronze.DOCUMENTS).collect()}
+    for s, counts in reached.items():
+        d = ids[s]
+        if d in docs:
+            assert pii[d]["masked"] == sum(counts.values()) and not pii[d]["dropped"]
+            assert docs[d].count("|||") == 2 * pii[d]["masked"]
+            assert raw[d].count("@") >= counts["email"]  # bronze keeps the original
+    # Outside the planted pages the sample's only PII is the boilerplate line "Contact us: info@<domain>"
+    # (its "Call us on 0…" numbers are not North American), in the pages the rules kept.
+    planted = {ids[s] for s in truth["pii"]}
+    others = {d: (r["email"], r["phone"], r["ipv4"], r["ipv6"]) for d, r in pii.items() if d not in planted}
+    assert others == {d: (raw[d].count("Contact us: info@"), 0, 0, 0) for d in others}
+    assert lh.read(scores.PII).filter("detector = 'regex' and clean_run_id = 'clean-1'").count() == len(pii)

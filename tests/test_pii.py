@@ -141,7 +141,7 @@ def test_redact_step_on_spark(spark):
         ],
         "doc_id string, norm_text string, n long",
     ).coalesce(1)
-    redacted = docs.transform(pii_step.redact(rules, 5, text_col="norm_text"))
+    redacted = docs.transform(pii_step.redact(rules, 5, text_col="norm_text")).persist()  # one UDF pass
     kept = {r["doc_id"]: (r["norm_text"], r["n"]) for r in pii_step.survivors(redacted).collect()}
     assert kept == {
         "a": ("Write to |||EMAIL_ADDRESS||| or call |||PHONE_NUMBER|||.", 1),
@@ -151,6 +151,7 @@ def test_redact_step_on_spark(spark):
         (r["doc_id"], r["pii_drop_reason"], r["pii_drop_value"]) for r in pii_step.drops(redacted).collect()
     ] == [("b", "pii:total", 6.0)]
     rows = sorted(tuple(r) for r in redacted.transform(pii_step.score_rows("clean-1")).collect())
+    redacted.unpersist()
     assert rows == [
         ("a", 1, 1, 0, 0, 2, 2, [], False, "regex", "clean-1"),
         ("b", 6, 0, 0, 0, 6, 0, [], True, "regex", "clean-1"),

@@ -1,6 +1,9 @@
-"""Clean: bronze.documents → silver (documents, filtered, dedup_index) + scores.quality (Ziya2, web rules).
+"""Clean: bronze.documents → silver (documents, filtered, dedup_index) + scores.quality, scores.pii (Ziya2,
+web rules, blocklists, PII redaction).
 
 Steps, in order; a document leaves at the first one that drops it, recorded with that rule and its value:
+  0. blocklist        its URL or domain is on a configured list (``jobs.methods.blocklist``; off without
+                      lists); dropped as blocklist:<category> before any other work
   1. normalize        Unicode NFC, control/invisible characters, whitespace, stray HTML (empty → dropped)
   2. language         py3langid, labels mapped to ISO 639-1 (``udfs.lang``); under ``min_lang_score`` the
                       language is ``unknown``; dropped when it is a language not in ``clean.allowed_langs``
@@ -13,6 +16,9 @@ Steps, in order; a document leaves at the first one that drops it, recorded with
   4. exact_dedup      same hash of lowercased, whitespace-collapsed text
   5. near_dedup       MinHash LSH, verified Jaccard ≥ threshold, connected components
   6. decontamination  shares an n-gram (13 by default) with a ref.benchmarks example
+  7. pii              e-mail, phone and IP matches masked, counted in scores.pii, documents with too many
+                      dropped as pii:<type> or pii:total (``jobs.methods.pii``; off unless enabled); bronze
+                      keeps the original text
 Of duplicates the earliest-ingested document survives (bronze ``ingested_at``), ties broken by the smallest
 doc_id: ``order_key``. Within one ingest run that is the smallest doc_id.
 
@@ -41,7 +47,8 @@ from jobs import clean_batches as batches
 from jobs.clean_steps import Steps, analyze, clean_documents, rules_text
 from jobs.config import CleanConf, Conf
 from jobs.gates import Output, publish
-from jobs.methods import dedup
+from jobs.methods import blocklist, dedup
+from jobs.methods import pii as pii_step
 from jobs.methods.decontam import contamination
 from jobs.runtime import JobContext, job_parser, log, run_job
 from schemas import bronze, ref, scores, silver
@@ -95,6 +102,8 @@ def preflight(conf: Conf) -> None:
     """Warns, before Spark starts, which rule checks the allowed languages skip."""
     if warning := language_warning(conf.clean.allowed_langs, conf.clean.rule_params()):
         log.warning(warning)
+    if conf.clean.blocklist.active:
+        blocklist.check_paths(conf.clean.blocklist.lists)
 
 
 MAX_REASONS = 8  # reasons listed per step in the summary; the rest are counted on one line
@@ -129,15 +138,18 @@ def funnel_text(n_in: int, filtered_counts: list, n_kept: int, ran: set[str]) ->
     return "\n".join(lines)
 
 
-def steps(c: CleanConf, checkpoint_dir: str | None = None) -> Steps:
+def steps(
+    c: CleanConf, checkpoint_dir: str | None = None, lists: blocklist.Blocklists | None = None
+) -> Steps:
     """The ``clean`` settings as the plain transforms and values ``clean_documents`` runs.
 
     Args:
         c: the ``clean`` settings.
         checkpoint_dir: where near dedup materializes what it reads several times (the run's folder on the
             lake's storage, ``Lakehouse.checkpoints``); None: local checkpoints.
+        lists: the blocklists the run read (``blocklist.read``); None: no blocklist step.
     """
-    n, d = c.near_dedup, c.decontamination
+    n, d, p = c.near_dedup, c.decontamination, c.pii
     return Steps(
         analyze(c.allowed_langs, c.min_lang_score, c.rule_params(), c.unknown_lang),
         exact_dedup=c.exact_dedup,
@@ -151,6 +163,12 @@ def steps(c: CleanConf, checkpoint_dir: str | None = None) -> Steps:
         ),
         decontam_ngram=d.ngram if d.enabled else None,
         decontam_drop=d.action == "drop",
+        blocklist=blocklist.mark(lists) if lists is not None else None,
+        pii=(
+            pii_step.redact(p.rules(), p.max_total, tuple(p.phone_formats), p.public_ips_only, "norm_text")
+            if p.enabled
+            else None
+        ),
     )
 
 
@@ -176,8 +194,9 @@ def clean_batch(
     exclude: list[str],
     outputs: list | tuple = batches.OUTPUTS,
     checkpoint_dir: str | None = None,
+    lists: blocklist.Blocklists | None = None,
 ) -> Cleaned | None:
-    """Clean ``batch`` and commit its rows to ``outputs`` (all four, or the ones a killed run did not reach).
+    """Clean ``batch`` and commit its rows to ``outputs`` (all five, or the ones a killed run did not reach).
 
     Args:
         ctx: the job context (its run commits).
@@ -185,6 +204,7 @@ def clean_batch(
         exclude: batches whose rows do not count as earlier (this one and any later unfinished one).
         outputs: the tables to commit.
         checkpoint_dir: the run's folder for intermediate results (see ``steps``).
+        lists: the run's blocklists (see ``steps``).
 
     Returns:
         None for an incremental batch without documents (nothing is written).
@@ -204,9 +224,11 @@ def clean_batch(
     n_in = docs.count()
     if n_in == 0 and batch.mode == "incremental":
         return None
-    kept, filtered, quality, index, skew, cached = clean_documents(
-        docs, benchmarks, steps(c, checkpoint_dir), batch.id, batch.cleaned_at, earlier
+    kept, filtered, quality, index, skew, cached, pii = clean_documents(
+        docs, benchmarks, steps(c, checkpoint_dir, lists), batch.id, batch.cleaned_at, earlier
     )
+    if pii is None:
+        pii = pii_step.empty_scores(docs.sparkSession)
     try:
         filtered = filtered.persist()
         counts = filtered.groupBy("step", "reason").agg(F.count("*").alias("n")).collect()
@@ -216,17 +238,21 @@ def clean_batch(
         expected = {
             silver.DOCUMENTS.name: {"expected_rows": n_kept, "allowed_langs": _kept_langs(c)},
             silver.FILTERED.name: {"expected_rows": n_filtered},
-            # Signals exist for every document that survived normalization.
-            scores.QUALITY.name: {"expected_rows": n_in - by_step["normalize"]},
+            # Signals exist for every document that was not blocked and survived normalization.
+            scores.QUALITY.name: {"expected_rows": n_in - by_step["blocklist"] - by_step["normalize"]},
             silver.DEDUP_INDEX.name: {
-                "expected_rows": n_in - by_step["normalize"] - by_step["language"] - by_step["rules"]
+                "expected_rows": n_in
+                - sum(by_step[s] for s in ("blocklist", "normalize", "language", "rules"))
             },
+            # A row for every document the PII step saw: the kept ones and those it dropped.
+            scores.PII.name: {"expected_rows": n_kept + by_step["pii"] if c.pii.enabled else 0},
         }
         frames = {
             silver.DOCUMENTS.name: kept,
             silver.FILTERED.name: filtered,
             scores.QUALITY.name: quality,
             silver.DEDUP_INDEX.name: index,
+            scores.PII.name: pii,
         }
         # An append may add no doc_id its table (for silver: either silver table) holds already.
         held = {
@@ -234,6 +260,7 @@ def clean_batch(
             silver.FILTERED.name: [silver.DOCUMENTS, silver.FILTERED],
             scores.QUALITY.name: [scores.QUALITY],
             silver.DEDUP_INDEX.name: [silver.DEDUP_INDEX],
+            scores.PII.name: [scores.PII],
         }
         append = batch.mode == "incremental"
         out = [
@@ -264,12 +291,21 @@ def clean(ctx: JobContext) -> str:
 
     Near dedup's intermediate results go to the run's folder on the lake's storage
     (``<warehouse>/_checkpoints/<run id>``), which is removed when the stage ends, whether or not it succeeds.
+    The blocklists are read once, before any batch, and each file's size and sha256 recorded in audit.runs.
     """
-    with ctx.lakehouse.checkpoints(ctx.run.run_id) as checkpoint_dir:
-        return _clean(ctx, checkpoint_dir)
+    b = ctx.conf.clean.blocklist
+    lists = blocklist.read(ctx.spark, b.lists) if b.active else None
+    try:
+        if lists is not None:
+            ctx.run.inputs += [f.audit_entry() for f in lists.files]
+        with ctx.lakehouse.checkpoints(ctx.run.run_id) as checkpoint_dir:
+            return _clean(ctx, checkpoint_dir, lists)
+    finally:
+        if lists is not None:
+            lists.unpersist()
 
 
-def _clean(ctx: JobContext, checkpoint_dir: str) -> str:
+def _clean(ctx: JobContext, checkpoint_dir: str, lists: blocklist.Blocklists | None = None) -> str:
     lh, run, c = ctx.lakehouse, ctx.run, ctx.conf.clean
     fp = freshness.conf_fingerprint(ctx.conf, ("clean",))
     ended = audit.ended_runs(lh, STAGE)
@@ -279,7 +315,7 @@ def _clean(ctx: JobContext, checkpoint_dir: str) -> str:
     for i, entry in enumerate(plan.finish):
         missing = entry.missing
         finished = clean_batch(
-            ctx, entry.batch, [e.batch.id for e in plan.finish[i:]], missing, checkpoint_dir
+            ctx, entry.batch, [e.batch.id for e in plan.finish[i:]], missing, checkpoint_dir, lists
         )
         n = finished.n_in if finished is not None else 0
         run.rows_in += n
@@ -307,7 +343,7 @@ def _clean(ctx: JobContext, checkpoint_dir: str) -> str:
             f"against v{', v'.join(map(str, older))} and are not checked again by an incremental clean "
             f"(`{batches.FULL_HINT}` does)"
         )
-    result = clean_batch(ctx, batch, [run.run_id], checkpoint_dir=checkpoint_dir)
+    result = clean_batch(ctx, batch, [run.run_id], checkpoint_dir=checkpoint_dir, lists=lists)
     if result is None:
         lines[0] += (
             f": nothing new: every document of bronze.documents v{bronze_v} is in silver already; "
@@ -318,6 +354,7 @@ def _clean(ctx: JobContext, checkpoint_dir: str) -> str:
     run.rows_out += result.n_kept + sum(r["n"] for r in result.counts)
     run.inputs.append(batches.BATCH_PREFIX + batch.to_json())
     ran = {"normalize", "language"} | ({"rules"} if c.rules else set())
+    ran |= ({"blocklist"} if lists is not None else set()) | ({"pii"} if c.pii.enabled else set())
     ran |= {"exact_dedup"} if c.exact_dedup else set()
     ran |= {"near_dedup"} if c.near_dedup.enabled else set()
     ran |= {"decontamination"} if c.decontamination.enabled and c.decontamination.action == "drop" else set()
@@ -325,6 +362,8 @@ def _clean(ctx: JobContext, checkpoint_dir: str) -> str:
         lines.append(f"  batch: full: every document of bronze.documents v{bronze_v}; silver replaced")
     else:
         lines.append(f"  batch: incremental: what silver lacked of bronze.documents v{bronze_v}; appended")
+    if lists is not None:
+        lines += blocklist.summary(lists)
     lines.append(funnel_text(result.n_in, result.counts, result.n_kept, ran))
     if result.skewed:
         lines.append(

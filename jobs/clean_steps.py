@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructType
 
 from jobs.methods import dedup
+from jobs.methods import pii as pii_step
 from jobs.methods.decontam import contamination
 from schemas.clean import ANALYSIS_FIELDS
 from schemas.signals import SIGNALS
@@ -78,6 +79,8 @@ class Steps:
         link: step 5's ``dedup.link_near``; set together with ``signatures``.
         decontam_ngram: step 6's n-gram length; None turns decontamination off.
         decontam_drop: drop contaminated documents (else flag them in silver's ``contamination``).
+        blocklist: the first step, ``jobs.methods.blocklist.mark``; None turns it off.
+        pii: the last step, ``jobs.methods.pii.redact`` over ``norm_text``; None turns it off.
     """
 
     analyze: Callable[[DataFrame], DataFrame]
@@ -86,6 +89,8 @@ class Steps:
     link: Callable[..., tuple[DataFrame, DataFrame]] | None = None
     decontam_ngram: int | None = None
     decontam_drop: bool = True
+    blocklist: Callable[[DataFrame], DataFrame] | None = None
+    pii: Callable[[DataFrame], DataFrame] | None = None
 
 
 def _filtered_rows(df: DataFrame, step: str, reason, value, survivor=None, detail=None) -> DataFrame:
@@ -110,7 +115,7 @@ def clean_documents(
     cleaned_at: datetime,
     earlier: dedup.Earlier | None = None,
 ):
-    """Steps 1–6 on a batch of bronze rows, as DataFrames.
+    """The steps (blocklist, 1–6, PII) on a batch of bronze rows, as DataFrames.
 
     Args:
         docs: the batch (bronze columns doc_id, url, domain, source, text, n_bytes, ingested_at).
@@ -120,11 +125,21 @@ def clean_documents(
         earlier: earlier batches to de-duplicate against (None: the batch is all of bronze).
 
     Returns:
-        ``(kept, filtered, quality, dedup_index, skew_report, cached DataFrames to unpersist)``.
+        ``(kept, filtered, quality, dedup_index, skew_report, cached DataFrames to unpersist, pii)``;
+        ``pii`` (scores.pii rows) is None with the PII step off.
     """
+    cached = []  # read by several steps; the caller unpersists them after publishing
+    blocked = None
+    if steps.blocklist is not None:
+        # Before any other work: a blocked page is not worth normalizing.
+        marked = docs.transform(steps.blocklist).persist()
+        cached.append(marked)
+        reason, value, detail = F.col("block_reason"), F.col("block_value"), F.col("block_detail")
+        blocked = _filtered_rows(marked.filter(reason.isNotNull()), "blocklist", reason, value, detail=detail)
+        docs = marked.filter(reason.isNull()).drop("block_reason", "block_value", "block_detail")
     analyzed = docs.transform(steps.analyze).withColumn("text_hash", dedup.text_hash())
     analyzed = analyzed.withColumn("order_key", dedup.order_key()).persist()
-    cached = [analyzed]  # read by several steps; the caller unpersists them after publishing
+    cached.append(analyzed)
 
     # Steps 1–3 were decided on the executors; their step name comes with the analysis.
     dropped = [
@@ -140,6 +155,8 @@ def clean_documents(
             F.col("drop_detail").alias("detail"),
         )
     ]
+    if blocked is not None:
+        dropped.insert(0, blocked)
     alive = reached = analyzed.filter(F.col("drop_step").isNull())
     exact = sigs = near = None
     if steps.exact_dedup:
@@ -201,6 +218,21 @@ def clean_documents(
         alive = alive.join(flagged, "doc_id", "left")
     else:
         alive = alive.withColumn("contamination", F.lit(None).cast("string"))
+    pii = None
+    if steps.pii is not None:
+        redacted = alive.transform(steps.pii).persist()  # norm_text redacted; read three times below
+        cached.append(redacted)
+        dropped.append(
+            _filtered_rows(
+                pii_step.drops(redacted),
+                "pii",
+                F.col("pii_drop_reason"),
+                F.col("pii_drop_value"),
+                detail=F.col("pii_drop_detail"),
+            )
+        )
+        pii = redacted.transform(pii_step.score_rows(run_id))
+        alive = pii_step.survivors(redacted)
 
     stamp = [F.lit(run_id).alias("clean_run_id"), F.lit(cleaned_at).cast("timestamp").alias("cleaned_at")]
     kept = alive.select(
@@ -235,4 +267,4 @@ def clean_documents(
         )
     )
     index = dedup.dedup_index_rows(reached, exact, sigs, near, stamp)
-    return kept, filtered, quality, index, skew, cached
+    return kept, filtered, quality, index, skew, cached, pii

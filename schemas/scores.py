@@ -18,6 +18,7 @@ from pyspark.sql.types import (
 )
 
 from schemas.base import TableSpec, col
+from schemas.pii import PII
 from schemas.signals import SIGNALS
 
 
@@ -224,4 +225,4 @@ SIMILARITY = TableSpec(
     suite=_similarity_suite,
 )
 
-TABLES = (QUALITY, PRRC, PERPLEXITY, EMBEDDINGS, SIMILARITY)
+TABLES = (QUALITY, PII, PRRC, PERPLEXITY, EMBEDDINGS, SIMILARITY)

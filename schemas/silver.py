@@ -18,7 +18,7 @@ from pyspark.sql.types import (
 from schemas.base import TableSpec, col
 
 # Filter steps in the order the clean stage applies them.
-STEPS = ("normalize", "language", "rules", "exact_dedup", "near_dedup", "decontamination")
+STEPS = ("blocklist", "normalize", "language", "rules", "exact_dedup", "near_dedup", "decontamination", "pii")
 
 
 def _documents_suite(params: Mapping[str, Any]) -> list:

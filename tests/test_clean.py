@@ -1,12 +1,14 @@
-"""The clean stage on the generated sample: planted duplicates, languages, spam and contamination."""
+"""The clean stage on the generated sample: planted duplicates, languages, spam, contamination, blocked sites
+and PII (the demo's lists and PII settings)."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
-import json
 import os
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,13 +21,23 @@ from schemas import bronze, ref, scores, silver
 from udfs.analyze import COLUMNS, Analyze
 from udfs.decontam import BenchmarkMatcher
 
+DEMO = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "local.yaml").read_text())["clean"]
+
 
 @pytest.fixture(scope="module")
 def cleaned(ingested, tmp_path_factory):
     lh, truth, out, args = ingested
     data = yaml.safe_load(open(args.conf))
     data["refs"] = {"benchmarks": [{"path": str(out / "benchmarks" / "*.jsonl")}]}
-    data["clean"] = {"allowed_langs": ["en"], "near_dedup": {"threshold": 0.8}}
+    # The demo's blocklists (relative paths: from the repository root) and PII settings.
+    root = Path(__file__).resolve().parents[1]
+    lists = [{**x, "path": str(root / x["path"])} for x in DEMO["blocklist"]["lists"]]
+    data["clean"] = {
+        "allowed_langs": ["en"],
+        "near_dedup": {"threshold": 0.8},
+        "blocklist": {"lists": lists},
+        "pii": DEMO["pii"],
+    }
     conf = tmp_path_factory.mktemp("clean") / "c.yaml"
     conf.write_text(yaml.safe_dump(data))
     cargs = argparse.Namespace(conf=str(conf), overrides=[], run_id="refs-1", verbose=False)
@@ -52,6 +64,7 @@ def test_reconciliation_and_gates(cleaned):
 
     gates = lh.read(audit_schemas.EXPECTATIONS).filter("run_id = 'clean-1'").collect()
     assert sorted((g["table_name"], g["success"]) for g in gates) == [
+        ("scores.pii", True),
         ("scores.quality", True),
         ("silver.dedup_index", True),
         ("silver.documents", True),
@@ -72,7 +85,7 @@ def test_exact_duplicates_all_removed(cleaned):
     for docs in members.values():
         # Never two copies of a text in silver; copies that reached exact dedup point at the smallest doc_id.
         assert sum(d in kept for d in docs) <= 1, docs
-        later = ("exact_dedup", "near_dedup", "decontamination")
+        later = ("exact_dedup", "near_dedup", "decontamination", "pii")
         reached = sorted(d for d in docs if d in kept or filtered[d]["step"] in later)
         for d in reached[1:]:
             assert (filtered[d]["reason"], filtered[d]["survivor_id"]) == ("exact_duplicate", reached[0])
@@ -107,7 +120,7 @@ def test_near_duplicates_precision_and_recall(cleaned):
     assert predicted, "no near duplicates found"
     precision = sum(same_true(d) == same_true(s) for d, s in predicted) / len(predicted)
     # Recall over planted pairs whose both documents reached the near-dedup step.
-    reached = kept | {d for d, r in filtered.items() if r["step"] in ("near_dedup", "decontamination")}
+    reached = kept | {d for d, r in filtered.items() if r["step"] in ("near_dedup", "decontamination", "pii")}
     eligible = [(a, b) for a, b in true_pairs if a in reached and b in reached]
     pred_cluster = _clusters(predicted)
     recall = sum(pred_cluster(a) == pred_cluster(b) for a, b in eligible) / len(eligible)
@@ -137,8 +150,13 @@ def test_clean_prose_mostly_kept(cleaned):
     dup_copies = {ids[b] for _, b in truth["exact_duplicates"]} | {
         ids[b] for _, b in truth["near_duplicates"]
     }
+    # Planted to be dropped: pages on blocked sites, and pages with more PII than the demo keeps.
+    planted = {ids[b["doc_id"]] for b in truth["blocked"]}
+    planted |= {ids[s] for s, c in truth["pii"].items() if sum(c.values()) > DEMO["pii"]["max_total"]}
     prose = [
-        ids[s] for s, d in truth["docs"].items() if d["category"] == "prose" and ids[s] not in dup_copies
+        ids[s]
+        for s, d in truth["docs"].items()
+        if d["category"] == "prose" and ids[s] not in dup_copies | planted
     ]
     dropped = Counter(filtered[d]["reason"] for d in prose if d in filtered)
     assert sum(d in kept for d in prose) / len(prose) >= 0.9, dropped
@@ -185,6 +203,7 @@ def test_funnel_lists_zero_and_off_steps_and_counts_reasons_past_eight():
     text = clean.funnel_text(100, counts, 45, {"normalize", "language", "rules", "exact_dedup"})
     assert text.splitlines() == [
         "  bronze documents read: 100",
+        "  - blocklist            off",
         "  - normalize              0  -> 100 left",
         "  - language               0  -> 100 left",
         "  - rules                 55  -> 45 left",
@@ -193,6 +212,7 @@ def test_funnel_lists_zero_and_off_steps_and_counts_reasons_past_eight():
         "  - exact_dedup            0  -> 45 left",
         "  - near_dedup           off",
         "  - decontamination      off",
+        "  - pii                  off",
         "  kept in silver.documents: 45",
     ]
 
@@ -321,124 +341,65 @@ def test_benchmark_ngrams_past_the_bound_stop_the_stage(spark):
         benchmark_matcher(bench, ngram=6, max_ngrams=7)
 
 
-# --------------------------------------------------------------------------------- languages
-
-JAPANESE = (
-    "東京の市立図書館は月曜日に新しい閲覧室を開きました。職員によると、この部屋は勉強会や静かな読書、毎週の講演会に使われるということです。\n"
-    "来館者は図書館カードがあれば、受付でノートパソコンを借りることができます。部屋には大きな窓と長い机があり、地元の歴史の本が並んでいます。\n\n"
-    "市の担当者は、試験の時期に多くの学生が図書館を利用することを期待しています。利用者が多ければ、春には開館時間を延ばす予定です。"
-)
-CHINESE = (
-    "市立图书馆星期一开放了一个新的阅览室。工作人员说，这个空间将用于学习小组、安静阅读和每周的讲座。\n"
-    "读者可以凭借书证在前台借用笔记本电脑。房间里有大窗户、长桌子和摆满地方历史书籍的书架。\n\n"
-    "官员们希望新阅览室能在考试季吸引更多学生来到图书馆。如果需求保持旺盛，他们计划在春天延长开放时间。"
-)
-# Passes every rule, but py3langid's best guess (pcm, Nigerian Pidgin) scores 0.42: an unknown language.
-NAMES = (
-    "Anna Bjorn Carlos Dmitri Eun-ji Fatima and the Kraków band. Giulia Hiroshi Ines Jakub Kwame Lars and "
-    "the Porto band. Mei Nadia Oskar Priya Quentin Rosa and the Tampere band. Sven Tariq Ugo Vera Wen Ximena "
-    "and the Lyon band. Yusuf Zofia Omar Pablo Rania Stefan and the Graz band. With Kraków, Porto and Tartu "
-    "to the end."
-)
-LANG_DOCS = [
-    ("en", ENGLISH),
-    ("ja", JAPANESE),
-    ("zh", CHINESE),
-    ("names", NAMES),
-    ("ok", "ok ok ok ok"),  # unknown too (hu at 0.10), and too short: the rules say so
-    ("de", "Der Hund läuft jeden Morgen mit seinem Besitzer durch den großen Park und die Stadt."),
-]
+# --------------------------------------------------------------------------------- blocklists and PII
 
 
-def _analyzed(spark, *args) -> dict:
-    docs = spark.createDataFrame(LANG_DOCS, "doc_id string, text string").coalesce(1)
-    return {r["doc_id"]: r for r in docs.transform(clean.analyze(*args)).collect()}
-
-
-def test_japanese_and_chinese_kept_when_allowed(spark):
-    from jobs.config import CleanConf
-
-    rules = CleanConf().rule_params()
-    got = _analyzed(spark, ["en", "ja", "zh"], 0.5, rules)
-    assert {d: (r["lang"], r["drop_reason"]) for d, r in got.items()} == {
-        "en": ("en", None),
-        "ja": ("ja", None),
-        "zh": ("zh", None),
-        "names": ("unknown", "language:unknown"),
-        "ok": ("unknown", "gopher_quality:word_count"),
-        "de": ("de", "language:de"),
+def test_planted_blocked_sites_dropped_with_their_category(cleaned):
+    lh, truth, ids, kept, filtered, summary = cleaned
+    blocked = {d: r for d, r in filtered.items() if r["step"] == "blocklist"}
+    assert {d: r["reason"] for d, r in blocked.items()} == {
+        ids[b["doc_id"]]: f"blocklist:{b['category']}" for b in truth["blocked"]
     }
-    assert Counter(r["drop_step"] for r in got.values()) == {None: 3, "language": 2, "rules": 1}
-    assert got["names"]["lang_score"] == pytest.approx(0.4199, abs=1e-4)
-    assert got["names"]["drop_detail"] == "best guess pcm at 0.420 < min_lang_score 0.5"
-    # English only: Japanese and Chinese leave at the language step, as before.
-    got = _analyzed(spark, ["en"], 0.5, rules)
-    assert Counter(r["drop_reason"] for r in got.values()) == {
-        None: 1,
-        "language:ja": 1,
-        "language:zh": 1,
-        "language:unknown": 1,
-        "gopher_quality:word_count": 1,
-        "language:de": 1,
-    }
+    assert len(blocked) == 7
+    kinds = Counter(blocked[ids[b["doc_id"]]]["detail"].split(" ", 1)[0] for b in truth["blocked"])
+    assert kinds == Counter({"domain": 5, "url": 2})  # "url x" and "url contains 'x'"
+    # A page of a listed site outside the listed page tree is not blocked.
+    negatives = [ids[d] for d in truth["blocklist_negatives"]]
+    assert negatives and all(filtered.get(d, {"step": None})["step"] != "blocklist" for d in negatives)
+    # Every list file is in the run's audit row with its size and sha256.
+    from schemas import audit as audit_schemas
 
-
-def test_unknown_language_kept_on_request(spark):
-    from jobs.config import CleanConf
-
-    got = _analyzed(spark, ["en", "ja", "zh"], 0.5, CleanConf().rule_params(), "keep")
-    kept = sorted((d, r["lang"]) for d, r in got.items() if r["drop_step"] is None)
-    assert kept == [("en", "en"), ("ja", "ja"), ("names", "unknown"), ("zh", "zh")]
-    assert got["ok"]["drop_reason"] == "gopher_quality:word_count"  # the rules still apply to unknown text
-    # A threshold over every score makes every language unknown: only the rules decide.
-    got = _analyzed(spark, ["en"], 1.0 + 1e-9, CleanConf().rule_params(), "keep")
-    assert {r["lang"] for r in got.values()} == {"unknown"}
-    assert sorted(d for d, r in got.items() if r["drop_step"] is None) == ["en", "names"]
-
-
-def test_language_warning_names_the_skipped_checks():
-    from jobs.config import CleanConf
-
-    rules = CleanConf().rule_params()
-    assert clean.language_warning(["en", "de"], rules) is None
-    assert clean.language_warning(["en", "ja", "zh", "ko"], rules) == (
-        "clean: rule checks that assume English text are skipped for these allowed languages:\n"
-        "  ja, zh: gopher_quality word_count, word_count_max, mean_word_length, hash_word_ratio, "
-        "ellipsis_word_ratio, alpha_words, stop_words; gopher_repetition top_2gram, top_3gram, top_4gram, "
-        "dup_5gram, dup_6gram, dup_7gram, dup_8gram, dup_9gram, dup_10gram; c4_lines min_words; "
-        "fineweb short_line_ratio, list_ratio\n"
-        "  ko: gopher_quality stop_words"
+    (run,) = lh.read(audit_schemas.RUNS).filter("run_id = 'clean-1' and status = 'succeeded'").collect()
+    recorded = sorted(e for e in run["inputs"] if e.startswith("blocklist:"))
+    root = Path(__file__).resolve().parents[1] / "jobs" / "demo" / "data"
+    files = sorted(
+        [*root.glob("blocklist/*/domains"), *root.glob("blocklist/*/urls"), root / "url_substrings.txt"]
+    )
+    assert recorded == sorted(
+        f"blocklist:{p}|{p.stat().st_size}|sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in files
+    )
+    assert (
+        "  blocklist: 4 files; adult 2 domains; affiliate 1 url substrings; gambling 2 domains; " in summary
     )
 
 
-def test_clean_stage_with_other_languages(spark, tmp_path, caplog):
-    """ingest → load_refs → clean on crafted documents: the startup warning, exact counts, the gates."""
-    from jobs import cli, ingest
-    from jobs.tables import EmbeddedLakehouse
-    from tests.conftest import write_conf
-
-    raw = tmp_path / "docs.jsonl"
-    raw.write_text("".join(json.dumps({"id": d, "text": t}) + "\n" for d, t in LANG_DOCS))
-    bench = tmp_path / "quiz_test.jsonl"
-    bench.write_text('{"question": "What is the boiling point of water at sea level?"}\n')
-    conf = write_conf(tmp_path / "c.yaml", tmp_path / "wh", [{"name": "crafted", "path": str(raw)}])
-    data = yaml.safe_load(conf.read_text())
-    data["refs"] = {"benchmarks": [{"path": str(bench)}]}
-    data["clean"] = {"allowed_langs": ["en", "ja", "zh"], "unknown_lang": "keep"}
-    conf.write_text(yaml.safe_dump(data))
-    args = argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
-    assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
-    assert run_job(load_refs.STAGE, args, load_refs.load_refs) == EXIT_OK
-    assert cli.STAGES[clean.STAGE][2] is clean.preflight  # `corpuslake run` warns too
-    out = io.StringIO()
-    code = run_job(clean.STAGE, args, clean.clean, reads=clean.READS, out=out, preflight=clean.preflight)
-    assert code == EXIT_OK
-    warnings = [r.getMessage() for r in caplog.records if r.name == "corpuslake" and r.levelname == "WARNING"]
-    assert len(warnings) == 1 and warnings[0].startswith("clean: rule checks that assume English text")
-    assert "  ja, zh: gopher_quality word_count," in warnings[0]
-    lh = EmbeddedLakehouse(spark, str(tmp_path / "wh"))
-    langs = Counter(r["lang"] for r in lh.read(silver.DOCUMENTS).collect())
-    assert langs == {"en": 1, "ja": 1, "zh": 1, "unknown": 1}
-    reasons = Counter(r["reason"] for r in lh.read(silver.FILTERED).collect())
-    assert reasons == {"language:de": 1, "gopher_quality:word_count": 1}
-    assert "kept in silver.documents: 4" in out.getvalue()
+def test_planted_pii_counted_masked_and_dropped(cleaned):
+    lh, truth, ids, kept, filtered, summary = cleaned
+    pii = {r["doc_id"]: r for r in lh.read(scores.PII).collect()}
+    # A row for every document the PII step saw: the kept ones and the ones it dropped.
+    dropped = {d: r for d, r in filtered.items() if r["step"] == "pii"}
+    assert set(pii) == kept | set(dropped)
+    reached = {s: c for s, c in truth["pii"].items() if ids[s] in pii}
+    assert len(reached) == len(truth["pii"]) == 4  # the rules kept every planted page
+    for s, counts in reached.items():
+        row = pii[ids[s]]
+        assert {t: row[t] for t in counts} == counts, s
+        assert row["total"] == sum(counts.values())
+    # The staff directory (6 e-mails) is dropped as Dolma drops it; the others are masked in silver only.
+    assert {d: (r["reason"], r["value"]) for d, r in dropped.items()} == {
+        ids[s]: ("pii:total", 6.0) for s, c in truth["pii"].items() if sum(c.values()) > 5
+    }
+    docs = {r["doc_id"]: r["text"] for r in lh.read(silver.DOCUMENTS).collect()}
+    raw = {r["doc_id"]: r["text"] for r in lh.read(bronze.DOCUMENTS).collect()}
+    for s, counts in reached.items():
+        d = ids[s]
+        if d in docs:
+            assert pii[d]["masked"] == sum(counts.values()) and not pii[d]["dropped"]
+            assert docs[d].count("|||") == 2 * pii[d]["masked"]
+            assert raw[d].count("@") >= counts["email"]  # bronze keeps the original
+    # Outside the planted pages the sample's only PII is the boilerplate line "Contact us: info@<domain>"
+    # (its "Call us on 0…" numbers are not North American), in the pages the rules kept.
+    planted = {ids[s] for s in truth["pii"]}
+    others = {d: (r["email"], r["phone"], r["ipv4"], r["ipv6"]) for d, r in pii.items() if d not in planted}
+    assert others == {d: (raw[d].count("Contact us: info@"), 0, 0, 0) for d in others}
+    assert lh.read(scores.PII).filter("detector = 'regex' and clean_run_id = 'clean-1'").count() == len(pii)

@@ -343,7 +343,7 @@ def test_a_run_that_died_between_its_commits_is_finished(spark, lakes, monkeypat
     out = _ok(_clean(conf))
     assert (
         f"  finished the batch of run {killed} ({len(lakes['b']):,} documents): it ended after committing "
-        "silver.documents, silver.filtered; scores.quality, silver.dedup_index committed now"
+        "silver.documents, silver.filtered; scores.quality, silver.dedup_index, scores.pii committed now"
     ) in out
     assert f"  bronze documents read: {len(c)}" in out  # then its own batch: C
     ids = _ids(lh)

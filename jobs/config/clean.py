@@ -1,4 +1,5 @@
-"""The ``clean`` section: languages, rules, exact and near dedup, decontamination."""
+"""The ``clean`` section: languages, rules, exact and near dedup, decontamination (blocklists and PII in
+``jobs.config.pii``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from jobs.config.base import Strict
+from jobs.config.pii import BlocklistConf, PiiConf
 
 
 class RuleConf(Strict):
@@ -68,6 +70,8 @@ class CleanConf(Strict):
     exact_dedup: bool = True
     near_dedup: NearDedupConf = Field(default_factory=NearDedupConf)
     decontamination: DecontamConf = Field(default_factory=DecontamConf)
+    blocklist: BlocklistConf = Field(default_factory=BlocklistConf)
+    pii: PiiConf = Field(default_factory=PiiConf)
 
     @field_validator("allowed_langs")
     @classmethod

@@ -5,7 +5,8 @@ These constants shape the output byte for byte; changing one changes every sampl
 
 from __future__ import annotations
 
-GENERATOR_VERSION = "2"  # 2: benchmark splits train/dev/test (were validation/test)
+# 2: benchmark splits train/dev/test (were validation/test); 3: blocked pages and PII paragraphs.
+GENERATOR_VERSION = "3"
 
 #: Reject reasons understood by the ingest stage (exact strings).
 REJECT_REASONS = (

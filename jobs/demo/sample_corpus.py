@@ -12,8 +12,10 @@ a ground-truth file (``truth.json``) that lets tests check every pipeline stage:
   domains, each with its own topic vocabulary and one dominant category.
 * Planted problems: malformed records of every reject reason the ingest stage knows,
   exact duplicates, near duplicates (including transitive chains), documents that only
-  share a site header/footer (negatives for near-duplicate detection), and benchmark
-  examples copied verbatim into a few documents (contamination).
+  share a site header/footer (negatives for near-duplicate detection), benchmark
+  examples copied verbatim into a few documents (contamination), pages on sites the demo's
+  bundled blocklists block, and pages with e-mail addresses, phone numbers and IP addresses
+  beside look-alikes (:mod:`~jobs.demo.planted`).
 * ``benchmarks/`` holds three small evaluation sets (multiple-choice science, maths word
   problems, reading comprehension), used by the decontamination stage, as selection targets and as the
   evaluation split: each example's ``split`` is ``train``, ``dev`` or ``test`` (24 / 12 / 24 of 60;
@@ -42,6 +44,10 @@ Keys of ``truth.json`` (ids are source ids: the JSONL/Parquet ``id`` field, or t
   ``near_duplicate_details``), ``chains`` (``[a, b, c]``: a~b and b~c, a and c less similar; see
   ``chain_details``) and ``boilerplate_negatives`` (same site header/footer, Jaccard < 0.5).
 * ``contaminated``: ``[{doc_id_source, benchmark, example_id, field, snippet, overlapping_example_ids}]``.
+* ``blocked``: ``[{doc_id, category, match}]``, the pages the demo's blocklists drop (``match``: ``domain``,
+  ``url`` or ``url_substring``), and ``blocklist_negatives``: pages on a listed site that no list matches.
+* ``pii``: ``{doc_id: {email, phone, ipv4, ipv6}}``, the matches a PII detector must count in each page
+  that got a planted PII paragraph (look-alikes not counted).
 * ``files``, ``benchmarks``, ``domains``, ``notes`` and the generation parameters.
 
 Originals always come before their copies in file-name-then-record order, so a first-wins
@@ -78,6 +84,7 @@ from jobs.demo.layout import (
     WET,
 )
 from jobs.demo.planner import Doc, Planner
+from jobs.demo.planted import plant_blocked, plant_pii
 from jobs.demo.prrc_labels import N_PRRC_LABELS, PRRC_DIMENSIONS, make_prrc_labels
 from jobs.demo.vocab import DOMAINS
 from jobs.demo.writer import Writer, doc_url, place_docs
@@ -141,6 +148,9 @@ def generate(out_dir: str | Path, n_docs: int = 5000, seed: int = 0, max_doc_byt
     per_file = place_docs(rng, planner.docs, planner.groups)
     for d in planner.docs:
         d.url = doc_url(d)
+    # Own random streams: the corpus above and the files' placement do not depend on them.
+    blocked = plant_blocked(seed, planner.docs)
+    pii = plant_pii(seed, planner.docs)
 
     writer = Writer(out, seed, rng, max_doc_bytes)
     layouts = writer.plan_jsonl(per_file)
@@ -149,7 +159,7 @@ def generate(out_dir: str | Path, n_docs: int = 5000, seed: int = 0, max_doc_byt
     writer.write_jsonl(layouts, per_file)
     writer.write_parquet(per_file[PQ])
 
-    truth = _truth(planner, writer, benchmarks, n_docs, seed, max_doc_bytes)
+    truth = _truth(planner, writer, benchmarks, n_docs, seed, max_doc_bytes, blocked, pii)
     data = json.dumps(truth, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     (out / "truth.json").write_bytes(data.encode("utf-8"))
 
@@ -167,6 +177,8 @@ def _truth(
     n_docs: int,
     seed: int,
     max_doc_bytes: int,
+    blocked: tuple = ([], [], []),
+    pii: dict | None = None,
 ) -> dict:
     accepted = {id(d) for d in writer.accepted}
 
@@ -215,7 +227,7 @@ def _truth(
         },
         "domains": {
             d.name: {"hosts": list(d.hosts), "topic": d.topic, "category": d.category, "lang": d.lang}
-            for d in DOMAINS
+            for d in (*DOMAINS, *blocked[2])
         },
         "docs": docs,
         "rejects": rejects,
@@ -258,6 +270,13 @@ def _truth(
             for d, b, ex, field, snippet, hits in planner.contaminated
             if ok(d)
         ],
+        "blocked": [
+            {"doc_id": d.doc_id, "category": category, "match": match}
+            for d, category, match in blocked[0]
+            if ok(d)
+        ],
+        "blocklist_negatives": [d.doc_id for d in blocked[1] if ok(d)],
+        "pii": {d.doc_id: counts for d, counts in (pii or {}).values() if ok(d)},
         "notes": {
             "record_number": "1-based ordinal within the file: JSONL line, Parquet row, or WET/WARC data "
             "record counting only conversion/response records",

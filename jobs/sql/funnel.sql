@@ -6,8 +6,8 @@ with
   rejected as (select count(*) as n from bronze.rejects),
   steps as (
     select * from values
-      (1, 'normalize'), (2, 'language'), (3, 'rules'), (4, 'exact_dedup'), (5, 'near_dedup'),
-      (6, 'decontamination') as t(ord, step)
+      (1, 'blocklist'), (2, 'normalize'), (3, 'language'), (4, 'rules'), (5, 'exact_dedup'),
+      (6, 'near_dedup'), (7, 'decontamination'), (8, 'pii') as t(ord, step)
   ),
   dropped as (select step, count(*) as n from silver.filtered group by step),
   clean_steps as (

@@ -7,7 +7,9 @@ Layout (``export.path``, default a folder ``export`` beside the warehouse)::
                                             composition by domain and source, selection run and versions
 
 Each line / row holds doc_id, strategy, rank, url, domain, source, n_tokens (the selection's tokens) and
-text. JSON lines are UTF-8 with non-ASCII characters as is (Spark's ``to_json``; nulls kept as null).
+text; a chat record's JSON line holds ``messages`` (``[{"role", "content"}]``, as silver keeps them) in
+place of text, and Parquet rows hold both (messages null for text records). JSON lines are UTF-8 with
+non-ASCII characters as is (Spark's ``to_json``; nulls kept as null).
 
 How the shards are made: the texts never reach the driver. Each document's JSON line is built on the
 executors; only (doc_id, rank, line bytes) go through one window (``jobs/sql/select_shards.sql``) that
@@ -50,7 +52,7 @@ from jobs.queries import parse_versions, run_sql
 from jobs.runtime import InputError, JobContext, UsageError, job_parser, run_job
 from jobs.tables import _fs_and_path, safe_name
 from schemas import gold, silver
-from schemas.export import EXPORT_COLS, SHARD_SCHEMA
+from schemas.export import CHAT_COLS, EXPORT_COLS, PARQUET_COLS, SHARD_SCHEMA
 from udfs.shards import MiB, ShardWriter
 
 STAGE = "export"
@@ -80,20 +82,22 @@ def export_root(conf: Conf) -> str:
 
 
 def export_rows(selection: DataFrame, docs: DataFrame) -> DataFrame:
-    """One strategy's selection joined to its documents: the export columns plus ``_line`` (the document's
-    JSON line) and ``line_bytes`` (its UTF-8 bytes + the newline)."""
+    """One strategy's selection joined to its documents: the export columns (``PARQUET_COLS``) plus ``_line``
+    (the document's JSON line: a chat record's has ``messages`` in place of ``text``) and ``line_bytes``
+    (its UTF-8 bytes + the newline)."""
     joined = selection.select(
         "doc_id",
         "strategy",
         F.col("rank").cast("int").alias("rank"),
         "domain",
         F.col("tokens").cast("long").alias("n_tokens"),
-    ).join(docs.select("doc_id", "url", "source", "text"), "doc_id")
-    line = F.to_json(F.struct(*[F.col(c) for c in EXPORT_COLS]), {"ignoreNullFields": "false"})
-    return (
-        joined.select(*EXPORT_COLS)
-        .withColumn("_line", line)
-        .withColumn("line_bytes", (F.octet_length("_line") + 1).cast("long"))
+    ).join(docs.select("doc_id", "url", "source", "text", "format", "messages"), "doc_id")
+    opts = {"ignoreNullFields": "false"}
+    line = F.when(
+        F.col("format") == "chat", F.to_json(F.struct(*[F.col(c) for c in CHAT_COLS]), opts)
+    ).otherwise(F.to_json(F.struct(*[F.col(c) for c in EXPORT_COLS]), opts))
+    return joined.select(*PARQUET_COLS, line.alias("_line")).withColumn(
+        "line_bytes", (F.octet_length("_line") + 1).cast("long")
     )
 
 
@@ -236,7 +240,7 @@ def export_strategy(
     # Any partition count keeps a shard whole (rows are hash-partitioned by shard id); about one shard per
     # task, estimated from ~4 bytes per token, spreads the writing without a job to count the shards.
     tasks = max(1, min(4096, math.ceil(4 * comp["tokens"] / shard_bytes)))
-    payload = ["shard", "rank", "line_bytes", *(["_line"] if fmt == "jsonl.gz" else EXPORT_COLS)]
+    payload = ["shard", "rank", "line_bytes", *(["_line"] if fmt == "jsonl.gz" else PARQUET_COLS)]
     to_write = (
         rows.join(assign_shards(rows, shard_bytes), "doc_id")
         .select(*dict.fromkeys(payload))

@@ -296,8 +296,27 @@ class RdsRunner(EmbeddingRunner):
     """RDS+ encoder: a causal LM's last hidden layer, position-weighted mean pooled, L2-normalized.
 
     e = Σ_t (t / Σ_s s) · h_t over the non-pad tokens t = 1..n (Ivison et al. 2025): later tokens, which
-    have seen more of the text, weigh more.
+    have seen more of the text, weigh more. A chat record is embedded as its chat-templated text
+    (``model_texts``), as RDS+ embeds instruction data.
     """
+
+    def model_texts(self, batch: pd.DataFrame) -> pd.Series:
+        """What the encoder reads per row: a chat record's ``messages`` through the tokenizer's chat
+        template (``udfs.chat.ChatTemplate``: the plain template when it has none), else ``text``."""
+        from udfs.chat import ChatTemplate
+
+        self.load()
+        if "messages" not in batch.columns:
+            return batch["text"]
+        tpl = ChatTemplate(self.tokenizer)
+        return pd.Series(
+            [
+                t if m is None else tpl.render(m)
+                for t, m in zip(batch["text"], batch["messages"], strict=True)
+            ],
+            index=batch.index,
+            dtype=object,
+        )
 
     def _auto_class(self):
         from transformers import AutoModelForCausalLM

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from schemas.export import EXPORT_ARROW, EXPORT_COLS, SHARD_SCHEMA
+from schemas.export import EXPORT_ARROW, PARQUET_COLS, SHARD_SCHEMA
 
 EXTENSIONS = {"jsonl.gz": ".jsonl.gz", "parquet": ".parquet"}
 MiB = 1 << 20
@@ -36,7 +36,7 @@ class ShardFile:
         folder: where the file goes (the file system's own path).
         shard: the shard id.
         fmt: ``jsonl.gz`` (rows carry their JSON line in ``_line``) or ``parquet`` (rows carry
-            ``EXPORT_COLS``).
+            ``PARQUET_COLS``).
     """
 
     def __init__(self, fs: pafs.FileSystem, folder: str, shard: int, fmt: str):
@@ -58,7 +58,7 @@ class ShardFile:
             self.out.write(("\n".join(part["_line"]) + "\n").encode("utf-8"))
         else:
             self.out.write_table(
-                pa.Table.from_pandas(part[list(EXPORT_COLS)], EXPORT_ARROW, preserve_index=False)
+                pa.Table.from_pandas(part[list(PARQUET_COLS)], EXPORT_ARROW, preserve_index=False)
             )
         self.docs += len(part)
         self.uncompressed += int(part["line_bytes"].sum())

@@ -47,7 +47,6 @@ WORDS = [
     "line\n",
 ]
 SHARD_TOKENS = 400
-VERSIONS = '{"silver.documents": 0, "gold.doc_scores": 3}'
 
 
 # ----------------------------------------------------------------- a reader written from the format's spec
@@ -134,6 +133,7 @@ def tok_lake(spark, tmp_path_factory):
     lh = EmbeddedLakehouse(spark, str(tmp / "wh"))
     docs = _docs()
     lh.write(spark.createDataFrame(docs, silver.DOCUMENTS.schema), silver.DOCUMENTS, "overwrite", run_id="c0")
+    versions = json.dumps({"silver.documents": lh.version(silver.DOCUMENTS), "gold.doc_scores": 3})
     picked = [d for d in docs if int(d["doc_id"][1:]) % 2 == 0]
     random.Random(1).shuffle(picked)
     cum, rows = 0, []
@@ -150,7 +150,7 @@ def tok_lake(spark, tmp_path_factory):
                 "tokens": d["n_tokens_est"],
                 "cum_tokens": cum,
                 "selected_at": NOW,
-                "table_versions": VERSIONS,
+                "table_versions": versions,
             }
         )
     lh.write(spark.createDataFrame(rows, gold.SELECTION.schema), gold.SELECTION, "overwrite", run_id="sel-0")
@@ -162,7 +162,9 @@ def tok_lake(spark, tmp_path_factory):
         write_conf(path, tmp / "wh", [{"name": "x", "path": str(tmp / "none")}], {"export": section})
         return argparse.Namespace(conf=str(path), overrides=[], run_id=None, verbose=False)
 
-    return SimpleNamespace(lh=lh, docs=docs, picked=picked, tmp=tmp, tok_dir=tok_dir, conf=conf)
+    return SimpleNamespace(
+        lh=lh, docs=docs, picked=picked, versions=versions, tmp=tmp, tok_dir=tok_dir, conf=conf
+    )
 
 
 def _run(args) -> tuple[int, str]:
@@ -232,7 +234,7 @@ def test_tokens_round_trip_counts_and_shards(tok_lake):
     assert man["tokenizer"]["sha256"] == hashlib.sha256(combined).hexdigest()
     assert (man["tokenizer"]["name"], man["tokenizer"]["eos_token_id"]) == (str(t.tok_dir), eos)
     assert (man["format"], man["dtype"], man["shard_tokens"]) == ("tokens", "uint16", SHARD_TOKENS)
-    assert man["table_versions"] == {**json.loads(VERSIONS), "gold.selection": t.lh.version(gold.SELECTION)}
+    assert man["table_versions"] == {**json.loads(t.versions), "gold.selection": t.lh.version(gold.SELECTION)}
     assert man["selection"]["run_id"] == "sel-0"
     assert "betr (tokens): 18 docs" in out
 

@@ -42,3 +42,19 @@ SHARD_SCHEMA = StructType(
         StructField("last_rank", IntegerType(), False),
     ]
 )
+
+# The tokenized export (``export.format: tokens``): what each executor reports per Megatron shard.
+TOKEN_SHARD_SCHEMA = StructType(
+    [
+        StructField("shard", IntegerType(), False),
+        StructField("name", StringType(), False, metadata={"description": "data prefix: <name>.bin/.idx"}),
+        StructField("docs", LongType(), False),
+        StructField("tokens", LongType(), False, metadata={"description": "EOS tokens included"}),
+        StructField("bin_bytes", LongType(), False),
+        StructField("bin_sha256", StringType(), False),
+        StructField("idx_bytes", LongType(), False),
+        StructField("idx_sha256", StringType(), False),
+        StructField("first_rank", IntegerType(), False),
+        StructField("last_rank", IntegerType(), False),
+    ]
+)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from pyspark.sql.types import StructType
 
 from schemas.export import EXPORT_ARROW, PARQUET_COLS, SHARD_SCHEMA
 
@@ -104,18 +106,28 @@ class ShardWriter:
     def __call__(self, batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Rows with ``shard``, ``rank``, ``line_bytes`` and the payload → one ``SHARD_SCHEMA`` row per shard
         written, in one frame after the last batch (none when there were no rows)."""
-        done: list[dict] = []
-        current: ShardFile | None = None
-        for pdf in batches:
-            if pdf.empty:
-                continue
-            for shard, part in pdf.groupby("shard", sort=False):
-                if current is None or current.shard != shard:
-                    if current is not None:
-                        done.append(current.close())
-                    current = ShardFile(self.fs, self.folder, int(shard), self.fmt)
-                current.write(part)
-        if current is not None:
-            done.append(current.close())
-        if done:
-            yield pd.DataFrame(done, columns=[f.name for f in SHARD_SCHEMA.fields])
+        return by_shard(batches, lambda shard: ShardFile(self.fs, self.folder, shard, self.fmt), SHARD_SCHEMA)
+
+
+def by_shard(
+    batches: Iterable[pd.DataFrame], open_shard: Callable[[int], Any], schema: StructType
+) -> Iterator[pd.DataFrame]:
+    """Rows sorted by (shard, rank) → ``open_shard(id)`` per shard (an object with ``write(part)`` and
+    ``close() -> dict``), each fed its rows in order; yields the ``close()`` rows as one frame with
+    ``schema``'s columns after the last batch (nothing when there were no rows). Memory is bounded by one
+    batch: a shard is closed as soon as the next one starts."""
+    done: list[dict] = []
+    current = None
+    for pdf in batches:
+        if pdf.empty:
+            continue
+        for shard, part in pdf.groupby("shard", sort=False):
+            if current is None or current.shard != shard:
+                if current is not None:
+                    done.append(current.close())
+                current = open_shard(int(shard))
+            current.write(part)
+    if current is not None:
+        done.append(current.close())
+    if done:
+        yield pd.DataFrame(done, columns=[f.name for f in schema.fields])

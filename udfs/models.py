@@ -191,8 +191,9 @@ class PerplexityRunner(Runner):
         stride = min(stride, self.max_length - 1) if self.max_length > 1 else 1
         windows = []  # (text index, window ids, n_targets)
         for i, seq in enumerate(ids):
-            for b, e, k in strided_windows(len(seq) + 1, self.max_length, stride):
-                windows.append((i, ([start] + seq)[b:e], k))
+            full = [start, *seq]
+            for b, e, k in strided_windows(len(full), self.max_length, stride):
+                windows.append((i, full[b:e], k))
         nll = windowed_nll(self.model, windows, len(ids), self._pad_id, self.budget, self.device)
         nll = nll.cpu().numpy()
         n_tokens = np.array([len(s) for s in ids], dtype=np.int64)

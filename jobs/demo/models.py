@@ -32,8 +32,9 @@ the laptop demo has no model hub, so this module trains tiny models from the bun
 Every model folder loads offline with ``from_pretrained(folder)`` (safetensors weights, tokenizer in the
 same folder).  The cache is built in a temporary folder next to ``out_dir`` and renamed into place, so a
 killed build never leaves a half-written cache that looks complete.  Builds are deterministic for a seed
-(fixed thread count, seeded initialisation and batch order).  A full build takes about 4-5 minutes on two
-idle cores (LMs 2-3 minutes, raters about 1.5); ``quick=True`` takes seconds and is what tests use.
+(fixed thread count, seeded initialisation and batch order).  Each build prints and records its wall and
+CPU time (``seconds``, ``cpu_seconds``); the fourteen LMs are sized to train in about the compute the earlier
+six took.  ``quick=True`` uses token-sized budgets and is what tests use.
 
 These models are demo stand-ins: they learn the synthetic sample's surface statistics and the generator's
 labelling rules, nothing about real web text.

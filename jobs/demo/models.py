@@ -70,7 +70,8 @@ from jobs.demo.training import torch_settings
 __all__ = ["BUILD_VERSION", "LM_SPECS", "N_POSITIONS", "PRRC_DIMENSIONS", "build", "main"]
 
 #: Bump when the build procedure changes so existing caches are rebuilt.
-BUILD_VERSION = "3"  # 2: accuracies on the target splits only (were every example); 3: 14 LMs, ModernBERT raters
+# 2: accuracies on the target splits only (were every example); 3: 14 LMs, ModernBERT raters.
+BUILD_VERSION = "3"
 # Intra-op threads: part of the result, since a different thread count changes float reduction order and
 # so the weights' bits.  Full builds use both cores of the reference laptop.  Quick builds (tests) use one:
 # they are too small to gain from two, and two OpenMP threads slow down several-fold when another process

@@ -113,6 +113,19 @@ class RefsConf(Strict):
 
     benchmarks: list[BenchmarkInput] = Field(default_factory=list)
     model_scores: list[ModelScoresInput] = Field(default_factory=list)
+    target_splits: list[str] = Field(
+        default_factory=lambda: ["train", "dev"],
+        min_length=1,
+        description="splits of ref.benchmarks that selection (and Meta-rater's proxy loss) may use",
+    )
+    eval_split: str = Field("test", min_length=1, description="the split held out for evaluation only")
+
+    @field_validator("eval_split")
+    @classmethod
+    def _held_out(cls, split: str, info) -> str:
+        if split in (info.data.get("target_splits") or []):
+            raise ValueError(f"{split!r} is also in target_splits: the evaluation split must be held out")
+        return split
 
 
 class ModelScoresInput(Strict):

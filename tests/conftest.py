@@ -91,6 +91,40 @@ def python() -> str:
     return sys.executable
 
 
+def silver_doc(doc_id: str, text: str, domain: str | None, **fields) -> dict:
+    """A silver.documents row for hand-made lakes: n_bytes from the text, n_tokens_est = ⌈bytes / 4⌉."""
+    import math
+    from datetime import datetime, timezone
+
+    nb = len(text.encode("utf-8"))
+    row = {
+        "doc_id": doc_id,
+        "url": None,
+        "domain": domain,
+        "source": "t",
+        "lang": "en",
+        "lang_score": 1.0,
+        "text": text,
+        "n_bytes": nb,
+        "n_bytes_raw": nb,
+        "n_tokens_est": math.ceil(nb / 4),
+        "text_hash": f"h-{doc_id}",
+        "contamination": None,
+        "clean_run_id": "clean-0",
+        "cleaned_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+    }
+    return {**row, **fields}
+
+
+def run_killed(python: str, argv: list[str], fault: str, timeout: int = 600):
+    """``python -m argv…`` with ``CORPUSLAKE_FAULT=fault`` (``jobs.faults``): the finished process, which the
+    fault SIGKILLed (returncode -9) if it got there."""
+    import subprocess
+
+    env = {**os.environ, "CORPUSLAKE_FAULT": fault}
+    return subprocess.run([python, "-m", *argv], env=env, capture_output=True, text=True, timeout=timeout)
+
+
 # The generated sample corpus, ingested once for every test module that needs bronze data.
 MAX_DOC_BYTES = 60_000
 

@@ -49,7 +49,19 @@ from udfs.lm_train import Item, LMSpec, tokenizer_json
 
 STAGE = "evaluate"
 READS = (silver.DOCUMENTS, gold.SELECTION, ref.BENCHMARKS, ref.EVAL_ITEMS)
-WATCH = freshness.Watch(READS, ("evaluate", "select", "refs.target_splits", "refs.eval_split", "gpu"))
+
+
+def _tokenizer_files(conf: Conf) -> list[str]:
+    """A local tokenizer folder's files: a rebuilt tokenizer (the demo's) changes every model."""
+    from udfs.model_spec import is_local
+
+    path = conf.evaluate.model.tokenizer if conf.evaluate is not None else None
+    return [f"{path}/*"] if path and is_local(path) else []
+
+
+WATCH = freshness.Watch(
+    READS, ("evaluate", "select", "refs.target_splits", "refs.eval_split", "gpu"), files=_tokenizer_files
+)
 
 RUN_SCHEMA = StructType(
     [

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from jobs.config.base import Strict
-from jobs.config.train import LMConf
+from jobs.config.train import ProxyModelConf
 
 
 class BigramConf(Strict):
@@ -63,8 +63,8 @@ class WeightsConf(Strict):
     proxy_mu: float = Field(
         100.0, gt=0, description="ngram proxy: smoothing mass of the bigram LM toward its unigram LM"
     )
-    proxy_model: LMConf = Field(
-        default_factory=LMConf, description="proxy=train: the model, its tokens and seed (proxy_seed)"
+    proxy_model: ProxyModelConf = Field(
+        default_factory=ProxyModelConf, description="proxy=train: the model and its tokens (seed: proxy_seed)"
     )
     proxy_seed: int = Field(0, description="proxy=train: one seed for every proposal's model")
     proxy_chunk: int | None = Field(
@@ -83,9 +83,7 @@ class WeightsConf(Strict):
 
     @field_validator("proxy_model")
     @classmethod
-    def _budget(cls, model: LMConf) -> LMConf:
-        if model.train_tokens is None:
-            raise ValueError("train_tokens: proxies train on a fixed budget; give a number of tokens")
+    def _budget(cls, model: ProxyModelConf) -> ProxyModelConf:
         if model.train_tokens < model.tokens_per_step:
             raise ValueError(
                 f"train_tokens {model.train_tokens} is less than one step (batch_size × seq_len = "

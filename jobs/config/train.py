@@ -33,10 +33,7 @@ class LMConf(Strict):
     seq_len: int = Field(128, ge=8, description="context length of training sequences and evaluation windows")
     batch_size: int = Field(16, ge=1, description="sequences per optimizer step")
     train_tokens: int | None = Field(
-        65_536,
-        ge=1,
-        description="tokens each model trains on, rounded down to whole steps (evaluate: null = the "
-        "smallest arm's tokens)",
+        None, ge=1, description="tokens each model trains on, rounded down to whole steps"
     )
     lr: float = Field(3e-3, gt=0, description="peak learning rate (AdamW, betas 0.9/0.95)")
     warmup_share: float = Field(0.1, ge=0, lt=1, description="linear warm-up over this share of the steps")
@@ -59,6 +56,21 @@ class LMConf(Strict):
         return self.batch_size * self.seq_len
 
 
+class ProxyModelConf(LMConf):
+    """Meta-rater's proxy model (``aggregate.weights.proxy_model``): every proposal's model trains on the
+    same fixed budget."""
+
+    train_tokens: int = Field(65_536, ge=1, description="tokens each proxy trains on, in whole steps")
+
+
+class EvalModelConf(LMConf):
+    """The evaluate stage's model (``evaluate.model``)."""
+
+    train_tokens: int | None = Field(
+        None, ge=1, description="tokens each model trains on, in whole steps (null: the smallest arm's)"
+    )
+
+
 class EvaluateConf(Strict):
     """evaluate: the same small LM trained from scratch on each strategy's selection and on random, at equal
     tokens over several seeds, measured on the benchmarks' evaluation split → gold.evaluation."""
@@ -73,7 +85,7 @@ class EvaluateConf(Strict):
         min_length=3,
         description="one model per arm and seed: initialisation, data order and the random arm's draw",
     )
-    model: LMConf = Field(default_factory=lambda: LMConf(train_tokens=None))
+    model: EvalModelConf = Field(default_factory=EvalModelConf)
     heldout_docs: int = Field(
         200, ge=1, description="general web documents of silver held out from every arm, scored in bpb"
     )

@@ -37,8 +37,9 @@ def _text(value) -> str | None:
         return _text(value[0]) if value else None
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value).strip()
-    return text or None
+    # Leading spaces stay (code's indentation: HumanEval's canonical_solution), as in the target text.
+    text = str(value).rstrip().lstrip("\r\n")
+    return text if text.strip() else None
 
 
 def _texts(value) -> list[str] | None:

@@ -9,18 +9,22 @@ The loop (DESIGN.md, "Meta-rater"; the method is ``jobs.methods.metarater``):
              manifest gold.rater_proposals (weights_id, doc_id, rank, q, n_tokens).
   proxy      a validation loss per proposal → gold.proxy_results (``jobs.methods.metarater_proxy``).
              ``proxy: table`` reads them from ``proxy_results`` (CSV/JSONL weights_id, val_loss from real
-             proxy training runs on the manifest). ``proxy: builtin`` is the local stand-in: a smoothed
+             proxy training runs on the manifest). ``proxy: ngram`` is the local stand-in: a smoothed
              bigram LM trained on each selection and scored on the ref.benchmarks texts of
-             ``refs.target_splits`` (never ``refs.eval_split``).
+             ``refs.target_splits`` (never ``refs.eval_split``). ``proxy: train`` trains a small causal LM
+             per proposal (``proxy_model``, one Spark task each) and records its loss on the same examples;
+             each chunk of proposals is committed as it finishes, so a rerun after a crash trains only the
+             proposals without a result.
   fit        a LightGBM regressor weights → val_loss (``aggregate.weights.lightgbm``), trained on the
              first proposals and early-stopped on the last ``valid_share`` (their held-out Spearman is
              recorded); ``candidates`` Dirichlet(1) draws are scored and w* = the mean of the ``best``
              lowest predicted → gold.rater_weights weights_id 'final' (method 'fit').
 
-One stage, two shapes: with the builtin proxy one run does the whole loop and publishes every table
-together; with ``proxy: table`` a run without ``proxy_results`` proposes (publish, train proxies on
-gold.rater_proposals elsewhere), and a run with it fits. Each publish replaces gold.rater_weights whole:
-it holds one loop, its proposals and (after a fit) its w*; a fit copies the proposal rows unchanged.
+One stage, two shapes: with the ngram or train proxy one run does the whole loop and publishes every table
+together (the train proxy's chunks before); with ``proxy: table`` a run without ``proxy_results``
+proposes (publish, train proxies on gold.rater_proposals elsewhere), and a run with it fits. Each publish
+replaces gold.rater_weights whole: it holds one loop, its proposals and (after a fit) its w*; a fit copies
+the proposal rows unchanged.
 
 Run it:  corpuslake stage aggregate_weights --conf conf/local.yaml
 """
@@ -32,6 +36,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -52,7 +57,7 @@ from jobs.methods.metarater import (
     signal_tables,
 )
 from jobs.methods.metarater_fit import FitResult, Regressor, fit_weights
-from jobs.methods.metarater_proxy import BigramProxy, Proxy, ResultsFile
+from jobs.methods.metarater_proxy import BigramProxy, Proxy, ResultsFile, TrainedProxy, detail_key
 from jobs.runtime import JobContext, UsageError, job_parser, run_job
 from jobs.targets import read_targets
 from schemas import gold, ref, scores, silver
@@ -203,7 +208,11 @@ def _manifest_output(ctx: JobContext, p: Proposed) -> Output:
     return Output(gold.RATER_PROPOSALS, df, "overwrite", params, check=proposals_check(ctx.lakehouse))
 
 
-def _proxy_output(ctx: JobContext, results: pd.DataFrame, source: str, detail: str, versions) -> Output:
+def _proxy_output(
+    ctx: JobContext, results: pd.DataFrame, source: str, detail: str, versions, mode: str = "overwrite"
+) -> Output:
+    """gold.proxy_results rows; a row that carries its own detail, run_id and computed_at (a trained
+    proxy's, recorded by an earlier run) keeps them."""
     run = _run_values(ctx, versions)
     rows = [
         {
@@ -211,13 +220,23 @@ def _proxy_output(ctx: JobContext, results: pd.DataFrame, source: str, detail: s
             "val_loss": float(r["val_loss"]),
             "source": source,
             **{c: _int_or_none(r.get(c)) for c in ("train_docs", "train_tokens", "val_tokens")},
-            "detail": detail,
+            "detail": r.get("detail") or detail,
             **run,
+            **{k: _plain(r[k]) for k in ("run_id", "computed_at") if _given(r.get(k))},
         }
         for r in results.to_dict("records")
     ]
     df = ctx.spark.createDataFrame(rows, gold.PROXY_RESULTS.schema)
-    return Output(gold.PROXY_RESULTS, df, "overwrite", {"expected_rows": len(rows)})
+    return Output(gold.PROXY_RESULTS, df, mode, {"expected_rows": len(rows)})
+
+
+def _given(v) -> bool:
+    return isinstance(v, (str, datetime)) and not pd.isna(v)
+
+
+def _plain(v):
+    """pandas' Timestamp as the datetime Spark's schema check accepts."""
+    return v.to_pydatetime() if isinstance(v, pd.Timestamp) else v
 
 
 def _int_or_none(v) -> int | None:
@@ -225,7 +244,7 @@ def _int_or_none(v) -> int | None:
 
 
 def _builtin_proxy(ctx: JobContext) -> Proxy:
-    """The builtin proxy: LMs trained on silver.documents, scored on the texts of the target splits.
+    """The ngram proxy: LMs trained on silver.documents, scored on the texts of the target splits.
 
     Never on ``refs.eval_split``: the texts are the gated targets of ``jobs.targets`` (a proxy loss on the
     evaluation split would tune w* to the very examples the selection is judged on).
@@ -240,6 +259,53 @@ def _builtin_proxy(ctx: JobContext) -> Proxy:
 def regressor(lc: LightgbmConf) -> Regressor:
     """``aggregate.weights.lightgbm`` as the plain settings the fit takes (the same names, field by field)."""
     return Regressor(**lc.model_dump())
+
+
+def _trained_proxy(ctx: JobContext, versions) -> TrainedProxy:
+    """The train proxy: its model and dev texts (the target splits of ref.benchmarks, never the evaluation
+    split), the results earlier runs recorded (by key), and a commit per chunk of proposals."""
+    from jobs.evaluate import lm_spec, load_tokenizer
+    from jobs.scoring import gpu_profile
+
+    wc, lh, refs = ctx.conf.aggregate.weights, ctx.lakehouse, ctx.conf.refs
+    splits = list(refs.target_splits)
+    # The gated targets of jobs.targets: none from the evaluation split, none sharing its text.
+    dev = [r["text"] for r in read_targets(ctx).select("text").collect()]
+    if not dev:
+        raise UsageError(
+            f"proxy=train records each proxy's loss on the target splits' examples ({', '.join(splits)}: "
+            "refs.target_splits) of ref.benchmarks, and there are none; the evaluation split "
+            f"({refs.eval_split}) is never used: add benchmark examples of a target split, or use "
+            "proxy: ngram"
+        )
+    model = wc.proxy_model
+    spec = lm_spec(model, load_tokenizer(model.tokenizer, "aggregate.weights.proxy_model.tokenizer"))
+    recorded: dict[str, dict] = {}
+    if lh.exists(gold.PROXY_RESULTS):
+        earlier = (
+            lh.read(gold.PROXY_RESULTS).filter(F.col("source") == "train").orderBy("computed_at").collect()
+        )
+        for r in earlier:  # latest wins
+            if (key := detail_key(r["detail"])) is not None:
+                recorded[key] = r.asDict()
+
+    def record(part: pd.DataFrame) -> None:
+        publish(lh, ctx.run, [_proxy_output(ctx, part, "train", "", versions, "append")], idempotent=False)
+
+    chunk = wc.proxy_chunk or ctx.spark.sparkContext.defaultParallelism
+    label = f"ref.benchmarks examples of {', '.join(splits)}"
+    return TrainedProxy(
+        lh.read(silver.DOCUMENTS).select("doc_id", "text"),
+        dev,
+        label,
+        spec,
+        spec.budget(model.train_tokens),
+        wc.proxy_seed,
+        chunk,
+        recorded,
+        record,
+        gpu_profile(ctx.conf.gpu),
+    )
 
 
 def _fit(ctx: JobContext, signals, weights: Mapping[str, Mapping[str, float]], results: pd.DataFrame):
@@ -339,7 +405,7 @@ def propose(ctx: JobContext) -> str:
         "next: train a proxy model on each proposal's documents in gold.rater_proposals, write "
         "weights_id,val_loss to a CSV/JSONL, set aggregate.weights.proxy_results to it and run again"
         if wc.proxy == "table"
-        else "next: run fit (builtin proxy)"
+        else f"next: run fit ({wc.proxy} proxy)"
     )
     return _summary(ctx, "propose", lines, commits)
 
@@ -347,7 +413,7 @@ def propose(ctx: JobContext) -> str:
 def fit(ctx: JobContext) -> str:
     """Fit only: proxy results for the proposals in gold.rater_weights → w* (weights_id 'final').
 
-    ``proxy: table`` reads ``proxy_results``; ``proxy: builtin`` runs the builtin proxy on the manifest
+    ``proxy: table`` reads ``proxy_results``; ``proxy: ngram`` runs the n-gram proxy on the manifest
     in gold.rater_proposals. Publishes gold.rater_weights (the proposal rows unchanged, plus w*) and
     gold.proxy_results.
     """
@@ -387,12 +453,17 @@ def fit(ctx: JobContext) -> str:
 
 
 def whole_loop(ctx: JobContext) -> str:
-    """Propose → builtin proxy → fit in one run; every table is published together."""
+    """Propose → ngram or train proxy → fit in one run; every table is published together (a train
+    proxy's results are also committed chunk by chunk while it trains, so a crash keeps them)."""
     wc = ctx.conf.aggregate.weights
-    proxy = _builtin_proxy(ctx)  # its targets' gate first: a refused run does no work
+    # The ngram proxy's targets are gated first, so a refused run does no work; the train proxy's are gated
+    # when it is built (it needs the proposals' table versions).
+    proxy = None if wc.proxy == "train" else _builtin_proxy(ctx)
     p = _propose(ctx)
     try:
         versions = {**p.versions, **_versions(ctx.lakehouse, [ref.BENCHMARKS])}
+        if proxy is None:
+            proxy = _trained_proxy(ctx, versions)
         losses = proxy.losses(p.selection, sorted(p.weights))
         results = losses.results
         result = _fit(ctx, p.signals, p.weights, results)
@@ -403,18 +474,24 @@ def whole_loop(ctx: JobContext) -> str:
             _proxy_output(ctx, results, proxy.source, losses.detail, versions),
         ]
         commits = publish(ctx.lakehouse, ctx.run, outputs)
-        lines = _propose_lines(p, wc) + _fit_lines(p.signals, result, results, proxy.source, wc.lightgbm)
+        lines = _propose_lines(p, wc)
+        if isinstance(proxy, TrainedProxy):
+            lines.append(
+                f"proxy (train): {proxy.trained} proposals trained, {proxy.reused} reused from earlier runs "
+                f"(same selection, model and dev texts); {losses.detail}"
+            )
+        lines += _fit_lines(p.signals, result, results, proxy.source, wc.lightgbm)
     finally:
         p.release()
     ctx.run.rows_in, ctx.run.rows_out = p.n_docs, len(rows)
-    return _summary(ctx, "propose, builtin proxy, fit", lines, commits)
+    return _summary(ctx, f"propose, {proxy.source} proxy, fit", lines, commits)
 
 
 def aggregate_weights(ctx: JobContext) -> str:
-    """The stage body: the whole loop with the builtin proxy; with ``proxy: table``, propose while
+    """The stage body: the whole loop with the ngram or train proxy; with ``proxy: table``, propose while
     ``proxy_results`` is unset, fit once it names the results of the proxy runs."""
     wc = ctx.conf.aggregate.weights
-    if wc.proxy == "builtin":
+    if wc.proxy in ("ngram", "train"):
         return whole_loop(ctx)
     return propose(ctx) if wc.proxy_results is None else fit(ctx)
 

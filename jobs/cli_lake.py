@@ -225,6 +225,22 @@ def write_report(out: str):
     return write
 
 
+def evaluation_summary(spark, conf) -> None:
+    """The selection-effect tables from gold.evaluation (``corpuslake demo`` ends with them)."""
+    from jobs.evaluate import summary_lines
+
+    table = spark.sql("select * from gold.evaluation").toPandas()
+    if table.empty:
+        print("\nevaluation: gold.evaluation is empty (corpuslake evaluate trains and measures the models)")
+        return
+    print(
+        f"\nevaluation (gold.evaluation): {table['model'].iloc[0]}, {int(table['train_tokens'].iloc[0]):,} "
+        "tokens per model"
+    )
+    for line in summary_lines(table, conf.refs.eval_split):
+        print(f"  {line}")
+
+
 def selection_summary(spark, conf) -> None:
     """Per strategy: documents and tokens selected; the top domains by perplexity-correlation weight."""
     rows = spark.sql(

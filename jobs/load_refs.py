@@ -16,6 +16,7 @@ Run it:  corpuslake stage load_refs --conf conf/local.yaml
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -30,6 +31,7 @@ from jobs.gates import Output, publish
 from jobs.methods.heldout import eval_overlap
 from jobs.runtime import JobContext, UsageError, job_parser, list_files, run_job
 from schemas import ref
+from udfs.benchmark_items import eval_item
 from udfs.benchmarks import (
     GENERIC_FIELDS,
     PRESETS,
@@ -93,23 +95,25 @@ def _lines(uri: str) -> Iterator[tuple[int, str | None, str | None]]:
         yield line_no + 1, None, f"unreadable from this line on ({type(exc).__name__}: {exc})"
 
 
-def _layout(inp, obj: dict) -> tuple[tuple[str, ...], str, str]:
-    """(text fields, id field, how they were chosen) for one file of ``inp``, from its first record."""
+def _layout(inp, obj: dict) -> tuple[tuple[str, ...], str, str, str | None]:
+    """(text fields, id field, how they were chosen, preset name or None) for one file of ``inp``, from its
+    first record."""
     if inp.text_fields:
-        return tuple(inp.text_fields), inp.id_field or "id", "text_fields"
+        return tuple(inp.text_fields), inp.id_field or "id", "text_fields", None
     if inp.preset not in (None, "auto"):
         preset, how = PRESETS[inp.preset], f"preset {inp.preset}"
     else:
         preset = detect_preset(obj)
         if preset is None:
-            return GENERIC_FIELDS, inp.id_field or "id", "generic fields (no preset detected)"
+            return GENERIC_FIELDS, inp.id_field or "id", "generic fields (no preset detected)", None
         how = f"preset {preset.name} (detected)"
-    return preset.text_fields, inp.id_field or preset.id_field or "id", how
+    return preset.text_fields, inp.id_field or preset.id_field or "id", how, preset.name
 
 
 def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str], list[str]]:
     """Rows for ref.benchmarks, the problems found (bad lines are reported, never silently skipped), and one
-    line per file saying how its examples were read.
+    line per file saying how its examples were read. Each row also carries ``eval_item``: the example as
+    ``evaluate`` scores it (``udfs.benchmark_items``), or None when its answer cannot be read.
 
     The split of an example is the entry's ``split``, else its ``split_field`` value, else the split word in
     the file name (``mmlu_test.jsonl.gz``, ``ARC-Easy-Dev.jsonl``), else ``test``.
@@ -141,7 +145,7 @@ def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str],
                     continue
                 if layout is None:
                     layout = _layout(inp, obj)
-                fields, id_field, _ = layout
+                fields, id_field, _, preset_name = layout
                 try:
                     text = target_text(obj, fields)
                 except NotText as exc:
@@ -163,6 +167,7 @@ def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str],
                         "example_id": str(example_id) if example_id is not None else f"{stem}-{line_no}",
                         "text": text,
                         "source_file": uri,
+                        "eval_item": eval_item(obj, preset_name),
                     }
                 )
             per = ", ".join(f"{k} {v}" for k, v in sorted(splits.items())) or "no examples"
@@ -305,6 +310,35 @@ def missing_scores(pool: list[str], group: list[str] | None) -> Callable[[DataFr
     return check
 
 
+def _without_item(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "eval_item"}
+
+
+def _eval_item_rows(rows: list[dict]) -> list[dict]:
+    """ref.eval_items rows: the benchmark rows whose answer could be read."""
+    keep = ("benchmark", "split", "example_id", "source_file", "load_run_id", "loaded_at")
+    return [
+        {**{k: r[k] for k in keep}, **dataclasses.asdict(r["eval_item"])}
+        for r in rows
+        if r.get("eval_item") is not None
+    ]
+
+
+def _eval_items_output(ctx: JobContext, items: list[dict]) -> Output:
+    """ref.eval_items, gated: an answer_index must point into the item's choices."""
+
+    def check(staged: DataFrame) -> DataFrame:
+        idx, choices = F.col("answer_index"), F.col("choices")
+        bad = F.when(choices.isNotNull() & idx.isNull(), F.lit("no answer_index")).when(
+            choices.isNotNull() & (idx >= F.size(choices)), F.concat_ws("/", "benchmark", "example_id")
+        )
+        return staged.withColumn(ref.BAD_ANSWER, bad)
+
+    df = ctx.spark.createDataFrame(items, ref.EVAL_ITEMS.schema)
+    params = {"expected_rows": len(items), "checked": True}
+    return Output(ref.EVAL_ITEMS, df, "overwrite", params, check=check)
+
+
 def load_refs(ctx: JobContext) -> str:
     """The stage body: read benchmark files and model scores → gate → replace the configured tables."""
     refs = ctx.conf.refs
@@ -319,16 +353,19 @@ def load_refs(ctx: JobContext) -> str:
             )
         for r in rows:
             r.update(load_run_id=ctx.run.run_id, loaded_at=ctx.run.started_at)
-        df = ctx.spark.createDataFrame(rows, ref.BENCHMARKS.schema)
+        items = _eval_item_rows(rows)
+        df = ctx.spark.createDataFrame([_without_item(r) for r in rows], ref.BENCHMARKS.schema)
         targets, eval_split = list(refs.target_splits), refs.eval_split
         params = {"expected_rows": len(rows), "target_splits": targets, "eval_split": eval_split}
         check = held_out_check(targets, eval_split)
         outputs.append(Output(ref.BENCHMARKS, df, "overwrite", params, check=check))
+        outputs.append(_eval_items_output(ctx, items))
         per = Counter(r["benchmark"] for r in rows)
         lines.append(
             f"{len(rows)} benchmark examples ({', '.join(f'{k} {v}' for k, v in sorted(per.items()))})"
             f" -> {ref.BENCHMARKS.name}"
         )
+        lines.append(f"{len(items)} of them with a readable answer -> {ref.EVAL_ITEMS.name}")
         n_rows += len(rows)
         files = "\n".join(f"    {note}" for note in notes)
         files += f"\n  splits: {split_roles(rows, targets, eval_split)}"

@@ -261,7 +261,7 @@ SELECTION = TableSpec(
 # -- Meta-rater auxiliary tables (aggregate_weights) ---------------------------------------------------
 # Columns the aggregate_weights gate adds to staged gold.rater_proposals rows.
 SELECTED_PER_PROPOSAL, MISSING_DOC = "_selected", "_missing_doc"
-PROXY_SOURCES = ("builtin", "table")
+PROXY_SOURCES = ("ngram", "train", "table")
 
 
 def _rater_proposals_suite(params: Mapping[str, Any]) -> list:
@@ -321,11 +321,23 @@ PROXY_RESULTS = TableSpec(
         [
             col("weights_id", StringType(), False, "proposal id"),
             col("val_loss", DoubleType(), False, "validation loss of a proxy model trained on the selection"),
-            col("source", StringType(), False, "builtin (the local bigram LM stand-in) or table (real runs)"),
-            col("train_docs", LongType(), True, "builtin: documents the proxy LM was trained on"),
-            col("train_tokens", LongType(), True, "builtin: tokens the proxy LM was trained on"),
-            col("val_tokens", LongType(), True, "builtin: validation tokens the loss averages over"),
-            col("detail", StringType(), True, "builtin: the model and validation set; table: the file read"),
+            col(
+                "source",
+                StringType(),
+                False,
+                "ngram (the local bigram LM stand-in), train (a small causal LM trained here) or table "
+                "(runs elsewhere)",
+            ),
+            col("train_docs", LongType(), True, "ngram/train: documents the proxy LM was trained on"),
+            col("train_tokens", LongType(), True, "ngram/train: tokens the proxy LM was trained on"),
+            col("val_tokens", LongType(), True, "ngram/train: validation tokens the loss averages over"),
+            col(
+                "detail",
+                StringType(),
+                True,
+                "ngram/train: the model and validation set (train: ends with 'key <hex>', the proposal's "
+                "selection, model and dev set: a rerun reuses rows with the same key); table: the file read",
+            ),
             *_run_cols("recorded"),
         ]
     ),
@@ -333,4 +345,87 @@ PROXY_RESULTS = TableSpec(
     suite=_proxy_results_suite,
 )
 
-TABLES = (DOMAIN_CORRELATIONS, RATER_WEIGHTS, DOC_SCORES, SELECTION, RATER_PROPOSALS, PROXY_RESULTS)
+# -- The selection-effect experiment (evaluate) ----------------------------------------------------------
+EVAL_METRICS = ("answer_bpb", "mc_accuracy", "bpb")
+HELDOUT_WEB = "web_heldout"  # the benchmark name of the held-out general web text
+
+
+def _evaluation_suite(params: Mapping[str, Any]) -> list:
+    """Unique (strategy, seed, benchmark, metric), known metrics, bpb > 0 and accuracy in [0, 1]; every
+    model trained on the same tokens (``train_tokens``) and every arm on the same seeds (``seeds``)."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    exps = [
+        e.ExpectCompoundColumnsToBeUnique(column_list=["strategy", "seed", "benchmark", "metric"]),
+        e.ExpectColumnValuesToBeInSet(column="metric", value_set=list(EVAL_METRICS)),
+        e.ExpectColumnValuesToBeBetween(
+            column="value",
+            min_value=0.0,
+            strict_min=True,
+            row_condition="metric <> 'mc_accuracy'",
+            condition_parser="spark",
+        ),
+        e.ExpectColumnValuesToBeBetween(
+            column="value",
+            min_value=0.0,
+            max_value=1.0,
+            row_condition="metric = 'mc_accuracy'",
+            condition_parser="spark",
+        ),
+        # Finite: NaN sorts above every double in Spark, so an upper bound catches it.
+        e.ExpectColumnValuesToBeBetween(column="value", max_value=1e15),
+        e.ExpectColumnValuesToBeBetween(column="n", min_value=1),
+    ]
+    if "train_tokens" in params:
+        exps.append(e.ExpectColumnValuesToBeInSet(column="train_tokens", value_set=[params["train_tokens"]]))
+    if "seeds" in params:
+        exps.append(e.ExpectColumnDistinctValuesToEqualSet(column="seed", value_set=list(params["seeds"])))
+        exps.append(e.ExpectColumnValuesToBeInSet(column="n_seeds", value_set=[len(params["seeds"])]))
+    return exps
+
+
+EVALUATION = TableSpec(
+    name="gold.evaluation",
+    schema=StructType(
+        [
+            col("strategy", StringType(), False, "the selection trained on (random: re-drawn per seed)"),
+            col("seed", IntegerType(), False, "model init, data order and the random arm's draw"),
+            col("benchmark", StringType(), False, f"a benchmark's evaluation split, or {HELDOUT_WEB}"),
+            col(
+                "metric",
+                StringType(),
+                False,
+                "answer_bpb: bits per byte of the gold answer given the prompt; mc_accuracy: the gold "
+                f"choice has the lowest NLL per byte; bpb: bits per byte of the {HELDOUT_WEB} documents",
+            ),
+            col("value", DoubleType(), False, "the metric of this strategy's model at this seed"),
+            col("n", LongType(), False, "examples (held-out documents for bpb) the value is over"),
+            col("diff_to_random", DoubleType(), True, "value − random's value at the same seed (paired)"),
+            col("mean", DoubleType(), False, "mean of value over the seeds"),
+            col("std", DoubleType(), False, "sample standard deviation of value over the seeds"),
+            col("diff_mean", DoubleType(), True, "mean paired difference to random over the seeds"),
+            col("diff_std", DoubleType(), True, "sample standard deviation of the paired differences"),
+            col("diff_ci_low", DoubleType(), True, "t confidence interval of diff_mean, lower end"),
+            col("diff_ci_high", DoubleType(), True, "t confidence interval of diff_mean, upper end"),
+            col("n_seeds", IntegerType(), False, "seeds the summary columns are over"),
+            col("train_tokens", LongType(), False, "tokens the model trained on (equal for every row)"),
+            col("train_docs", LongType(), False, "documents those tokens came from"),
+            col("final_train_loss", DoubleType(), False, "mean training loss over the last tenth of steps"),
+            col("model", StringType(), False, "the model trained: architecture, size, context, schedule"),
+            *_run_cols("trained"),
+        ]
+    ),
+    description="small LMs trained on each strategy's selection at equal tokens, measured on held-out data",
+    suite=_evaluation_suite,
+)
+
+TABLES = (
+    DOMAIN_CORRELATIONS,
+    RATER_WEIGHTS,
+    DOC_SCORES,
+    SELECTION,
+    RATER_PROPOSALS,
+    PROXY_RESULTS,
+    EVALUATION,
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pyspark.sql.types import DoubleType, StringType, StructType, TimestampType
+from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StringType, StructType, TimestampType
 
 from schemas.base import TableSpec, col
 
@@ -118,4 +118,45 @@ MODEL_SCORES = TableSpec(
     suite=_model_scores_suite,
 )
 
-TABLES = (BENCHMARKS, MODEL_SCORES)
+# Column ``load_refs`` adds to the staged eval items: the item's answer_index when it is not an index of its
+# choices (or is missing while there are choices); null where the item is consistent.
+BAD_ANSWER = "_bad_answer"
+
+
+def _eval_items_suite(params: Mapping[str, Any]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    exps = [
+        e.ExpectCompoundColumnsToBeUnique(column_list=["benchmark", "split", "example_id"]),
+        e.ExpectColumnValueLengthsToBeBetween(column="answer", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="answer_index", min_value=0),
+    ]
+    if params.get("checked"):
+        exps.append(e.ExpectColumnValuesToBeNull(column=BAD_ANSWER))
+    return exps
+
+
+EVAL_ITEMS = TableSpec(
+    name="ref.eval_items",
+    schema=StructType(
+        [
+            col("benchmark", StringType(), False, "benchmark name (as ref.benchmarks)"),
+            col("split", StringType(), False, "split (as ref.benchmarks)"),
+            col("example_id", StringType(), False, "example id (as ref.benchmarks)"),
+            col("prompt", StringType(), False, "what the model is given: the question (and its context)"),
+            col("answer", StringType(), False, "the gold answer, scored as the prompt's continuation"),
+            col(
+                "choices", ArrayType(StringType()), True, "multiple choice: every choice (null: open answer)"
+            ),
+            col("answer_index", IntegerType(), True, "multiple choice: the gold choice's index"),
+            col("source_file", StringType(), False, "file the example came from"),
+            col("load_run_id", StringType(), False, "load_refs run"),
+            col("loaded_at", TimestampType(), False, "when (UTC)"),
+        ]
+    ),
+    description="one row per benchmark example with a readable answer: what evaluate scores",
+    suite=_eval_items_suite,
+)
+
+TABLES = (BENCHMARKS, EVAL_ITEMS, MODEL_SCORES)

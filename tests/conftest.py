@@ -125,6 +125,15 @@ def python() -> str:
     return sys.executable
 
 
+def run_killed(python: str, argv: list[str], fault: str, timeout: int = 600):
+    """``python -m argv…`` with ``CORPUSLAKE_FAULT=fault`` (``jobs.faults``): the finished process, which the
+    fault SIGKILLed (returncode -9) if it got there."""
+    import subprocess
+
+    env = {**os.environ, "CORPUSLAKE_FAULT": fault}
+    return subprocess.run([python, "-m", *argv], env=env, capture_output=True, text=True, timeout=timeout)
+
+
 # The generated sample corpus, ingested once for every test module that needs bronze data.
 MAX_DOC_BYTES = 60_000
 

@@ -399,7 +399,7 @@ def test_builtin_loop_end_to_end(spark, lake):
     proxy = lh.read(gold.PROXY_RESULTS).toPandas().set_index("weights_id")
     texts = {d["doc_id"]: d["text"] for d in docs}
     val = [r.text for r in lh.read(ref.BENCHMARKS).filter("split in ('train', 'dev')").collect()]
-    assert set(proxy.source) == {"builtin"} and len(proxy) == 6 and len(val) == 10
+    assert set(proxy.source) == {"ngram"} and len(proxy) == 6 and len(val) == 10
     assert proxy.detail.iloc[0].endswith("on 10 ref.benchmarks texts (train, dev)")
     for wid, g in manifest.groupby("weights_id"):
         expected = _lm_reference(sorted(g.doc_id), texts, val, 50.0)
@@ -505,3 +505,39 @@ def test_any_score_table_is_a_signal(spark, lake):
     lh.write(spark.createDataFrame(rows + rows[:2], EDU.schema), twice, "overwrite")
     with pytest.raises(UsageError, match="edu_twice has 121 rows for 119 documents .* one row per doc_id"):
         signal_frame(lh, ["scores.edu_twice.score"])
+
+
+TINY_LM = {"n_layer": 1, "n_embd": 16, "n_head": 2, "seq_len": 32, "batch_size": 4, "train_tokens": 512}
+
+
+def test_trained_proxy_records_losses_and_resumes_after_a_kill(spark, lake, python):
+    """proxy: train, two proposals per commit: SIGKILL after the first commit; the rerun trains only the
+    other two and keeps the killed run's rows (their run id, their loss)."""
+    from tests.conftest import run_killed
+
+    lh, _, _, conf = lake
+    signals = ["professionalism", "reasoning", "readability", "rps_doc_frac_unique_words"]
+    args = conf(signals=signals, proposals=4, proxy="train", proxy_chunk=2, proxy_model=TINY_LM)
+    argv = ["jobs.aggregate_weights", "--conf", args.conf, "--run-id", "killed"]
+    proc = run_killed(python, argv, f"after_commit:{gold.PROXY_RESULTS.name}:1")
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    first = lh.read(gold.PROXY_RESULTS).filter(F.col("source") == "train").toPandas().set_index("weights_id")
+    assert sorted(first.index) == ["p000", "p001"] and set(first.run_id) == {"killed"}
+
+    code, out = _run(args)
+    assert code == EXIT_OK, out
+    assert "proxy (train): 2 proposals trained, 2 reused from earlier runs" in out
+    proxy = lh.read(gold.PROXY_RESULTS).toPandas().set_index("weights_id").sort_index()
+    assert list(proxy.index) == ["p000", "p001", "p002", "p003"] and set(proxy.source) == {"train"}
+    assert (proxy.loc[["p000", "p001"], "run_id"] == "killed").all()
+    assert (proxy.loc[["p000", "p001"], "val_loss"] == first.val_loss.sort_index()).all()
+    assert proxy.loc["p002":, "run_id"].nunique() == 1 and "killed" not in set(proxy.loc["p002":, "run_id"])
+    assert (proxy.train_tokens == 512).all() and (proxy.train_docs > 0).all()
+    # The byte tokenizer: the dev set's tokens are its UTF-8 bytes; the loss is a mean NLL per token.
+    dev = [r.text for r in lh.read(ref.BENCHMARKS).filter("split in ('train', 'dev')").collect()]
+    assert (proxy.val_tokens == sum(len(t.encode()) for t in dev)).all()
+    # Nats per byte token: 4 steps already bring it below a uniform guess over the 257 tokens.
+    assert proxy.val_loss.between(0.5, math.log(257)).all()
+    assert proxy.detail.str.match(r"gpt2 1x16 .*; key [0-9a-f]{16}$").all()
+    final = lh.read(gold.RATER_WEIGHTS).filter(F.col("weights_id") == "final").toPandas()
+    assert len(final) == len(signals) and final.n_proposals.iloc[0] == 4

@@ -289,3 +289,27 @@ def test_meta_rater_defaults_are_the_papers_and_the_profiles_say_where_they_diff
     with pytest.raises(ConfError, match=re.escape("a class output has k ≥ 2 classes: ['scores.edu.x']")):
         weights = {"signals": ["scores.edu.x"], "classes": {"scores.edu.x": 1}}
         load_conf(_write(tmp_path, {**_base(), "aggregate": {"weights": weights}}))
+
+
+def test_proxy_training_and_evaluate_settings(tmp_path):
+    cluster = load_conf("conf/cluster.example.yaml")
+    assert (cluster.aggregate.weights.proxy, cluster.aggregate.weights.proposals) == ("train", 256)
+    local = load_conf("conf/local.yaml")
+    assert (
+        local.aggregate.weights.proxy == "ngram" and local.aggregate.weights.proxy_model.train_tokens == 65536
+    )
+    assert local.evaluate.seeds == [0, 1, 2] and local.evaluate.model.train_tokens is None
+    assert (local.refs.target_splits, local.refs.eval_split) == (["train", "dev"], "test")
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({**_base(), "aggregate": {"weights": {"proxy": "builtin"}}}))
+    assert load_conf(path).aggregate.weights.proxy == "ngram"  # the n-gram proxy's old name
+    assert load_conf(path).evaluate is None  # no section: the evaluate stage has nothing to do
+    bad = {
+        "refs.eval_split=dev": "refs.eval_split: Value error, 'dev' is also in target_splits",
+        "evaluate.seeds=[0,1]": "evaluate.seeds: List should have at least 3 items",
+        "evaluate.model.n_head=3": "evaluate.model: Value error, n_embd 128 is not a multiple of n_head 3",
+        "aggregate.weights.proxy_model.train_tokens=100": "train_tokens 100 is less than one step",
+    }
+    for item, message in bad.items():
+        with pytest.raises(ConfError, match=re.escape(message)):
+            load_conf(path, [item])

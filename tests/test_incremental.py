@@ -408,7 +408,7 @@ def test_whole_pipeline_rerun_with_nothing_new_writes_no_table_version(spark, pi
         assert "nothing new" in _summary_line(text, stage)
 
     # Another select budget: the stages whose kept share follows it run again (perplexity correlations'
-    # keep_ratio, BETR's threshold), then select and the export of its new selection; nothing else.
+    # keep_ratio, BETR's threshold), then select, the export and the evaluation of its new selection.
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = cli.main(["run", "--conf", str(conf), "--set", "select.token_budget=15000"])
@@ -419,9 +419,10 @@ def test_whole_pipeline_rerun_with_nothing_new_writes_no_table_version(spark, pi
         "gold.domain_correlations",
         "gold.doc_scores",
         "gold.selection",
+        "gold.evaluation",
     }
     ran = {s for s in cli.STAGES if "nothing new" not in _summary_line(text, s)}
-    assert ran == {"aggregate_domains", "aggregate_docs", "select", "export"}
+    assert ran == {"aggregate_domains", "aggregate_docs", "select", "export", "evaluate"}
 
 
 def _summary_line(text: str, stage: str) -> str:

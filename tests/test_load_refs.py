@@ -371,6 +371,17 @@ def test_stage_loads_splits_and_prints_each_file(spark, tmp_path):
     ]
     summary = out.getvalue()
     assert "6 benchmark examples (ARC-Easy 2, mmlu 4) -> ref.benchmarks" in summary
+    assert "6 of them with a readable answer -> ref.eval_items" in summary
+    items = EmbeddedLakehouse(spark, str(tmp_path / "wh")).read(ref.EVAL_ITEMS).collect()
+    got = {r["example_id"]: (r["prompt"], r["answer"], r["choices"], r["answer_index"]) for r in items}
+    assert got["Mercury_1"] == ("What melts ice?", "heat", ["heat", "cold"], 0)  # ARC's original layout
+    assert got["Mercury_7175875"] == (
+        "Which gas do plants take in?",
+        "carbon dioxide",
+        ["oxygen", "carbon dioxide"],
+        1,
+    )
+    assert got["mmlu_test-2"] == ("Größte Stadt?", "Berlin", ["Berlin", "Bonn"], 0)
     assert summary.endswith(
         "  benchmark files:\n"
         "    mmlu_test.jsonl.gz: test 3; preset mmlu (detected)\n"
@@ -416,3 +427,59 @@ def test_stage_refuses_a_target_whose_text_is_in_the_eval_split(spark, tmp_path,
         ["mmlu|test|mmlu_test-1", "mmlu|test|mmlu_test-3"],
     )
     assert lh.read(ref.BENCHMARKS).isEmpty()
+
+
+@pytest.mark.parametrize(
+    "preset, record, expected",
+    [
+        (
+            "siqa",
+            {"context": "c", "question": "q?", "answerA": "a", "answerB": "b", "answerC": "x", "label": "2"},
+            ("c\nq?", "b", ["a", "b", "x"], 1),
+        ),
+        ("piqa", {"goal": "g", "sol1": "s1", "sol2": "s2", "label": 1}, ("g", "s2", ["s1", "s2"], 1)),
+        (
+            "winogrande",
+            {"sentence": "Tom gave _ the ball.", "option1": "Ann", "option2": "Bo", "answer": "2"},
+            ("Tom gave", "Bo the ball.", ["Ann the ball.", "Bo the ball."], 1),
+        ),
+        (
+            "hellaswag",
+            {"ctx": "He opens", "endings": ["a door", "a sky"], "label": "0"},
+            ("He opens", "a door", ["a door", "a sky"], 0),
+        ),
+        (
+            "boolq",
+            {"question": "is it?", "passage": "p", "answer": True},
+            ("p\nis it?", "yes", ["no", "yes"], 1),
+        ),
+        (
+            "trivia_qa",
+            {"question": "who?", "answer": {"value": "Ann", "aliases": ["A"]}},
+            ("who?", "Ann", None, None),
+        ),
+        ("nq_open", {"question": "when?", "answer": ["1990", "in 1990"]}, ("when?", "1990", None, None)),
+        ("lambada", {"text": "he opened the door"}, ("he opened the", "door", None, None)),
+        (
+            "humaneval",
+            {"prompt": "def f():", "canonical_solution": "  return 1"},
+            ("def f():", "  return 1", None, None),
+        ),
+        (None, {"question": "q", "choices": ["x", "y", "z"], "answer": "C"}, ("q", "z", ["x", "y", "z"], 2)),
+        (None, {"question": "q", "choices": ["x", "y"], "answer": "y"}, ("q", "y", ["x", "y"], 1)),
+        (None, {"question": "2+2", "answer": 4}, ("2+2", "4", None, None)),
+    ],
+)
+def test_eval_items_per_preset(preset, record, expected):
+    from udfs.benchmark_items import eval_item
+
+    item = eval_item(record, preset)
+    assert (item.prompt, item.answer, item.choices, item.answer_index) == expected
+
+
+def test_eval_item_without_a_readable_answer_is_none():
+    from udfs.benchmark_items import eval_item
+
+    assert eval_item({"question": "q", "choices": ["x", "y"], "answer": "E"}, None) is None  # no such choice
+    assert eval_item({"question": "q", "choices": ["x", "y"], "answer": 2}, "mmlu") is None  # out of range
+    assert eval_item({"question": "q"}, None) is None

@@ -29,6 +29,7 @@ EXPECTED_IMAGES = {
     "domains": 1,
     "rater-weights": 1,
     "selection": 1,
+    "evaluation": 1,
     "gates": 0,
     "versions": 0,
 }
@@ -205,6 +206,7 @@ def test_sections_in_order_with_titles(rendered):
         "domains",
         "rater-weights",
         "selection",
+        "evaluation",
         "gates",
         "versions",
     ]
@@ -417,10 +419,11 @@ def test_partial_lakehouse_says_what_to_run(partial):
     assert notes("domains") == ["not run yet: run corpuslake stage aggregate_domains"]
     assert notes("rater-weights") == ["not run yet: run corpuslake stage aggregate_weights"]
     assert notes("selection") == ["not run yet: run corpuslake stage select"]
+    assert notes("evaluation") == ["not run yet: run corpuslake stage evaluate"]
     # bronze is there: the funnel shows the ingest rows and its plot
     funnel = rows_of(doc.section("funnel")["tables"]["funnel"])
     assert [r["step"] for r in funnel] == ["records read", "rejected"]
-    assert [len(s["imgs"]) for s in doc.sections] == [0, 1, 0, 0, 0, 0, 0, 0]
+    assert [len(s["imgs"]) for s in doc.sections] == [0, 1, 0, 0, 0, 0, 0, 0, 0]
     assert doc.section("summary")["cards"]["kept in silver"] == "—"
 
 

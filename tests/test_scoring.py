@@ -522,20 +522,13 @@ def test_similarity_stage_betr_and_rds(spark, lake, models, corpus):
 
 def test_resume_after_kill_scores_each_document_once(lake, models, corpus, python):
     """SIGKILL at the second chunk commit; the rerun scores only the rest: one row per (doc, model)."""
-    import os
-    import subprocess
+    from tests.conftest import run_killed
 
     lh, conf = lake
     pool = {"pool": [_model(models["lm-a"])]}
     args = conf({"chunk_docs": 8, "perplexity": pool})
-    env = {**os.environ, "CORPUSLAKE_FAULT": f"before_commit:{scores.PERPLEXITY.name}:2"}
-    proc = subprocess.run(
-        [python, "-m", "jobs.score_perplexity", "--conf", args.conf, "--run-id", "killed"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    argv = ["jobs.score_perplexity", "--conf", args.conf, "--run-id", "killed"]
+    proc = run_killed(python, argv, f"before_commit:{scores.PERPLEXITY.name}:2")
     assert proc.returncode == -9, proc.stderr[-2000:]
     first = lh.read(scores.PERPLEXITY).collect()
     assert 0 < len(first) < len(corpus)  # the first chunk landed, the rest did not

@@ -4,7 +4,8 @@ A profile is a YAML file under ``conf/``. ``load_conf`` reads it, applies ``--se
 (``jobs.config.overrides``) and validates the result. Every error names the file and the dotted key, so a
 user can fix the profile without reading a stack trace. The sections are one module per group:
 ``runtime`` (spark, progress, storage, gpu, sample), ``inputs`` (ingest, refs), ``clean``, ``score``,
-``decide`` (aggregate, select, export).
+``decide`` (aggregate, select, export), ``train`` (the small LMs of Meta-rater's proxies and of
+``evaluate``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from jobs.config.score import (
     SimilarityConf,
     StratifiedSample,
 )
+from jobs.config.train import EvaluateConf, LMConf
 
 __all__ = [
     "AggregateConf",
@@ -58,6 +60,7 @@ __all__ = [
     "ConfError",
     "DecontamConf",
     "DomainsConf",
+    "EvaluateConf",
     "ExportConf",
     "FieldMap",
     "GpuConf",
@@ -65,6 +68,7 @@ __all__ = [
     "IngestConf",
     "InputConf",
     "LightgbmConf",
+    "LMConf",
     "ModelConf",
     "ModelScoresInput",
     "NearDedupConf",
@@ -102,6 +106,8 @@ class Conf(Strict):
     aggregate: AggregateConf = Field(default_factory=AggregateConf)
     select: SelectConf = Field(default_factory=SelectConf)
     export: ExportConf = Field(default_factory=ExportConf)
+    # Trains small LMs, so it is opt-in: without the section the evaluate stage has nothing to do.
+    evaluate: EvaluateConf | None = None
     source_file: str | None = Field(None, exclude=True, description="the YAML file this came from")
 
     @field_validator("profile")

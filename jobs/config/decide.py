@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from jobs.config.base import Strict
+from jobs.config.train import ProxyModelConf
 
 
 class FastTextConf(Strict):
@@ -146,17 +147,44 @@ class WeightsConf(Strict):
     top_share: float = Field(0.15, gt=0, le=1, description="each proposal selects the top share by Q")
     candidates: int = Field(1_000_000, ge=128, description="Dirichlet draws scored by the regressor")
     best: int = Field(128, ge=1, description="w* = mean of the best candidates")
-    proxy: Literal["builtin", "table"] = Field(
-        "builtin", description="builtin: the local n-gram LM stand-in; table: read proxy_results"
+    proxy: Literal["ngram", "train", "table"] = Field(
+        "ngram",
+        description="ngram: the local bigram LM stand-in; train: a small causal LM trained per proposal "
+        "(proxy_model); table: read proxy_results",
     )
     proxy_results: str | None = Field(
         None, description="proxy=table: CSV/JSONL with weights_id, val_loss (real proxy training runs)"
     )
     proxy_mu: float = Field(
-        100.0, gt=0, description="builtin proxy: smoothing mass of the bigram LM toward its unigram LM"
+        100.0, gt=0, description="ngram proxy: smoothing mass of the bigram LM toward its unigram LM"
+    )
+    proxy_model: ProxyModelConf = Field(
+        default_factory=ProxyModelConf, description="proxy=train: the model and its tokens (seed: proxy_seed)"
+    )
+    proxy_seed: int = Field(0, description="proxy=train: one seed for every proposal's model")
+    proxy_chunk: int | None = Field(
+        None,
+        ge=1,
+        description="proxy=train: proposals trained per gated commit (null: Spark's default parallelism)",
     )
     lightgbm: LightgbmConf = Field(default_factory=LightgbmConf)
     seed: int = Field(0, description="proposals and candidates")
+
+    @field_validator("proxy", mode="before")
+    @classmethod
+    def _builtin_is_ngram(cls, proxy):
+        # ``builtin`` was the n-gram proxy's name before real proxy training existed; profiles keep working.
+        return "ngram" if proxy == "builtin" else proxy
+
+    @field_validator("proxy_model")
+    @classmethod
+    def _budget(cls, model: ProxyModelConf) -> ProxyModelConf:
+        if model.train_tokens < model.tokens_per_step:
+            raise ValueError(
+                f"train_tokens {model.train_tokens} is less than one step (batch_size × seq_len = "
+                f"{model.tokens_per_step})"
+            )
+        return model
 
     @field_validator("signals")
     @classmethod

@@ -1,19 +1,28 @@
 """Meta-rater's proxy step: a validation loss for each proposal's selection, behind one small interface.
 
-``Proxy.losses`` takes the proposals' selections and returns one validation loss per proposal. Two
+``Proxy.losses`` takes the proposals' selections and returns one validation loss per proposal. Three
 implementations, chosen by the stage from ``aggregate.weights.proxy``:
 
-  BigramProxy   ``builtin``: the local stand-in for proxy training runs. Per proposal, a bigram LM
+  BigramProxy   ``ngram``: the local stand-in for proxy training runs. Per proposal, a bigram LM
                 smoothed toward an add-one unigram LM, trained on its selection and scored as
                 cross-entropy on held-out texts, for every proposal in one Spark SQL query
                 (``jobs/sql/metarater_proxy_lm.sql``).
+  TrainedProxy  ``train``: per proposal, a small causal LM trained from scratch on its selection under a
+                fixed token budget and seed, one Spark task per proposal (``jobs.methods.lm_runs``), and
+                its validation loss on the dev texts. Resumable: each proposal has a key (its selection,
+                the model, the dev texts), results already recorded under a key are reused, and the rest
+                are trained in chunks that the stage commits as they finish.
   ResultsFile   ``table``: the losses of real proxy training runs on the manifest, read from a CSV/JSONL
                 of ``weights_id, val_loss`` (``read_proxy_results``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, IntegerType, LongType, StructField, StructType
 
 from jobs.queries import run_sql
 from jobs.runtime import UsageError
@@ -175,7 +185,7 @@ class Proxy(ABC):
 
 
 class BigramProxy(Proxy):
-    """The builtin proxy (``builtin_proxy``): an LM per selection, scored on ``val_texts``.
+    """The n-gram proxy (``builtin_proxy``): an LM per selection, scored on ``val_texts``.
 
     Args:
         docs: ``[doc_id, text]``, a superset of the selected documents (silver.documents).
@@ -184,7 +194,7 @@ class BigramProxy(Proxy):
         val_name: what the validation texts are, for gold.proxy_results.detail and messages.
     """
 
-    source = "builtin"
+    source = "ngram"
 
     def __init__(
         self, docs: DataFrame, val_texts: DataFrame, mu: float, val_name: str = "ref.benchmarks texts"
@@ -196,7 +206,7 @@ class BigramProxy(Proxy):
         n_val = self.val_texts.count()
         if not n_val:
             raise UsageError(
-                f"proxy=builtin scores each proposal's LM on the {self.val_name}, and there are none: run "
+                f"proxy=ngram scores each proposal's LM on the {self.val_name}, and there are none: run "
                 "load_refs first, or train real proxies and use proxy: table"
             )
         res = builtin_proxy(selection, self.docs, self.val_texts, self.mu)
@@ -219,3 +229,167 @@ class ResultsFile(Proxy):
         """The file's losses, checked against ``proposal_ids``; ``selection`` is not read (the runs
         trained on the manifest elsewhere)."""
         return ProxyLosses(read_proxy_results(self.path, list(proposal_ids)), os.path.abspath(self.path))
+
+
+def detail_key(detail: str | None) -> str | None:
+    """The key a trained proxy's gold.proxy_results row ends its detail with (``…; key <16 hex>``)."""
+    m = re.search(r"key ([0-9a-f]{16})$", detail or "")
+    return m.group(1) if m else None
+
+
+class TrainedProxy(Proxy):
+    """Proxy training runs here: a small causal LM per proposal, trained on its selection (the first
+    ``train_tokens`` of its documents in a seeded order, the same seed for every proposal), its loss the
+    mean NLL per token (nats) on ``dev_texts``.
+
+    Args:
+        docs: ``[doc_id, text]``, a superset of the selected documents (silver.documents).
+        dev_texts: the validation texts: ref.benchmarks examples of the target splits (targets, so the
+            driver may hold them; never the evaluation split).
+        dev_label: what the dev texts are, for the rows' detail.
+        spec: the model (``udfs.lm_train.LMSpec``).
+        train_tokens: tokens every proxy trains on (whole steps of ``spec``).
+        seed: initialisation and data order, the same for every proposal.
+        chunk: proposals trained (one task each) per ``record`` call.
+        recorded: key → the result row an earlier run recorded (``weights_id`` is replaced).
+        record: called with each chunk's results as it finishes; the stage commits them.
+        profile: a stage-level resource profile (GPUs per task), or None.
+    """
+
+    source = "train"
+
+    def __init__(
+        self, docs, dev_texts, dev_label, spec, train_tokens, seed, chunk, recorded, record, profile=None
+    ):
+        self.docs, self.dev_texts, self.dev_label = docs, list(dev_texts), dev_label
+        self.spec, self.train_tokens, self.seed, self.chunk = spec, train_tokens, seed, chunk
+        self.recorded, self.record, self.profile = recorded, record, profile
+        self.reused = self.trained = 0
+
+    def fingerprint(self) -> str:
+        """The model, budget, seed and dev texts: what a proposal's key adds to its selection."""
+        settings = {k: v for k, v in dataclasses.asdict(self.spec).items() if k != "tokenizer_json"}
+        settings["tokenizer"] = hashlib.sha256(self.spec.tokenizer_json.encode()).hexdigest()
+        settings["dev"] = hashlib.sha256("\x00".join(sorted(self.dev_texts)).encode()).hexdigest()
+        settings.update(train_tokens=self.train_tokens, seed=self.seed)
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+    def keys(self, selection: DataFrame) -> dict[str, str]:
+        """weights_id → key: the proposal's documents (count and XOR of their hashes) and ``fingerprint``."""
+        fp = self.fingerprint()
+        rows = (
+            selection.groupBy("weights_id")
+            .agg(F.count("*").alias("n"), F.expr("bit_xor(xxhash64(doc_id))").alias("x"))
+            .collect()
+        )
+        return {
+            r["weights_id"]: hashlib.sha256(f"{fp}|{r['n']}|{r['x']}".encode()).hexdigest()[:16] for r in rows
+        }
+
+    def detail(self, key: str) -> str:
+        return (
+            f"{self.spec.describe()}; {self.train_tokens:,} tokens, seed {self.seed}; mean NLL per token on "
+            f"{len(self.dev_texts):,} {self.dev_label}; key {key}"
+        )
+
+    def losses(self, selection: DataFrame | None, proposal_ids: Sequence[str]) -> ProxyLosses:
+        """Reuses the recorded results whose key matches, trains the rest chunk by chunk."""
+        from jobs.methods.lm_runs import budget_cut, stream_tokens
+
+        keys = self.keys(selection)
+        todo = [w for w in proposal_ids if keys.get(w) not in self.recorded]
+        out = [
+            {**self.recorded[keys[w]], "weights_id": w, "detail": self.detail(keys[w])}
+            for w in proposal_ids
+            if w not in todo and w in keys
+        ]
+        self.reused, self.trained = len(out), len(todo)
+        if todo:
+            sel = selection.filter(F.col("weights_id").isin(todo)).select("weights_id", "doc_id")
+            texts = self.docs.select("doc_id", "text")
+            counts = stream_tokens(self.spec)(
+                texts.join(sel.select("doc_id").distinct(), "doc_id", "left_semi")
+            )
+            order = F.xxhash64("doc_id", F.lit(self.seed), F.lit("proxy-order"))
+            rows = sel.join(counts, "doc_id").withColumn("order", order).persist()
+            try:
+                self._check_budget(rows)
+                for i in range(0, len(todo), self.chunk):
+                    part = self._train(rows, todo[i : i + self.chunk], texts, keys, budget_cut)
+                    self.record(part)
+                    out += part.to_dict("records")
+            finally:
+                rows.unpersist()
+        results = pd.DataFrame(out).set_index("weights_id").loc[list(proposal_ids)].reset_index()
+        detail = (
+            f"{self.spec.describe()}; {self.train_tokens:,} tokens; {len(self.dev_texts):,} {self.dev_label}"
+        )
+        return ProxyLosses(results, detail)
+
+    def _check_budget(self, rows: DataFrame) -> None:
+        totals = (
+            rows.groupBy("weights_id").agg(F.sum("lm_tokens").alias("t")).orderBy("t", "weights_id").first()
+        )
+        if totals is not None and totals["t"] < self.train_tokens:
+            raise UsageError(
+                f"proxy=train: proposal {totals['weights_id']} selects {totals['t']:,} tokens under the "
+                "proxy tokenizer, fewer than aggregate.weights.proxy_model.train_tokens "
+                f"{self.train_tokens:,}: every proxy trains on the same tokens; lower train_tokens (or raise "
+                "top_share)"
+            )
+
+    def _train(self, rows: DataFrame, ids: list[str], texts: DataFrame, keys, budget_cut) -> pd.DataFrame:
+        from jobs.methods.lm_runs import TRAIN, train_runs
+
+        spark = rows.sparkSession
+        runs = spark.createDataFrame(list(enumerate(ids)), "run int, weights_id string")
+        part = rows.join(F.broadcast(runs), "weights_id").select("run", "doc_id", "lm_tokens", "order")
+        hold: list[DataFrame] = []
+        try:
+            cut = budget_cut(self.train_tokens, hold)(part)
+            data = cut.join(texts, "doc_id").select(
+                "run", F.lit(TRAIN).alias("role"), "order", "doc_id", "text"
+            )
+            res = train_runs(
+                data,
+                len(ids),
+                _proxy_task(self.spec, self.train_tokens, self.seed, self.dev_texts),
+                PROXY_RUN_SCHEMA,
+                self.profile,
+            ).toPandas()
+        finally:
+            for df in hold:
+                df.unpersist()
+        if len(res) != len(ids):
+            raise RuntimeError(
+                f"proxy=train: {len(ids) - len(res)} of {len(ids)} proxy runs returned nothing"
+            )
+        res["weights_id"] = [ids[r] for r in res["run"]]
+        res["detail"] = [self.detail(keys[w]) for w in res["weights_id"]]
+        return res.drop(columns="run")
+
+
+PROXY_RUN_SCHEMA = StructType(
+    [
+        StructField("run", IntegerType(), False),
+        StructField("val_loss", DoubleType(), False),
+        StructField("train_docs", LongType(), False),
+        StructField("train_tokens", LongType(), False),
+        StructField("val_tokens", LongType(), False),
+    ]
+)
+
+
+def _proxy_task(spec, train_tokens: int, seed: int, dev_texts: list[str]):
+    """One proposal's task: pack its budget, train at the seed, mean NLL per token on the dev texts."""
+
+    def task(run: int, train: list[str], _heldout: list[str]) -> list[tuple]:
+        from udfs.lm_train import encode, pack, text_nll
+        from udfs.lm_train import train as fit
+
+        trained = fit(spec, pack(spec, train, train_tokens), seed)
+        nll, _ = text_nll(trained, spec, dev_texts)
+        n_tok = sum(len(ids) for ids in encode(spec, dev_texts))
+        return [(run, float(nll.sum() / n_tok), len(train), trained.tokens, n_tok)]
+
+    return task

@@ -1,9 +1,10 @@
 """The HTML report of a lakehouse: one self-contained file a person can open, mail or attach to a ticket.
 
-Sections (each ``<section id=…>``): summary, funnel, scores, domains, rater-weights, selection, gates,
-versions. The tables come from the saved queries of ``jobs/sql/`` (the same ones ``corpuslake sql`` runs);
-plots are matplotlib PNGs embedded as base64, drawn on ``Figure`` objects with the Agg canvas so pyplot's
-global state (a notebook's backend) is never touched. Nothing is loaded from outside the file.
+Sections (each ``<section id=…>``): summary, funnel, scores, domains, rater-weights, selection,
+evaluation, gates, versions. The tables come from the saved queries of ``jobs/sql/`` (the same ones
+``corpuslake sql`` runs); plots are matplotlib PNGs embedded as base64, drawn on ``Figure`` objects with
+the Agg canvas so pyplot's global state (a notebook's backend) is never touched. Nothing is loaded from
+outside the file.
 
 A lakehouse where some stages never ran still renders: a section whose tables are empty says which stage
 to run instead.

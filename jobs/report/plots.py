@@ -184,3 +184,30 @@ def plot_selection(comp: pd.DataFrame, budget: int | None) -> bytes:
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _style(ax)
     return _png(fig)
+
+
+def plot_evaluation(ev: pd.DataFrame) -> bytes:
+    """Per benchmark (gold-answer bpb; web_heldout: bpb of held-out web text), each strategy's mean paired
+    difference to random as a % of random's mean, with its t interval; below 0 = better than random."""
+    rows = ev[ev["metric"].isin(["answer_bpb", "bpb"]) & (ev["strategy"] != "random")]
+    benches = sorted(rows["benchmark"].unique())
+    strategies = sorted(rows["strategy"].unique())
+    fig = _new_figure(10, 0.5 * max(len(benches) * len(strategies), 1) + 1.6)
+    ax = fig.add_subplot()
+    colors = ["#0969da", "#8250df", "#1a7f37", "#bf3989", "#9a6700", "#cf222e"]
+    height = 0.8 / max(len(strategies), 1)
+    for j, s in enumerate(strategies):
+        r = rows[rows["strategy"] == s].set_index("benchmark").reindex(benches)
+        pct = 100 * r["diff_to_random"] / r["mean_random"]
+        low = 100 * (r["diff_to_random"] - r["ci_low"]) / r["mean_random"]
+        high = 100 * (r["ci_high"] - r["diff_to_random"]) / r["mean_random"]
+        y = [i + j * height for i in range(len(benches))]
+        ax.barh(y, pct, height=height, color=colors[j % len(colors)], label=s, xerr=[low, high], capsize=3)
+    ax.axvline(0, color="#57606a", linewidth=1)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(benches))], benches)
+    ax.invert_yaxis()
+    ax.set_xlabel("bits per byte vs random, % (mean paired difference over seeds, t interval)")
+    ax.set_title("small LMs trained on each selection at equal tokens: lower is better", fontsize=11)
+    ax.legend(fontsize=9, loc="best")
+    _style(ax)
+    return _png(fig)

@@ -105,6 +105,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "domains": ("domain_weights", "estimator_agreement"),
     "rater-weights": ("rater_weights",),
     "selection": ("selection_composition", "selection_overlap"),
+    "evaluation": ("evaluation",),
     "gates": ("gate_results",),
     "versions": ("table_versions", "runs"),
 }

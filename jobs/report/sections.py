@@ -7,7 +7,14 @@ import math
 from collections.abc import Callable
 
 from jobs.report.markup import MAX_ROWS, esc, figure_html, fmt, not_run, table_html
-from jobs.report.plots import plot_domains, plot_funnel, plot_histograms, plot_rater_weights, plot_selection
+from jobs.report.plots import (
+    plot_domains,
+    plot_evaluation,
+    plot_funnel,
+    plot_histograms,
+    plot_rater_weights,
+    plot_selection,
+)
 from jobs.report.queries import ReportContext, selection_totals
 
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -17,6 +24,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("domains", "Domain weights (perplexity correlations)"),
     ("rater-weights", "Rater weights (Meta-rater)"),
     ("selection", "Selection per strategy"),
+    ("evaluation", "Does the selection help? (evaluate)"),
     ("gates", "Gates"),
     ("versions", "Table versions and runs"),
 )
@@ -171,6 +179,27 @@ def section_selection(ctx: ReportContext, data: dict) -> str:
     return "\n".join(out)
 
 
+def section_evaluation(ctx: ReportContext, data: dict) -> str:
+    ev = data["evaluation"]
+    if not len(ev):
+        return not_run("evaluate")
+    rand = ev[ev["strategy"] == "random"].set_index(["benchmark", "metric"])["mean"]
+    ev = ev.assign(mean_random=[rand.get((b, m)) for b, m in zip(ev["benchmark"], ev["metric"], strict=True)])
+    tokens = int(ev["train_tokens"].iloc[0])
+    out = [
+        figure_html(
+            plot_evaluation(ev),
+            "evaluation",
+            f"{int(ev['n_seeds'].iloc[0])} seeds per strategy, {tokens:,} training tokens per model; random "
+            "is re-drawn per seed; bits per byte of the gold answers on the evaluation split, and of "
+            "held-out web text (web_heldout)",
+        )
+    ]
+    ctx.images["evaluation"] = ctx.images.get("evaluation", 0) + 1
+    out.append(table_html(ev.drop(columns="mean_random"), "evaluation", "evaluation (gold.evaluation)"))
+    return "\n".join(out)
+
+
 def section_gates(ctx: ReportContext, data: dict) -> str:
     gates = data["gate_results"]
     if not len(gates):
@@ -226,6 +255,7 @@ RENDERERS: dict[str, Callable[[ReportContext, dict], str]] = {
     "domains": section_domains,
     "rater-weights": section_rater_weights,
     "selection": section_selection,
+    "evaluation": section_evaluation,
     "gates": section_gates,
     "versions": section_versions,
 }

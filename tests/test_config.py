@@ -305,7 +305,7 @@ def test_proxy_training_and_evaluate_settings(tmp_path):
     assert load_conf(path).aggregate.weights.proxy == "ngram"  # the n-gram proxy's old name
     assert load_conf(path).evaluate is None  # no section: the evaluate stage has nothing to do
     bad = {
-        "refs.eval_split=dev": "refs.eval_split: Value error, 'dev' is also in target_splits",
+        "refs.eval_split=dev": "refs: Value error, eval_split 'dev' is also in target_splits",
         "evaluate.seeds=[0,1]": "evaluate.seeds: List should have at least 3 items",
         "evaluate.model.n_head=3": "evaluate.model: Value error, n_embd 128 is not a multiple of n_head 3",
         "aggregate.weights.proxy_model.train_tokens=100": "train_tokens 100 is less than one step",

@@ -89,7 +89,27 @@ def test_document_fields(ingested):
         assert r["ingest_run_id"] == "ingest-1"
         assert isinstance(json.loads(r["meta"]), dict)
     assert len({r["doc_id"] for r in rows}) == len(rows)
-    assert len(truth["counts"]) and truth["counts"]["domains"] == len({r["domain"] for r in rows})
+    # Chat records (the instruction pool) have no URL, so no domain.
+    assert len(truth["counts"]) and truth["counts"]["domains"] == len({r["domain"] for r in rows} - {None})
+
+
+def test_instruction_pool_lands_as_chat_documents_and_malformed_rejects(ingested):
+    lh, truth, out, _ = ingested
+    pool = truth["instruct"]
+    docs = _rel(lh.read(bronze.DOCUMENTS), out).filter(F.col("file") == pool["file"])
+    got = {r["source_id"]: r for r in docs.select("source_id", "format", "messages", "meta").collect()}
+    want = {rid: name for name, fam in pool["families"].items() for rid in fam["ids"]}
+    assert len(got) == len(want) == 48 and set(got) == set(want)
+    assert {r["format"] for r in got.values()} == {"chat"}
+    assert all(json.loads(r["meta"]) == {"dataset": f"demo-{want[sid]}"} for sid, r in got.items())
+    # ShareGPT records' speakers became roles: every conversation is user → assistant (after any system turn).
+    assert {tuple(m["role"] for m in r["messages"] if m["role"] != "system") for r in got.values()} == {
+        ("user", "assistant")
+    }
+    rejects = _rel(lh.read(bronze.REJECTS), out).filter(F.col("file") == pool["file"])
+    assert sorted((r["record_number"], r["reason"], r["detail"]) for r in rejects.collect()) == [
+        (b["record_number"], "malformed_messages", b["detail"]) for b in pool["malformed"]
+    ]
 
 
 def test_rerun_adds_nothing(ingested, capsys):
@@ -98,7 +118,7 @@ def test_rerun_adds_nothing(ingested, capsys):
     again = argparse.Namespace(**{**vars(args), "run_id": None})
     assert run_job(ingest.STAGE, again, ingest.ingest) == EXIT_OK
     text = capsys.readouterr().out
-    assert "files read: 0 (skipped 6 already ingested)" in text
+    assert "files read: 0 (skipped 7 already ingested)" in text  # six web files and the instruction pool
     assert {s.name: lh.version(s) for s in bronze.TABLES} == versions
     assert lh.read(bronze.DOCUMENTS).count() == truth["counts"]["expected_accepted"]
 

@@ -19,9 +19,20 @@ import zstandard
 from warcio.archiveiterator import ArchiveIterator
 
 from jobs.demo import sample_corpus
-from jobs.demo.sample_corpus import BENCHMARK_NAMES, CATEGORY_SHARES, RAW_FILES, REJECT_REASONS, generate
+from jobs.demo.layout import N_CHAT_POOL
+from jobs.demo.sample_corpus import (
+    BENCHMARK_NAMES,
+    CATEGORY_SHARES,
+    CHAT_FILE,
+    CHAT_TASKS,
+    RAW_FILES,
+    REJECT_REASONS,
+    generate,
+)
+from udfs.chat import MalformedMessages, parse_messages, render_plain
 
 SMALL = 600
+N_CHAT = N_CHAT_POOL * len(CHAT_TASKS)  # the instruction pool's chat records: extra documents
 WORD = re.compile(r"\w+")
 
 
@@ -73,6 +84,24 @@ def _read_raw(out: Path, max_doc_bytes: int = 200_000):
             rejects.append((file, rn, "not_an_object"))
             return
         text = obj.get("text")
+        if text is None and ("messages" in obj or "conversations" in obj):
+            # A chat record: accepted when its list is a non-empty list of {role, content} strings.
+            field = "messages" if "messages" in obj else "conversations"
+            keys = ("role", "content") if field == "messages" else ("from", "value")
+            msgs = obj[field]
+            good = (
+                isinstance(msgs, list)
+                and msgs
+                and all(
+                    isinstance(m, dict) and all(isinstance(m.get(k), str) and m[k].strip() for k in keys)
+                    for m in msgs
+                )
+            )
+            if good:
+                docs[obj["id"]] = (file, rn, render_plain(parse_messages(msgs, field)))
+            else:
+                rejects.append((file, rn, "malformed_messages"))
+            return
         if text is None:
             reason = "missing_text"
         elif not isinstance(text, str):
@@ -194,9 +223,11 @@ def test_rejects_too_small_corpus(tmp_path):
 def test_main_prints_summary(tmp_path, capsys):
     assert sample_corpus.main(["--out", str(tmp_path / "cli"), "--docs", "200", "--seed", "3"]) == 0
     printed = capsys.readouterr().out
-    assert "accepted: 200" in printed and "records:" in printed
+    # 200 web pages and the instruction pool's 48 chat records
+    assert f"accepted: {200 + N_CHAT}" in printed and "records:" in printed
+    assert "instruction pool: 48 chat records over 4 task families, 3 malformed" in printed
     truth = json.loads((tmp_path / "cli" / "truth.json").read_text(encoding="utf-8"))
-    assert truth["seed"] == 3 and truth["counts"]["expected_accepted"] == 200
+    assert truth["seed"] == 3 and truth["counts"]["expected_accepted"] == 200 + N_CHAT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +256,7 @@ def test_counts_add_up_and_match_the_files(small, small_raw):
     counts = truth["counts"]
     assert counts["records_total"] == counts["expected_accepted"] + counts["expected_rejected"]
     assert counts["records_total"] == sum(records.values())
-    assert counts["expected_accepted"] == len(truth["docs"]) == SMALL
+    assert counts["expected_accepted"] == len(truth["docs"]) == SMALL + N_CHAT
     assert counts["expected_rejected"] == len(truth["rejects"])
     for f in RAW_FILES:
         assert truth["files"][f]["records"] == records[f], f
@@ -359,6 +390,12 @@ def test_contamination(small, small_raw):
     for ex in examples.values():
         for g in _shingles(ex["question"], 13) | _shingles(ex["support"], 13):
             grams.setdefault(g, set()).add(ex["id"])
+    # The chat targets (question and answer: load_refs' text of them) contaminate no document, web or chat.
+    for name in CHAT_TASKS:
+        for line in (out / "benchmarks" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
+            ex = json.loads(line)
+            for g in _shingles(f"{ex['question']}\n{ex['answer']}", 13):
+                grams.setdefault(g, set()).add(ex["id"])
 
     planted = truth["contaminated"]
     assert {c["benchmark"] for c in planted} == set(BENCHMARK_NAMES)
@@ -411,6 +448,55 @@ def test_benchmark_files(small):
             assert min(len(r["support"].split()) for r in rows) >= 60
 
 
+def test_instruction_pool_and_its_targets(small):
+    out, truth = small
+    pool = truth["instruct"]
+    assert pool["file"] == CHAT_FILE and tuple(pool["families"]) == CHAT_TASKS
+    assert pool["formats"] == {"messages": 32, "conversations": 16}
+    records = [json.loads(line) for line in _jsonl_lines(out / CHAT_FILE)]
+    assert len(records) == N_CHAT + 3 == truth["files"][CHAT_FILE]["records"]
+    by_id = {r["id"]: (rn, r) for rn, r in enumerate(records, start=1)}
+    for name, fam in pool["families"].items():
+        assert len(fam["ids"]) == N_CHAT_POOL and fam["targets"] == f"benchmarks/{name}.jsonl"
+        for rid in fam["ids"]:
+            rn, rec = by_id[rid]
+            assert rec["dataset"] == f"demo-{name}"
+            assert truth["docs"][rid] == {
+                "category": "chat",
+                "lang": "en",
+                "domain": None,
+                "file": CHAT_FILE,
+                "record_number": rn,
+            }
+    # The malformed records, with the detail udfs.chat gives; truth's rejects of the file are exactly them.
+    assert len(pool["malformed"]) == 3
+    for bad in pool["malformed"]:
+        rn, rec = by_id[bad["id"]]
+        field = "messages" if "messages" in rec else "conversations"
+        with pytest.raises(MalformedMessages) as err:
+            parse_messages(rec[field], field)
+        assert (rn, str(err.value)) == (bad["record_number"], bad["detail"])
+    assert sorted((r["record_number"], r["reason"]) for r in truth["rejects"] if r["file"] == CHAT_FILE) == [
+        (b["record_number"], "malformed_messages") for b in pool["malformed"]
+    ]
+    # Targets: one benchmark-style file per family, split like the others, no text on both sides.
+    for name in CHAT_TASKS:
+        rows = [json.loads(x) for x in (out / "benchmarks" / f"{name}.jsonl").read_text("utf-8").splitlines()]
+        assert Counter(r["split"] for r in rows) == {"train": 24, "dev": 12, "test": 24}
+        assert truth["benchmarks"][name] == {
+            "file": f"benchmarks/{name}.jsonl",
+            "examples": 60,
+            "splits": {"train": 24, "dev": 12, "test": 24},
+        }
+        for r in rows:
+            assert set(r) == {"benchmark", "split", "id", "question", "choices", "answer", "support"}
+            assert r["benchmark"] == name and r["choices"] is None and r["support"] is None
+        text = {r["id"]: " ".join(f"{r['question']} {r['answer']}".lower().split()) for r in rows}
+        held = {text[r["id"]] for r in rows if r["split"] == "test"}
+        assert len(set(text.values())) == 60
+        assert not held & {text[r["id"]] for r in rows if r["split"] != "test"}
+
+
 def test_domains_and_urls(small):
     out, truth = small
     suffixes = Counter(".".join(d.split(".")[1:]) for d in truth["domains"])
@@ -435,7 +521,7 @@ def test_default_size_corpus(tmp_path):
         assert (tmp_path / f).is_file(), f
     counts = truth["counts"]
     assert counts["records_total"] >= 5000
-    assert counts["expected_accepted"] == len(truth["docs"]) == 5000
+    assert counts["expected_accepted"] == len(truth["docs"]) == 5000 + N_CHAT
     assert len({d["domain"] for d in truth["docs"].values()}) >= 50
     cats = Counter(d["category"] for d in truth["docs"].values())
     for cat, share in CATEGORY_SHARES.items():
@@ -450,6 +536,7 @@ def test_default_size_corpus(tmp_path):
     # Every domain's most common category is its declared dominant one.
     per_domain: dict[str, Counter] = {}
     for d in truth["docs"].values():
-        per_domain.setdefault(d["domain"], Counter())[d["category"]] += 1
+        if d["category"] != "chat":  # chat records have no URL, so no domain
+            per_domain.setdefault(d["domain"], Counter())[d["category"]] += 1
     for domain, c in per_domain.items():
         assert c.most_common(1)[0][0] == truth["domains"][domain]["category"], domain

@@ -5,8 +5,9 @@ These constants shape the output byte for byte; changing one changes every sampl
 
 from __future__ import annotations
 
-# 2: benchmark splits train/dev/test (were validation/test); 3: blocked pages and PII paragraphs.
-GENERATOR_VERSION = "3"
+# 2: benchmark splits train/dev/test (were validation/test); 3: blocked pages and PII paragraphs;
+# 4: the instruction pool (raw/instruct-000.jsonl: chat records, malformed_messages) and its chat_* targets.
+GENERATOR_VERSION = "4"
 
 #: Reject reasons understood by the ingest stage (exact strings).
 REJECT_REASONS = (
@@ -18,6 +19,7 @@ REJECT_REASONS = (
     "invalid_utf8",
     "too_large",
     "duplicate_doc_id",
+    "malformed_messages",
 )
 
 #: Target share of each document category among the ``n_docs`` accepted documents.
@@ -32,8 +34,8 @@ CATEGORY_SHARES = {
     "short": 0.05,
 }
 
-#: Raw files, in file-name order (the order that decides which duplicate id wins).
-RAW_FILES = (
+#: The web pages' files, in file-name order (the order that decides which duplicate id wins).
+WEB_FILES = (
     "raw/crawl-000.warc.wet.gz",
     "raw/crawl-001.warc.gz",
     "raw/web-000.jsonl",
@@ -41,10 +43,21 @@ RAW_FILES = (
     "raw/web-002.jsonl.zst",
     "raw/web-003.parquet",
 )
+#: The instruction pool: chat records in the messages format (jobs/demo/instruct.py); ids never clash with
+#: the web pages' (``instruct-000-<line>``).
+CHAT_FILE = "raw/instruct-000.jsonl"
+#: Every raw file, in file-name order.
+RAW_FILES = tuple(sorted((*WEB_FILES, CHAT_FILE)))
 
 BENCHMARK_NAMES = ("mc_science", "math_word", "reading_comp")
+#: The instruction pool's task families; each is also the name of its target file (benchmarks/<name>.jsonl).
+CHAT_TASKS = ("chat_arithmetic", "chat_rewrite", "chat_summary", "chat_code")
+#: Chat examples per family in the pool, and targets per family (24 train / 12 dev / 24 test, as the other
+#: benchmark files: BETR's balancing cuts every benchmark to the smallest one's target count).
+N_CHAT_POOL = 12
+N_CHAT_TARGETS = 60
 
-WET, WARC, W0, W1, W2, PQ = RAW_FILES
+WET, WARC, W0, W1, W2, PQ = WEB_FILES
 #: Share of documents per file; most go to the JSONL files.
 FILE_SHARES = {W0: 0.33, W1: 0.20, W2: 0.20, PQ: 0.12, WET: 0.09, WARC: 0.06}
 SOURCE_TAGS = {

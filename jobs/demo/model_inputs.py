@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs.demo.layout import CHAT_TASKS
+
 _HELDOUT_MOD = 25  # a document is held out from LM training when hash(doc_id) % 25 == 0 (4%)
 # The support of a reading-comprehension example is the passage the question asks about, so it belongs in
 # the prompt; elsewhere the support is the worked answer and would give the answer away.
@@ -118,6 +120,9 @@ def mc_items(bench_dir: Path, *, quick: bool, splits: Sequence[str] | None = Non
             rows = rows[:_QUICK_BENCH_EXAMPLES]
         for ex in rows:
             name = ex.get("benchmark") or path.stem
+            if name in CHAT_TASKS:
+                # Open-ended chat targets (RDS+'s instruction tasks): no choices, so no accuracy to measure.
+                continue
             if ex.get("choices"):
                 choices, answer = tuple(ex["choices"]), "ABCDEFGH".index(ex["answer"])
             else:

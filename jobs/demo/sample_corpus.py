@@ -4,9 +4,13 @@ The repository ships no data dump; instead this module synthesises, on demand, a
 corpus that looks like what a pretraining-data pipeline meets in the wild, together with
 a ground-truth file (``truth.json``) that lets tests check every pipeline stage:
 
-* ``raw/`` holds six input files in every format the ingest stage supports: plain,
+* ``raw/`` holds six web files in every format the ingest stage supports: plain,
   gzip and zstd JSONL, Parquet, a Common Crawl style WET file and a WARC file with
-  HTML ``response`` records (plus one ``request`` record readers must skip).
+  HTML ``response`` records (plus one ``request`` record readers must skip); and a seventh,
+  ``instruct-000.jsonl``, a small instruction pool (:mod:`~jobs.demo.instruct`): 48 chat examples of four
+  task families in the messages format (a third ShareGPT-style ``conversations``), plus three malformed
+  records that ingest rejects as ``malformed_messages``. Chat records are extra documents: ``n_docs``
+  counts web pages only.
 * Documents fall into realistic categories (clean prose, forum talk, code, maths,
   boilerplate, spam, non-English, very short) spread over more than fifty registered
   domains, each with its own topic vocabulary and one dominant category.
@@ -19,7 +23,9 @@ a ground-truth file (``truth.json``) that lets tests check every pipeline stage:
 * ``benchmarks/`` holds three small evaluation sets (multiple-choice science, maths word
   problems, reading comprehension), used by the decontamination stage, as selection targets and as the
   evaluation split: each example's ``split`` is ``train``, ``dev`` or ``test`` (24 / 12 / 24 of 60;
-  no text is in two splits, see :func:`jobs.demo.benchmarks.make_benchmarks`).
+  no text is in two splits, see :func:`jobs.demo.benchmarks.make_benchmarks`). Four more,
+  ``chat_arithmetic``, ``chat_rewrite``, ``chat_summary`` and ``chat_code``, are the instruction pool's
+  targets (same fields and splits; no choices or support), for RDS+ to select chat examples with.
 * ``labels/prrc.jsonl`` holds labelled examples (``text``, ``professionalism``, ``readability``,
   ``reasoning``, ``cleanliness`` as integers 0-5, ``category``, ``variant``) for the demo PRRC raters
   that ``jobs.demo.models`` trains; the rules are in :func:`jobs.demo.prrc_labels.make_prrc_labels`.
@@ -34,7 +40,8 @@ Keys of ``truth.json`` (ids are source ids: the JSONL/Parquet ``id`` field, or t
 
 * ``docs``: ``{id: {category, lang, domain, file, record_number}}`` for every record that must be
   accepted; ``record_number`` is 1-based (JSONL line, Parquet row, or WET/WARC data record counting
-  only ``conversion``/``response`` records).
+  only ``conversion``/``response`` records). Chat records have category ``chat``, lang ``en`` and no domain
+  (instruction sets carry no URL).
 * ``rejects``: ``[{file, record_number, reason}]`` for every record that must be rejected.
 * ``counts``: ``records_total``, ``expected_accepted``, ``expected_rejected``, ``rejected_by_reason``,
   plus breakdowns ``by_file``, ``by_category``, ``by_lang`` and the number of ``domains``.
@@ -48,6 +55,10 @@ Keys of ``truth.json`` (ids are source ids: the JSONL/Parquet ``id`` field, or t
   ``url`` or ``url_substring``), and ``blocklist_negatives``: pages on a listed site that no list matches.
 * ``pii``: ``{doc_id: {email, phone, ipv4, ipv6}}``, the matches a PII detector must count in each page
   that got a planted PII paragraph (look-alikes not counted).
+* ``instruct``: the instruction pool: ``file``, ``families`` (``{benchmark: {ids, targets}}``: the pool's
+  ids of that family and its target file), ``formats`` (``{messages, conversations}``: accepted records
+  per layout) and ``malformed`` (``[{id, record_number, detail}]``, the ``malformed_messages`` rejects with
+  the detail ingest gives).
 * ``files``, ``benchmarks``, ``domains``, ``notes`` and the generation parameters.
 
 Originals always come before their copies in file-name-then-record order, so a first-wins
@@ -72,9 +83,12 @@ import time
 from pathlib import Path
 
 from jobs.demo.benchmarks import SPLITS, make_benchmarks
+from jobs.demo.instruct import make_instruct
 from jobs.demo.layout import (
     BENCHMARK_NAMES,
     CATEGORY_SHARES,
+    CHAT_FILE,
+    CHAT_TASKS,
     GENERATOR_VERSION,
     MIN_DOCS,
     PQ,
@@ -92,6 +106,8 @@ from jobs.demo.writer import Writer, doc_url, place_docs
 __all__ = [
     "BENCHMARK_NAMES",
     "CATEGORY_SHARES",
+    "CHAT_FILE",
+    "CHAT_TASKS",
     "N_PRRC_LABELS",
     "PRRC_DIMENSIONS",
     "RAW_FILES",
@@ -119,7 +135,8 @@ def generate(out_dir: str | Path, n_docs: int = 5000, seed: int = 0, max_doc_byt
 
     Args:
         out_dir: Target directory (created if missing).
-        n_docs: Number of documents the ingest stage should accept (planted bad records come on top).
+        n_docs: Number of web pages the ingest stage should accept (planted bad records and the
+            instruction pool's chat records come on top).
             Must be at least 200 so every planted structure fits.
         seed: Seed for every random choice; different seeds give different corpora.
         max_doc_bytes: The ingest size limit; the ``too_large`` records exceed it by 50,000 bytes.
@@ -138,7 +155,9 @@ def generate(out_dir: str | Path, n_docs: int = 5000, seed: int = 0, max_doc_byt
     out = Path(out_dir)
     _clean(out)
     benchmarks = make_benchmarks(seed)
-    for name, rows in benchmarks.items():
+    # The instruction pool and its targets: own random streams, independent of n_docs and of the web pages.
+    chat_targets, chat_records = make_instruct(seed)
+    for name, rows in {**benchmarks, **chat_targets}.items():
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         (out / "benchmarks" / f"{name}.jsonl").write_bytes(data.encode("utf-8"))
 
@@ -158,8 +177,9 @@ def generate(out_dir: str | Path, n_docs: int = 5000, seed: int = 0, max_doc_byt
     writer.write_warc(per_file[WARC])
     writer.write_jsonl(layouts, per_file)
     writer.write_parquet(per_file[PQ])
+    writer.write_chat(chat_records)
 
-    truth = _truth(planner, writer, benchmarks, n_docs, seed, max_doc_bytes, blocked, pii)
+    truth = _truth(planner, writer, {**benchmarks, **chat_targets}, n_docs, seed, max_doc_bytes, blocked, pii)
     data = json.dumps(truth, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     (out / "truth.json").write_bytes(data.encode("utf-8"))
 
@@ -198,6 +218,9 @@ def _truth(
     for d in writer.accepted:
         by_cat[d.category] += 1
         by_lang[d.lang] = by_lang.get(d.lang, 0) + 1
+    chat = writer.chat_docs
+    by_cat["chat"] = len(chat)
+    by_lang["en"] = by_lang.get("en", 0) + len(chat)
     records_total = sum(writer.records.values())
     docs = {
         d.doc_id: {
@@ -209,6 +232,15 @@ def _truth(
         }
         for d in sorted(writer.accepted, key=lambda d: (RAW_FILES.index(d.file), d.record_number))
     }
+    for c in chat:
+        docs[c["id"]] = {
+            "category": "chat",
+            "lang": "en",
+            "domain": None,
+            "file": CHAT_FILE,
+            "record_number": c["record_number"],
+        }
+    docs = dict(sorted(docs.items(), key=lambda kv: (RAW_FILES.index(kv[1]["file"]), kv[1]["record_number"])))
     exact = [(a, b, ident) for a, b, ident in planner.exact_pairs if ok(a, b)]
     near = [(a, b, j) for a, b, j in planner.near_pairs if ok(a, b)]
     return {
@@ -233,7 +265,7 @@ def _truth(
         "rejects": rejects,
         "counts": {
             "records_total": records_total,
-            "expected_accepted": len(writer.accepted),
+            "expected_accepted": len(writer.accepted) + len(chat),
             "expected_rejected": len(rejects),
             "rejected_by_reason": by_reason,
             "by_file": by_file,
@@ -277,6 +309,18 @@ def _truth(
         ],
         "blocklist_negatives": [d.doc_id for d in blocked[1] if ok(d)],
         "pii": {d.doc_id: counts for d, counts in (pii or {}).values() if ok(d)},
+        "instruct": {
+            "file": CHAT_FILE,
+            "families": {
+                name: {
+                    "ids": [c["id"] for c in chat if c["family"] == name],
+                    "targets": f"benchmarks/{name}.jsonl",
+                }
+                for name in CHAT_TASKS
+            },
+            "formats": {f: sum(c["format"] == f for c in chat) for f in ("messages", "conversations")},
+            "malformed": writer.chat_malformed,
+        },
         "notes": {
             "record_number": "1-based ordinal within the file: JSONL line, Parquet row, or WET/WARC data "
             "record counting only conversion/response records",
@@ -316,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  records: {counts['records_total']}  accepted: {counts['expected_accepted']}  "
         f"rejected: {counts['expected_rejected']}  domains: {counts['domains']}"
+    )
+    chat = truth["instruct"]
+    print(
+        f"  instruction pool: {counts['by_category']['chat']} chat records over {len(chat['families'])} "
+        f"task families, {len(chat['malformed'])} malformed"
     )
     print("  rejected by reason: " + ", ".join(f"{k}={v}" for k, v in counts["rejected_by_reason"].items()))
     print(

@@ -1,7 +1,8 @@
-"""Placement of the planned documents into the six raw files, and the writers of each format.
+"""Placement of the planned documents into the six web files, and the writers of each format.
 
-JSONL (plain, gzip, zstd) with planted bad records, Parquet, a WET file and a WARC file of HTML responses;
-:class:`Writer` also records, per record, what ingest must accept or reject.
+JSONL (plain, gzip, zstd) with planted bad records, Parquet, a WET file and a WARC file of HTML responses,
+and the instruction pool's chat JSONL; :class:`Writer` also records, per record, what ingest must accept or
+reject.
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ import zstandard
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from jobs.demo.instruct import chat_lines
 from jobs.demo.layout import (
+    CHAT_FILE,
     FILE_SHARES,
     GENERATOR_VERSION,
     JSONL_REJECTS,
     PARQUET_REJECTS,
     PQ,
-    RAW_FILES,
     SOURCE_TAGS,
     W0,
     W1,
     W2,
     WARC,
+    WEB_FILES,
     WET,
     WET_REJECTS,
 )
@@ -87,13 +90,13 @@ def place_docs(rng: random.Random, docs: list[Doc], groups: list[list[Doc]]) -> 
     # Global order = file-name order, then position.  Reassign slots inside each planted group so the
     # original precedes its copies (a first-wins deduplicator then keeps the original).
     slot = {}
-    for f in RAW_FILES:
+    for f in WEB_FILES:
         for i, d in enumerate(per_file[f]):
-            slot[id(d)] = (RAW_FILES.index(f), i)
+            slot[id(d)] = (WEB_FILES.index(f), i)
     for group in groups:
         slots = sorted(slot[id(d)] for d in group)
         for d, s in zip(group, slots, strict=True):
-            per_file[RAW_FILES[s[0]]][s[1]] = d
+            per_file[WEB_FILES[s[0]]][s[1]] = d
     return per_file
 
 
@@ -184,6 +187,9 @@ class Writer:
         self.rejects: list[dict] = []
         self.records: dict[str, int] = {}
         self.accepted: list[Doc] = []
+        # The instruction pool's accepted chat records (``id, family, format, record_number``).
+        self.chat_docs: list[dict] = []
+        self.chat_malformed: list[dict] = []
         base = datetime(2024, 1, 1) + timedelta(days=seed % 365)
         self.crawl_base = base
 
@@ -270,6 +276,15 @@ class Writer:
             elif f.endswith(".zst"):
                 data = zstandard.ZstdCompressor(level=10).compress(data)
             path.write_bytes(data)
+
+    def write_chat(self, records: list) -> None:
+        """The instruction pool (records from :func:`jobs.demo.instruct.make_instruct`), after every web
+        file: it draws nothing from this writer's random stream, so the web files are the same without it."""
+        data, self.chat_docs, self.chat_malformed = chat_lines(records)
+        for bad in self.chat_malformed:
+            self._reject(CHAT_FILE, bad["record_number"], "malformed_messages")
+        (self.out / CHAT_FILE).write_bytes(data)
+        self.records[CHAT_FILE] = len(records)
 
     def write_parquet(self, docs: list[Doc]) -> None:
         rng = self.rng

@@ -264,7 +264,7 @@ def _write_lake(spark, lh, docs: list[dict], unrated: set[str]):
     rows += [prrc_row(d, "set=old", NOW + timedelta(days=1), shift=9.0) for d in docs[:10]]
     lh.write(spark.createDataFrame(rows, scores.PRRC.schema), scores.PRRC, "overwrite")
     bench = [
-        ("sci", "test", f"q{k}", " ".join(str(x) for x in rng.choice(GOOD, 12)) + "?", "f", "r", NOW)
+        ("sci", "test", f"q{k}", " ".join(str(x) for x in rng.choice(GOOD, 12)) + "?", None, "f", "r", NOW)
         for k in range(15)
     ]
     lh.write(spark.createDataFrame(bench, ref.BENCHMARKS.schema), ref.BENCHMARKS, "overwrite")

@@ -90,7 +90,7 @@ def _write_benchmarks(spark, lh, docs):
     for b, bench in enumerate(("alpha", "beta", "gamma")):
         for k in range(4):
             text = docs[(b * 4 + k) % len(docs)]["text"][:300] + f" question {bench} {k}"
-            rows.append((bench, "test", f"{bench}-{k}", text, "f.jsonl", "refs-0", now))
+            rows.append((bench, "test", f"{bench}-{k}", text, None, "f.jsonl", "refs-0", now))
     lh.write(spark.createDataFrame(rows, ref.BENCHMARKS.schema), ref.BENCHMARKS, "overwrite", run_id="refs-0")
 
 

@@ -11,7 +11,9 @@ Steps, in order; a document leaves at the first one that drops it, recorded with
                       is ``keep``
   4. exact_dedup      same hash of lowercased, whitespace-collapsed text
   5. near_dedup       MinHash LSH, verified Jaccard ≥ threshold, connected components
-  6. decontamination  shares an n-gram (13 by default) with a ref.benchmarks example
+  6. decontamination  BETR's: n-grams (8–13 words) shared with a ref.benchmarks example are cut out with 200
+                      characters around each; cut in more than 10 spans (or cut to nothing) → dropped;
+                      n-grams in more than 10,000 documents are ignored (``jobs.methods.decontam``)
 Of duplicates the earliest-ingested document survives (bronze ``ingested_at``), ties broken by the smallest
 doc_id: ``order_key``. Within one ingest run that is the smallest doc_id.
 
@@ -41,7 +43,7 @@ from jobs.clean_steps import Steps, analyze, clean_documents
 from jobs.config import CleanConf, Conf
 from jobs.gates import Output, publish
 from jobs.methods import dedup
-from jobs.methods.decontam import contamination
+from jobs.methods.decontam import Settings, decontaminate
 from jobs.runtime import JobContext, job_parser, log, run_job
 from schemas import bronze, ref, scores, silver
 from udfs.lang import UNKNOWN
@@ -58,7 +60,7 @@ __all__ = [
     "clean",
     "clean_batch",
     "clean_documents",
-    "contamination",
+    "decontaminate",
     "funnel_text",
     "language_warning",
     "main",
@@ -148,8 +150,11 @@ def steps(c: CleanConf, checkpoint_dir: str | None = None) -> Steps:
             if n.enabled
             else None
         ),
-        decontam_ngram=d.ngram if d.enabled else None,
-        decontam_drop=d.action == "drop",
+        decontam=(
+            Settings(d.action, d.min_ngram, d.ngram, d.window, d.max_splits, d.max_doc_freq, d.support)
+            if d.enabled
+            else None
+        ),
     )
 
 
@@ -167,6 +172,7 @@ class Cleaned:
     n_kept: int
     commits: dict
     skewed: int
+    excised: str | None = None
 
 
 def clean_batch(
@@ -176,7 +182,7 @@ def clean_batch(
     outputs: list | tuple = batches.OUTPUTS,
     checkpoint_dir: str | None = None,
 ) -> Cleaned | None:
-    """Clean ``batch`` and commit its rows to ``outputs`` (all four, or the ones a killed run did not reach).
+    """Clean ``batch`` and commit its rows to ``outputs`` (all five, or the ones a killed run did not reach).
 
     Args:
         ctx: the job context (its run commits).
@@ -202,7 +208,7 @@ def clean_batch(
     n_in = docs.count()
     if n_in == 0 and batch.mode == "incremental":
         return None
-    kept, filtered, quality, index, skew, cached = clean_documents(
+    kept, filtered, quality, index, excisions, skew, cached = clean_documents(
         docs, benchmarks, steps(c, checkpoint_dir), batch.id, batch.cleaned_at, earlier
     )
     try:
@@ -211,6 +217,12 @@ def clean_batch(
         n_filtered = sum(r["n"] for r in counts)
         by_step = {s: sum(r["n"] for r in counts if r["step"] == s) for s in silver.STEPS}
         n_kept = n_in - n_filtered
+        cut = excisions.agg(
+            F.count("*").alias("spans"),
+            F.countDistinct("doc_id").alias("docs"),
+            F.sum(F.length("text")).alias("chars"),
+        ).first()
+        n_spans = cut["spans"]
         expected = {
             silver.DOCUMENTS.name: {"expected_rows": n_kept, "allowed_langs": _kept_langs(c)},
             silver.FILTERED.name: {"expected_rows": n_filtered},
@@ -219,12 +231,14 @@ def clean_batch(
             silver.DEDUP_INDEX.name: {
                 "expected_rows": n_in - by_step["normalize"] - by_step["language"] - by_step["rules"]
             },
+            silver.EXCISIONS.name: {"expected_rows": n_spans},
         }
         frames = {
             silver.DOCUMENTS.name: kept,
             silver.FILTERED.name: filtered,
             scores.QUALITY.name: quality,
             silver.DEDUP_INDEX.name: index,
+            silver.EXCISIONS.name: excisions,
         }
         # An append may add no doc_id its table (for silver: either silver table) holds already.
         held = {
@@ -232,6 +246,7 @@ def clean_batch(
             silver.FILTERED.name: [silver.DOCUMENTS, silver.FILTERED],
             scores.QUALITY.name: [scores.QUALITY],
             silver.DEDUP_INDEX.name: [silver.DEDUP_INDEX],
+            silver.EXCISIONS.name: [silver.EXCISIONS],
         }
         append = batch.mode == "incremental"
         out = [
@@ -254,7 +269,13 @@ def clean_batch(
     finally:
         for df in (*cached, filtered):
             df.unpersist()
-    return Cleaned(batch, n_in, counts, n_kept, commits, skewed)
+    excised = None
+    if c.decontamination.enabled and c.decontamination.action == "excise":
+        excised = (
+            f"  decontamination excised {n_spans:,} spans ({cut['chars'] or 0:,} characters) from "
+            f"{cut['docs']:,} documents kept in silver (silver.excisions)"
+        )
+    return Cleaned(batch, n_in, counts, n_kept, commits, skewed, excised)
 
 
 def clean(ctx: JobContext) -> str:
@@ -318,12 +339,14 @@ def _clean(ctx: JobContext, checkpoint_dir: str) -> str:
     ran = {"normalize", "language"} | ({"rules"} if c.rules else set())
     ran |= {"exact_dedup"} if c.exact_dedup else set()
     ran |= {"near_dedup"} if c.near_dedup.enabled else set()
-    ran |= {"decontamination"} if c.decontamination.enabled and c.decontamination.action == "drop" else set()
+    ran |= {"decontamination"} if c.decontamination.enabled and c.decontamination.action != "flag" else set()
     if mode == "full":
         lines.append(f"  batch: full: every document of bronze.documents v{bronze_v}; silver replaced")
     else:
         lines.append(f"  batch: incremental: what silver lacked of bronze.documents v{bronze_v}; appended")
     lines.append(funnel_text(result.n_in, result.counts, result.n_kept, ran))
+    if result.excised:
+        lines.append(result.excised)
     if result.skewed:
         lines.append(
             f"  skew guard: {result.skewed} LSH buckets over max_bucket were linked as stars, not all pairs"

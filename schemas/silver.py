@@ -62,8 +62,20 @@ DOCUMENTS = TableSpec(
             col("n_bytes", LongType(), False, "UTF-8 bytes of the normalized text"),
             col("n_bytes_raw", LongType(), False, "UTF-8 bytes of the text as ingested"),
             col("n_tokens_est", LongType(), False, "token estimate: ceil(n_bytes / 4)"),
-            col("text_hash", StringType(), False, "sha256 of the lowercased, whitespace-collapsed text"),
-            col("contamination", StringType(), True, "benchmark it overlaps (decontamination action 'flag')"),
+            col(
+                "text_hash",
+                StringType(),
+                False,
+                "sha256 of the lowercased, whitespace-collapsed text as it reached dedup (before "
+                "decontamination excised anything): the exact-dedup key",
+            ),
+            col(
+                "contamination",
+                StringType(),
+                True,
+                "benchmark it overlapped: cut out (decontamination action 'excise', see silver.excisions) or "
+                "still in the text ('flag')",
+            ),
             col("clean_run_id", StringType(), False, "clean run"),
             col("cleaned_at", TimestampType(), False, "when that run started (UTC)"),
         ]
@@ -150,4 +162,43 @@ DEDUP_INDEX = TableSpec(
     suite=_dedup_index_suite,
 )
 
-TABLES = (DOCUMENTS, FILTERED, DEDUP_INDEX)
+
+def _excisions_suite(params: Mapping[str, Any]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [
+        e.ExpectCompoundColumnsToBeUnique(column_list=["doc_id", "span"]),
+        e.ExpectColumnValuesToBeBetween(column="span", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="start", min_value=0),
+        e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end", column_B="start"),
+        e.ExpectColumnValuesToBeBetween(column="matches", min_value=1),
+    ]
+
+
+EXCISIONS = TableSpec(
+    name="silver.excisions",
+    schema=StructType(
+        [
+            col(
+                "doc_id",
+                StringType(),
+                False,
+                "document id: kept in silver.documents with these spans cut out",
+            ),
+            col("span", IntegerType(), False, "1, 2, … in text order"),
+            col("start", IntegerType(), False, "first character cut, in the normalized text before any cut"),
+            col("end", IntegerType(), False, "the character after the last one cut"),
+            col("benchmark", StringType(), False, "benchmark of the span's first n-gram match"),
+            col("example_id", StringType(), False, "example of the span's first n-gram match"),
+            col("matches", IntegerType(), False, "benchmark n-gram matches inside the span"),
+            col("text", StringType(), False, "the characters cut: the matches and the window around them"),
+            col("clean_run_id", StringType(), False, "clean run that planned the batch"),
+            col("cleaned_at", TimestampType(), False, "when that run started (UTC)"),
+        ]
+    ),
+    description="one row per span decontamination cut out of a kept document (action 'excise')",
+    suite=_excisions_suite,
+)
+
+TABLES = (DOCUMENTS, FILTERED, DEDUP_INDEX, EXCISIONS)

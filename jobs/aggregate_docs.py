@@ -41,7 +41,7 @@ from pyspark.sql import functions as F
 from jobs import audit, freshness
 from jobs.config import Conf
 from jobs.gates import Output, publish
-from jobs.methods import pageclf
+from jobs.methods import pageclf, pplfilter
 from jobs.methods.betr import betr, betr_benchmarks
 from jobs.methods.metarater import metarater_scores, signal_tables
 from jobs.methods.pplcorr import page_scores
@@ -278,8 +278,9 @@ def _reads(optional: bool) -> tuple[TableSpec, ...]:
 
 
 READS = _reads(False)
-# Read when present; a strategy that needs a missing one is skipped.
-OPTIONAL_READS = tuple(t for t in _reads(True) if t not in READS)
+# Read when present; a strategy that needs a missing one is skipped. silver.filtered: the perplexity
+# filter's drops, which no strategy scores (jobs.filter_perplexity).
+OPTIONAL_READS = (*(t for t in _reads(True) if t not in READS), silver.FILTERED)
 WATCH = freshness.Watch((*READS, *OPTIONAL_READS), ("aggregate", "select.seed"))
 
 
@@ -352,6 +353,8 @@ def aggregate_docs(ctx: JobContext) -> str:
     docs = lh.read(silver.DOCUMENTS).select(
         "doc_id", "domain", "text", F.col("n_tokens_est").alias("n_tokens")
     )
+    if lh.exists(silver.FILTERED):
+        docs = docs.transform(pplfilter.without_dropped(lh.read(silver.FILTERED)))
     sim = lh.read(scores.SIMILARITY).join(docs.select("doc_id"), "doc_id", "left_semi")
     methods = {r["method"] for r in sim.select("method").distinct().collect()}
     inputs = Inputs(lh, docs, sim, methods, [])

@@ -19,6 +19,8 @@ from schemas.base import TableSpec, col
 
 # Filter steps in the order the clean stage applies them.
 STEPS = ("normalize", "language", "rules", "exact_dedup", "near_dedup", "decontamination")
+# Filter steps of later stages (filter_perplexity), which record their drops in silver.filtered too.
+LATER_STEPS = ("perplexity",)
 
 
 def _documents_suite(params: Mapping[str, Any]) -> list:
@@ -43,7 +45,7 @@ def _filtered_suite(params: Mapping[str, Any]) -> list:
     e = gx.expectations
     exps = [
         e.ExpectColumnValuesToBeUnique(column="doc_id"),
-        e.ExpectColumnValuesToBeInSet(column="step", value_set=list(STEPS)),
+        e.ExpectColumnValuesToBeInSet(column="step", value_set=[*STEPS, *LATER_STEPS]),
     ]
     return exps
 
@@ -92,7 +94,7 @@ FILTERED = TableSpec(
             col("url", StringType(), True, "URL"),
             col("domain", StringType(), True, "registered domain"),
             col("source", StringType(), False, "input name"),
-            col("step", StringType(), False, "one of schemas.silver.STEPS"),
+            col("step", StringType(), False, "one of schemas.silver.STEPS (clean) or LATER_STEPS"),
             col(
                 "reason",
                 StringType(),
@@ -102,7 +104,7 @@ FILTERED = TableSpec(
             col("value", DoubleType(), True, "that rule's value for the document"),
             col("survivor_id", StringType(), True, "for duplicates: the kept document"),
             col("detail", StringType(), True, "more about the reason"),
-            col("clean_run_id", StringType(), False, "clean run"),
+            col("clean_run_id", StringType(), False, "clean run (batch) the document came through"),
             col("cleaned_at", TimestampType(), False, "when that run started (UTC)"),
         ]
     ),

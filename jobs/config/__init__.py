@@ -4,7 +4,7 @@ A profile is a YAML file under ``conf/``. ``load_conf`` reads it, applies ``--se
 (``jobs.config.overrides``) and validates the result. Every error names the file and the dotted key, so a
 user can fix the profile without reading a stack trace. The sections are one module per group:
 ``runtime`` (spark, progress, storage, gpu, sample), ``inputs`` (ingest, refs), ``clean``, ``score``,
-``decide`` (aggregate, select, export).
+``filter`` (filters on scores), ``decide`` (aggregate, select, export).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from jobs.config.decide import (
     SelectConf,
     WeightsConf,
 )
+from jobs.config.filter import FilterConf, PerplexityFilterConf
 from jobs.config.inputs import (
     BenchmarkInput,
     FieldMap,
@@ -58,6 +59,7 @@ __all__ = [
     "DomainsConf",
     "ExportConf",
     "FieldMap",
+    "FilterConf",
     "GpuConf",
     "HtmlConf",
     "IngestConf",
@@ -66,6 +68,7 @@ __all__ = [
     "ModelScoresInput",
     "NearDedupConf",
     "PerplexityConf",
+    "PerplexityFilterConf",
     "PrrcConf",
     "RdsConf",
     "RefsConf",
@@ -95,6 +98,7 @@ class Conf(Strict):
     sample: SampleConf = Field(default_factory=SampleConf)
     gpu: GpuConf = Field(default_factory=GpuConf)
     score: ScoreConf = Field(default_factory=ScoreConf)
+    filter: FilterConf = Field(default_factory=FilterConf)
     aggregate: AggregateConf = Field(default_factory=AggregateConf)
     select: SelectConf = Field(default_factory=SelectConf)
     export: ExportConf = Field(default_factory=ExportConf)

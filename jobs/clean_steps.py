@@ -204,9 +204,7 @@ def _decontaminate(alive: DataFrame, benchmarks: DataFrame, settings: Settings):
     Excised documents keep their doc_id with the pieces as their text (``text_hash`` stays the exact-dedup
     key of the text as it reached dedup); flagged and excised ones name the benchmark in ``contamination``.
     """
-    found = alive.select("doc_id", F.col("norm_text").alias("text")).transform(
-        decontaminate(benchmarks, settings)
-    )
+    found = decontaminate(benchmarks, settings)(alive.select("doc_id", F.col("norm_text").alias("text")))
     v = found.verdicts.select(
         "doc_id",
         "verdict",

@@ -126,7 +126,7 @@ def _bench(spark):
 def test_decontaminate_on_crafted_documents(spark):
     docs = spark.createDataFrame(DOCS, "doc_id string, text string").coalesce(1)
     # Window 10, at most 2 spans, n-grams in more than 3 documents ignored, support passages not targets.
-    out = docs.transform(decontaminate(_bench(spark), Settings("excise", 4, 6, 10, 2, 3, False)))
+    out = decontaminate(_bench(spark), Settings("excise", 4, 6, 10, 2, 3, False))(docs)
     # quiz: 5th-percentile length 8 words → 6 (the bound); read: "Which animal is described?" → 4.
     assert out.sizes == {"quiz": 6, "read": 4}
     got = {
@@ -157,7 +157,7 @@ def test_decontaminate_on_crafted_documents(spark):
         df.unpersist()
 
     # Support passages as targets, no frequency cap: d is cut, the e documents too.
-    out = docs.transform(decontaminate(_bench(spark), Settings("excise", 4, 6, 10, 2, None, True)))
+    out = decontaminate(_bench(spark), Settings("excise", 4, 6, 10, 2, None, True))(docs)
     assert out.sizes == {"quiz": 6, "read": 6}
     got = {r["doc_id"]: (r["verdict"], r["text"]) for r in out.verdicts.collect()}
     assert got["d"] == ("excised", "A school\n\nbook.")

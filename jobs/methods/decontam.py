@@ -176,6 +176,9 @@ class Decontaminated:
 def decontaminate(benchmarks: DataFrame, settings: Settings) -> Callable[[DataFrame], Decontaminated]:
     """Step 6 on documents ``[doc_id, text]``: matches, the pool's common n-grams, verdicts, excisions.
 
+    The returned function gives several DataFrames (``Decontaminated``), so it is called on the documents
+    rather than passed to ``DataFrame.transform``.
+
     Args:
         benchmarks: ref.benchmarks; its n-grams are collected when this is called (``benchmark_matcher``).
         settings: see ``Settings``.

@@ -85,8 +85,9 @@ def filter_perplexity(ctx: JobContext) -> str:
     head = f"{STAGE} run {run.run_id}"
     if not pf.enabled:
         return f"{head}: nothing new to judge: filter.perplexity is off (enabled: false); nothing written"
-    if not lh.exists(silver.DOCUMENTS):
-        raise UsageError("silver.documents does not exist yet; run clean first")
+    for spec, stage in ((silver.DOCUMENTS, "clean"), (scores.PERPLEXITY, "score_perplexity")):
+        if not lh.exists(spec):
+            raise UsageError(f"{spec.name} does not exist yet; run {stage} first")
     (entry,) = [m for m in conf.score.perplexity.pool if m.model_id == pf.model]
     model = f"{entry.model_id}@{entry.revision}"
     v_docs, v_filtered = lh.version(silver.DOCUMENTS), lh.version(silver.FILTERED)

@@ -98,14 +98,14 @@ def _dropped(lh) -> dict[str, tuple]:
 
 
 def test_keep_share_drops_the_tail_and_judges_each_batch_once(spark, lake):
-    """Ziya2: the lower 70% by perplexity stays; a new batch is judged against cuts over the whole pool."""
+    """Ziya2: the lower 70% by perplexity stays; each new batch is judged once, against cut points over the
+    whole scored pool; earlier verdicts stand."""
     lh, conf = lake
     first = {f"d{i:02d}": ("a.com" if i % 2 else "b.com", float(i)) for i in range(1, 21)}
     _silver(spark, lh, "clean-1", first)
     code, out = _run(conf())
     assert code == EXIT_OK, out
-    cut = _nearest_rank([p for _, p in first.values()], 0.7)
-    assert cut == 14.0
+    assert _nearest_rank([p for _, p in first.values()], 0.7) == 14.0
     # 15 … 20 are above the 70th percentile: dropped as perplexity:tail, their perplexity as the value.
     assert _dropped(lh) == {
         f"d{i}": ("perplexity", "perplexity:tail", float(i), "clean-1") for i in range(15, 21)
@@ -115,73 +115,61 @@ def test_keep_share_drops_the_tail_and_judges_each_batch_once(spark, lake):
     assert row["detail"] == (
         "perplexity under lm-a@main in band tail of the pool (20 documents): above 14.0000, at most -"
     )
-    commits = lh.commit_info(silver.FILTERED, fp.LEDGER_KEY)
-    assert [json.loads(v) for _, _, v in commits] == [["clean-1"]]
+    assert [json.loads(v) for _, _, v in lh.commit_info(silver.FILTERED, fp.LEDGER_KEY)] == [["clean-1"]]
 
-    # Nothing new: no version written, and the summary says so.
+    # A batch with nothing to drop (cut over 22 documents: 14): no version written, yet judged (audit.runs).
+    _silver(spark, lh, "clean-2", {"n1": ("a.com", 0.5), "n2": ("b.com", 13.5)})
+    v = lh.version(silver.FILTERED)
+    code, out = _run(conf())
+    assert code == EXIT_OK and "  nothing dropped; nothing written" in out
+    assert lh.version(silver.FILTERED) == v and fp.judged_batches(lh) == {"clean-1", "clean-2"}
+
+    # A third batch alone is judged, against the cut over all 25 scored documents: 15, so 14.5 stays.
+    third = {"n3": ("a.com", 30.0), "n4": ("c.org", 40.0), "n5": ("b.com", 14.5)}
+    _silver(spark, lh, "clean-3", third)
+    code, out = _run(conf())
+    assert code == EXIT_OK, out
+    pool = [*range(1, 21), 0.5, 13.5, 30.0, 40.0, 14.5]
+    assert _nearest_rank(pool, 0.7) == 15.0
+    assert "judged 3 documents of 1 clean batch(es) under lm-a@main; cut points over 25 scored" in out
+    got = _dropped(lh)
+    assert {d: r for d, r in got.items() if r[3] != "clean-1"} == {
+        "n3": ("perplexity", "perplexity:tail", 30.0, "clean-3"),
+        "n4": ("perplexity", "perplexity:tail", 40.0, "clean-3"),
+    }
+    assert len(got) == 8 and got["d15"][1] == "perplexity:tail"  # d15 is at the new cut: its verdict stands
+    # Nothing new: the summary says so, nothing is written.
     v = lh.version(silver.FILTERED)
     code, out = _run(conf())
     assert code == EXIT_OK and "nothing new: every batch of silver.documents" in out
     assert lh.version(silver.FILTERED) == v
-
-    # A second batch: cut points over all 24 scored documents (earlier verdicts stand).
-    second = {"n1": ("a.com", 0.5), "n2": ("b.com", 13.5), "n3": ("a.com", 30.0), "n4": ("c.org", 40.0)}
-    _silver(spark, lh, "clean-2", second)
-    code, out = _run(conf())
-    assert code == EXIT_OK, out
-    pool = [p for _, p in first.values()] + [p for _, p in second.values()]
-    assert _nearest_rank(pool, 0.7) == 15.0
-    got = _dropped(lh)
-    assert {d: r for d, r in got.items() if r[3] == "clean-2"} == {
-        "n3": ("perplexity", "perplexity:tail", 30.0, "clean-2"),
-        "n4": ("perplexity", "perplexity:tail", 40.0, "clean-2"),
-    }
-    assert len(got) == 8 and got["d15"][1] == "perplexity:tail"
-    assert "judged 4 documents of 1 clean batch(es)" in out
     # Where the drops take effect: the pool the selection strategies score leaves them out.
     left = lh.read(silver.DOCUMENTS).transform(without_dropped(lh.read(silver.FILTERED)))
-    assert left.count() == 24 - 8
+    assert left.count() == 25 - 8
 
 
-def test_ccnet_buckets_per_domain_and_a_batch_without_drops(spark, lake):
-    """CCNet's head/middle/tail thirds per domain; keeping every band still records the batch as judged."""
-    lh, conf = lake
-    docs = {f"a{i}": ("a.com", float(i)) for i in range(1, 10)}
-    docs.update({f"b{i}": ("b.com", float(i)) for i in (10, 11, 12)})
-    _silver(spark, lh, "clean-1", docs)
-    pool = spark.createDataFrame(
-        [(d, dom, p) for d, (dom, p) in docs.items()], "doc_id string, scope string, perplexity double"
-    )
-    bands = Bands.buckets(["head"])
-    cuts = {r["scope"]: (r["docs"], r["cuts"]) for r in pool.transform(cut_points(bands)).collect()}
-    assert cuts == {
-        "a.com": (9, [_nearest_rank(list(range(1, 10)), 1 / 3), _nearest_rank(list(range(1, 10)), 2 / 3)]),
+def test_ccnet_buckets_per_domain(spark):
+    """CCNet's head/middle/tail thirds, cut per domain; ties stay in the lower band."""
+    docs = [(f"a{i}", "a.com", float(i)) for i in range(1, 10)] + [
+        (f"b{i}", "b.com", float(i)) for i in (10, 11, 12)
+    ]
+    pool = spark.createDataFrame(docs, "doc_id string, scope string, perplexity double")
+    bands = Bands.buckets(["head", "middle"])
+    cuts = pool.transform(cut_points(bands)).persist()
+    thirds = [_nearest_rank(list(range(1, 10)), q) for q in (1 / 3, 2 / 3)]
+    assert {r["scope"]: (r["docs"], r["cuts"]) for r in cuts.collect()} == {
+        "a.com": (9, thirds),
         "b.com": (3, [10.0, 11.0]),
     }
-    assert cuts["a.com"][1] == [3.0, 6.0]
+    assert thirds == [3.0, 6.0]
     got = {
         r["doc_id"]: (r["band"], r["kept"], r["low"], r["high"])
-        for r in pool.transform(banded(pool.transform(cut_points(bands)), bands)).collect()
+        for r in pool.transform(banded(cuts, bands)).collect()
     }
-    assert got["a3"] == ("head", True, None, 3.0) and got["a4"] == ("middle", False, 3.0, 6.0)
-    assert got["a7"] == ("tail", False, 6.0, None) and got["b11"] == ("middle", False, 10.0, 11.0)
-
-    code, out = _run(conf(method="buckets", keep_bands=["head", "middle"], scope="domain"))
-    assert code == EXIT_OK, out
-    assert {d: r[1] for d, r in _dropped(lh).items()} == {
-        "a7": "perplexity:tail",
-        "a8": "perplexity:tail",
-        "a9": "perplexity:tail",
-        "b12": "perplexity:tail",
-    }
-    # Every band kept: nothing to write, yet the batch counts as judged (audit.runs inputs).
-    late = {"c1": ("c.org", 99.0)}
-    _silver(spark, lh, "clean-2", late)
-    v = lh.version(silver.FILTERED)
-    code, out = _run(conf(method="buckets", keep_bands=["head", "middle", "tail"], scope="domain"))
-    assert code == EXIT_OK and "nothing dropped; nothing written" in out
-    assert lh.version(silver.FILTERED) == v
-    assert fp.judged_batches(lh) == {"clean-1", "clean-2"}
+    assert got["a3"] == ("head", True, None, 3.0) and got["a4"] == ("middle", True, 3.0, 6.0)
+    assert got["a7"] == ("tail", False, 6.0, None) and got["b11"] == ("middle", True, 10.0, 11.0)
+    assert sorted(d for d, r in got.items() if not r[1]) == ["a7", "a8", "a9", "b12"]
+    cuts.unpersist()
 
 
 def test_missing_reference_scores_and_unknown_model_are_one_line_errors(spark, lake, capsys):

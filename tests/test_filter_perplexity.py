@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from jobs import filter_perplexity as fp
-from jobs.methods.pplfilter import Bands, banded, cut_points, without_dropped
+from jobs.methods.pplfilter import Bands, banded, cut_points, scope_col, without_dropped
 from jobs.runtime import EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import scores, silver
@@ -153,7 +153,9 @@ def test_ccnet_buckets_per_domain(spark):
     docs = [(f"a{i}", "a.com", float(i)) for i in range(1, 10)] + [
         (f"b{i}", "b.com", float(i)) for i in (10, 11, 12)
     ]
-    pool = spark.createDataFrame(docs, "doc_id string, scope string, perplexity double")
+    pool = spark.createDataFrame(docs, "doc_id string, domain string, perplexity double").withColumn(
+        "scope", scope_col("domain")
+    )
     bands = Bands.buckets(["head", "middle"])
     cuts = pool.transform(cut_points(bands)).persist()
     thirds = [_nearest_rank(list(range(1, 10)), q) for q in (1 / 3, 2 / 3)]

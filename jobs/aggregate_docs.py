@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 from jobs import audit, freshness
 from jobs.config import Conf
 from jobs.gates import Output, publish
-from jobs.methods import pageclf
+from jobs.methods import pageclf, pplfilter
 from jobs.methods.betr import betr, betr_benchmarks
 from jobs.methods.metarater import metarater_scores, signal_table_logs, signal_tables
 from jobs.methods.pick import budget_share
@@ -304,8 +304,9 @@ def _reads(optional: bool) -> tuple[TableSpec, ...]:
 
 
 READS = _reads(False)
-# Read when present; a strategy that needs a missing one is skipped.
-OPTIONAL_READS = tuple(t for t in _reads(True) if t not in READS)
+# Read when present; a strategy that needs a missing one is skipped. silver.filtered: the perplexity
+# filter's drops, which no strategy scores (jobs.filter_perplexity).
+OPTIONAL_READS = (*(t for t in _reads(True) if t not in READS), silver.FILTERED)
 # select.token_budget: BETR's threshold keeps the budget's share of the pool. The files are the logs of
 # score tables named as Meta-rater signals, which READS cannot list ahead of the conf.
 WATCH = freshness.Watch(
@@ -384,6 +385,8 @@ def aggregate_docs(ctx: JobContext) -> str:
     docs = lh.read(silver.DOCUMENTS).select(
         "doc_id", "domain", "text", F.col("n_tokens_est").alias("n_tokens")
     )
+    if lh.exists(silver.FILTERED):
+        docs = docs.transform(pplfilter.without_dropped(lh.read(silver.FILTERED)))
     sim = lh.read(scores.SIMILARITY).join(docs.select("doc_id"), "doc_id", "left_semi")
     methods = {r["method"] for r in sim.select("method").distinct().collect()}
     inputs = Inputs(lh, docs, sim, methods, [])

@@ -16,7 +16,9 @@ Steps, in order; a document leaves at the first one that drops it, recorded with
                       ``clean.unknown_lang`` is ``keep``
   4. exact_dedup      same hash of lowercased, whitespace-collapsed text
   5. near_dedup       MinHash LSH, verified Jaccard ≥ threshold, connected components
-  6. decontamination  shares an n-gram (13 by default) with a ref.benchmarks example
+  6. decontamination  BETR's: n-grams (8–13 words) shared with a ref.benchmarks example are cut out with 200
+                      characters around each; cut in more than 10 spans (or cut to nothing) → dropped;
+                      n-grams in more than 10,000 documents are ignored (``jobs.methods.decontam``)
   7. pii              e-mail, phone and IP matches masked, counted in scores.pii, documents with too many
                       dropped as pii:<type> or pii:total (``jobs.methods.pii``; off unless enabled); bronze
                       keeps the original text
@@ -50,7 +52,7 @@ from jobs.config import CleanConf, Conf
 from jobs.gates import Output, publish
 from jobs.methods import blocklist, dedup
 from jobs.methods import pii as pii_step
-from jobs.methods.decontam import contamination
+from jobs.methods.decontam import Settings, decontaminate
 from jobs.runtime import JobContext, job_parser, log, run_job
 from schemas import bronze, ref, scores, silver
 from udfs.lang import UNKNOWN
@@ -67,7 +69,7 @@ __all__ = [
     "clean",
     "clean_batch",
     "clean_documents",
-    "contamination",
+    "decontaminate",
     "funnel_text",
     "language_warning",
     "main",
@@ -162,8 +164,11 @@ def steps(
             if n.enabled
             else None
         ),
-        decontam_ngram=d.ngram if d.enabled else None,
-        decontam_drop=d.action == "drop",
+        decontam=(
+            Settings(d.action, d.min_ngram, d.ngram, d.window, d.max_splits, d.max_doc_freq, d.support)
+            if d.enabled
+            else None
+        ),
         blocklist=blocklist.mark(lists) if lists is not None else None,
         pii=(
             pii_step.redact(p.rules(), p.max_total, tuple(p.phone_formats), p.public_ips_only, "norm_text")
@@ -187,6 +192,7 @@ class Cleaned:
     n_kept: int
     commits: dict
     skewed: int
+    excised: str | None = None
 
 
 def clean_batch(
@@ -229,7 +235,7 @@ def clean_batch(
     n_in = docs.count()
     if n_in == 0 and batch.mode == "incremental":
         return None
-    kept, filtered, quality, index, skew, cached, pii = clean_documents(
+    kept, filtered, quality, index, excisions, skew, cached, pii = clean_documents(
         docs, benchmarks, steps(c, checkpoint_dir, lists), batch.id, batch.cleaned_at, earlier
     )
     if pii is None:
@@ -240,6 +246,12 @@ def clean_batch(
         n_filtered = sum(r["n"] for r in counts)
         by_step = {s: sum(r["n"] for r in counts if r["step"] == s) for s in silver.STEPS}
         n_kept = n_in - n_filtered
+        cut = excisions.agg(
+            F.count("*").alias("spans"),
+            F.countDistinct("doc_id").alias("docs"),
+            F.sum(F.length("text")).alias("chars"),
+        ).first()
+        n_spans = cut["spans"]
         expected = {
             silver.DOCUMENTS.name: {"expected_rows": n_kept, "allowed_langs": _kept_langs(c)},
             silver.FILTERED.name: {"expected_rows": n_filtered},
@@ -251,6 +263,7 @@ def clean_batch(
             },
             # A row for every document the PII step saw: the kept ones and those it dropped.
             scores.PII.name: {"expected_rows": n_kept + by_step["pii"] if c.pii.enabled else 0},
+            silver.EXCISIONS.name: {"expected_rows": n_spans},
         }
         frames = {
             silver.DOCUMENTS.name: kept,
@@ -258,6 +271,7 @@ def clean_batch(
             scores.QUALITY.name: quality,
             silver.DEDUP_INDEX.name: index,
             scores.PII.name: pii,
+            silver.EXCISIONS.name: excisions,
         }
         # An append may add no doc_id its table (for silver: either silver table) holds already.
         held = {
@@ -266,6 +280,7 @@ def clean_batch(
             scores.QUALITY.name: [scores.QUALITY],
             silver.DEDUP_INDEX.name: [silver.DEDUP_INDEX],
             scores.PII.name: [scores.PII],
+            silver.EXCISIONS.name: [silver.EXCISIONS],
         }
         append = batch.mode == "incremental"
         out = [
@@ -288,7 +303,13 @@ def clean_batch(
     finally:
         for df in (*cached, filtered):
             df.unpersist()
-    return Cleaned(batch, n_in, counts, n_kept, commits, skewed)
+    excised = None
+    if c.decontamination.enabled and c.decontamination.action == "excise":
+        excised = (
+            f"  decontamination excised {n_spans:,} spans ({cut['chars'] or 0:,} characters) from "
+            f"{cut['docs']:,} documents kept in silver (silver.excisions)"
+        )
+    return Cleaned(batch, n_in, counts, n_kept, commits, skewed, excised)
 
 
 def clean(ctx: JobContext) -> str:
@@ -362,7 +383,7 @@ def _clean(ctx: JobContext, checkpoint_dir: str, lists: blocklist.Blocklists | N
     ran |= ({"blocklist"} if lists is not None else set()) | ({"pii"} if c.pii.enabled else set())
     ran |= {"exact_dedup"} if c.exact_dedup else set()
     ran |= {"near_dedup"} if c.near_dedup.enabled else set()
-    ran |= {"decontamination"} if c.decontamination.enabled and c.decontamination.action == "drop" else set()
+    ran |= {"decontamination"} if c.decontamination.enabled and c.decontamination.action != "flag" else set()
     if mode == "full":
         lines.append(f"  batch: full: every document of bronze.documents v{bronze_v}; silver replaced")
     else:
@@ -370,6 +391,8 @@ def _clean(ctx: JobContext, checkpoint_dir: str, lists: blocklist.Blocklists | N
     if lists is not None:
         lines += blocklist.summary(lists)
     lines.append(funnel_text(result.n_in, result.counts, result.n_kept, ran))
+    if result.excised:
+        lines.append(result.excised)
     if result.skewed:
         lines.append(
             f"  skew guard: {result.skewed} LSH buckets over max_bucket were linked as stars, not all pairs"

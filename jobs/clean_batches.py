@@ -1,12 +1,12 @@
 """Clean's batches: which bronze documents a clean run cleans, against what, and how a killed run is finished.
 
 A clean run cleans one batch: the bronze documents silver does not hold yet (incremental), or all of them
-(full: the first clean, or ``--full``). The batch's rows go to five tables, in this order:
-silver.documents, silver.filtered, scores.quality, silver.dedup_index and scores.pii, appended (incremental:
+(full: the first clean, or ``--full``). The batch's rows go to six tables, in this order: silver.documents,
+silver.filtered, scores.quality, silver.dedup_index, scores.pii and silver.excisions, appended (incremental:
 earlier rows keep their files) or replaced (full). Every commit carries the batch in its commit info
-(``corpuslake.clean``): the run that planned it, the bronze.documents and ref.benchmarks versions it read, the
-fingerprint of the clean settings and its time. That is the ledger ingest keeps for its files, true exactly
-when the rows are:
+(``corpuslake.clean``): the run that planned it, the bronze.documents and ref.benchmarks versions it read,
+the fingerprint of the clean settings and its time. That is the ledger ingest keeps for its files, true
+exactly when the rows are:
 
 * a batch in all five tables is complete, and a succeeded run records it in audit.runs too (``inputs``:
   ``batch:<json>``, also for a batch it finished), which outlives the log's retention. The documents silver
@@ -42,7 +42,14 @@ CLEAN_KEY = "corpuslake.clean"
 BATCH_PREFIX = "batch:"  # a succeeded clean run's audit.runs inputs: the batches it committed
 # The clean stage's outputs, in commit order (silver.documents first: a run killed while staging it, before
 # any commit, leaves nothing to finish).
-OUTPUTS = (silver.DOCUMENTS, silver.FILTERED, scores.QUALITY, silver.DEDUP_INDEX, scores.PII)
+OUTPUTS = (
+    silver.DOCUMENTS,
+    silver.FILTERED,
+    scores.QUALITY,
+    silver.DEDUP_INDEX,
+    scores.PII,
+    silver.EXCISIONS,
+)
 FULL_HINT = "corpuslake run --from clean --full"
 
 

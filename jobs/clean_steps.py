@@ -17,9 +17,10 @@ from pyspark.sql.types import StringType, StructType
 
 from jobs.methods import dedup
 from jobs.methods import pii as pii_step
-from jobs.methods.decontam import contamination
+from jobs.methods.decontam import Settings, decontaminate
 from schemas.clean import ANALYSIS_FIELDS
 from schemas.signals import SIGNALS
+from schemas.silver import EXCISIONS
 from udfs.analyze import Analyze
 from udfs.quality_rules import LINE_RULES
 
@@ -87,8 +88,7 @@ class Steps:
         exact_dedup: whether step 4 runs.
         signatures: step 5's ``dedup.minhash_signatures``; None turns near dedup off.
         link: step 5's ``dedup.link_near``; set together with ``signatures``.
-        decontam_ngram: step 6's n-gram length; None turns decontamination off.
-        decontam_drop: drop contaminated documents (else flag them in silver's ``contamination``).
+        decontam: step 6's settings (``jobs.methods.decontam.Settings``); None turns it off.
         blocklist: the first step, ``jobs.methods.blocklist.mark``; None turns it off.
         pii: the last step, ``jobs.methods.pii.redact`` over ``norm_text``; None turns it off.
     """
@@ -97,8 +97,7 @@ class Steps:
     exact_dedup: bool = True
     signatures: Callable[[DataFrame], DataFrame] | None = None
     link: Callable[..., tuple[DataFrame, DataFrame]] | None = None
-    decontam_ngram: int | None = None
-    decontam_drop: bool = True
+    decontam: Settings | None = None
     blocklist: Callable[[DataFrame], DataFrame] | None = None
     pii: Callable[[DataFrame], DataFrame] | None = None
 
@@ -136,8 +135,8 @@ def clean_documents(
         earlier: earlier batches to de-duplicate against (None: the batch is all of bronze).
 
     Returns:
-        ``(kept, filtered, quality, dedup_index, skew_report, cached DataFrames to unpersist, pii)``;
-        ``pii`` (scores.pii rows) is None with the PII step off.
+        ``(kept, filtered, quality, dedup_index, excisions, skew_report, cached DataFrames to unpersist,
+        pii)``; ``pii`` (scores.pii rows) is None with the PII step off.
     """
     cached = []  # read by several steps; the caller unpersists them after publishing
     blocked = None
@@ -199,34 +198,11 @@ def clean_documents(
             )
         )
         alive = alive.join(near.select("order_key"), "order_key", "left_anti")
-    flagged = None
-    if steps.decontam_ngram is not None:
-        hits = (
-            alive.select("doc_id", F.col("norm_text").alias("text"))
-            .transform(contamination(benchmarks, steps.decontam_ngram))
-            .persist()
-        )
-        cached.append(hits)
-        if steps.decontam_drop:
-            dropped.append(
-                _filtered_rows(
-                    alive.join(hits, "doc_id"),
-                    "decontamination",
-                    F.concat(F.lit("contamination:"), F.col("benchmark")),
-                    F.col("hits"),
-                    detail=F.concat(
-                        F.lit("shares a "),
-                        F.lit(str(steps.decontam_ngram)),
-                        F.lit("-gram with example "),
-                        F.col("example_id"),
-                    ),
-                )
-            )
-            alive = alive.join(hits.select("doc_id"), "doc_id", "left_anti")
-        else:
-            flagged = hits.select("doc_id", F.col("benchmark").alias("contamination"))
-    if flagged is not None:
-        alive = alive.join(flagged, "doc_id", "left")
+    excisions = None
+    if steps.decontam is not None:
+        alive, gone, excisions, held = _decontaminate(alive, benchmarks, steps.decontam)
+        cached.extend(held)
+        dropped.append(gone)
     else:
         alive = alive.withColumn("contamination", F.lit(None).cast("string"))
     pii = None
@@ -280,4 +256,57 @@ def clean_documents(
         )
     )
     index = dedup.dedup_index_rows(reached, exact, sigs, near, stamp)
-    return kept, filtered, quality, index, skew, cached, pii
+    if excisions is None:
+        excisions = docs.sparkSession.createDataFrame([], EXCISIONS.schema)
+    else:
+        excisions = excisions.select("*", *stamp)
+    return kept, filtered, quality, index, excisions, skew, cached, pii
+
+
+def _decontaminate(alive: DataFrame, benchmarks: DataFrame, settings: Settings):
+    """Step 6 on the documents left: ``(alive, filtered rows, excisions, cached)``.
+
+    Excised documents keep their doc_id with the pieces as their text (``text_hash`` stays the exact-dedup
+    key of the text as it reached dedup); flagged and excised ones name the benchmark in ``contamination``.
+    """
+    found = decontaminate(benchmarks, settings)(alive.select("doc_id", F.col("norm_text").alias("text")))
+    v = found.verdicts.select(
+        "doc_id",
+        "verdict",
+        F.col("text").alias("_cut_text"),
+        "benchmark",
+        "example_id",
+        "n_matches",
+        F.size("spans").alias("n_spans"),
+    )
+    gone = v.filter(F.col("verdict").isin("dropped", "emptied"))
+    first = F.concat(F.lit("; first match: example "), F.col("example_id"))
+    detail = (
+        F.when(
+            F.col("verdict") == "emptied", F.format_string("nothing left after excising %d spans", "n_spans")
+        )
+        .when(
+            F.col("n_spans") > 0,
+            F.format_string(
+                "excised in %d spans, more than max_splits %d", "n_spans", F.lit(settings.max_splits)
+            ),
+        )
+        .otherwise(F.format_string("%d benchmark n-gram matches", "n_matches"))
+    )
+    rows = _filtered_rows(
+        alive.join(gone, "doc_id"),
+        "decontamination",
+        F.concat(F.lit("contamination:"), F.col("benchmark")),
+        F.when(F.col("n_spans") > 0, F.col("n_spans")).otherwise(F.col("n_matches")),
+        detail=F.concat(detail, first),
+    )
+    marked = v.filter(F.col("verdict").isin("excised", "flagged")).select(
+        "doc_id", "_cut_text", F.col("benchmark").alias("contamination")
+    )
+    alive = (
+        alive.join(gone.select("doc_id"), "doc_id", "left_anti")
+        .join(marked, "doc_id", "left")
+        .withColumn("norm_text", F.coalesce("_cut_text", "norm_text"))
+        .drop("_cut_text")
+    )
+    return alive, rows, found.excisions, found.cached

@@ -37,6 +37,7 @@ from jobs import (
     clean,
     evaluate,
     export,
+    filter_perplexity,
     ingest,
     load_refs,
     runtime,
@@ -71,6 +72,11 @@ STAGES: dict[str, tuple[Callable, tuple, Callable | None]] = {
         score_perplexity.score_perplexity,
         score_perplexity.READS,
         score_perplexity.preflight,
+    ),
+    filter_perplexity.STAGE: (
+        filter_perplexity.filter_perplexity,
+        filter_perplexity.READS,
+        filter_perplexity.preflight,
     ),
     score_similarity.STAGE: (
         score_similarity.score_similarity,

@@ -40,6 +40,7 @@ from udfs.benchmarks import (
     name_and_split,
     resolve,
     split_alias,
+    support_text,
     target_text,
 )
 
@@ -166,6 +167,7 @@ def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str],
                         "split": split,
                         "example_id": str(example_id) if example_id is not None else f"{stem}-{line_no}",
                         "text": text,
+                        "support": support_text(obj, fields),
                         "source_file": uri,
                         "eval_item": eval_item(obj, preset_name),
                     }

@@ -5,8 +5,9 @@ strided windows (``udfs.models.PerplexityRunner``): n_tokens, UTF-8 n_bytes, nll
 bpb = nll_sum / (ln 2 · n_bytes). Each text starts after the tokenizer's BOS (else its EOS) token, so
 every token, and with it every byte counted in n_bytes, is scored. The correlation stage only needs a
 sample per domain, so ``score.perplexity.sample.per_domain`` limits each domain to K documents chosen by
-a seeded hash.
-A rerun scores only the (document, model id, revision) pairs the table lacks.
+a seeded hash; the pool model the perplexity filter names (``filter.perplexity.model``) scores every
+document, since the filter judges every one. A rerun scores only the (document, model id, revision) pairs
+the table lacks.
 
 Run it:  corpuslake stage score_perplexity --conf conf/local.yaml
          spark-submit jobs/score_perplexity.py --conf conf/local.yaml
@@ -70,14 +71,19 @@ def score_perplexity(ctx: JobContext) -> str:
 def _score_pool(ctx: JobContext, pc, hold: list) -> str:
     conf = ctx.conf
     sample = scoring.stratified_sample(pc.sample.per_domain, pc.sample.seed, hold)
-    docs = scoring.silver_docs(ctx).transform(sample)
+    every = scoring.silver_docs(ctx)
+    docs = every.transform(sample)
     profile = scoring.gpu_profile(conf.gpu)
     n_docs = docs.count()
+    pf = conf.filter.perplexity
+    reference = pf.model if pf.enabled else None
     results = []
     for i, entry in enumerate(pc.pool):
         spec = entry.spec(f"score.perplexity.pool[{i}]", conf.gpu)
         done = (F.col("model_id") == spec.id) & (F.col("revision") == spec.revision)
-        todo = docs.transform(scoring.missing(ctx.lakehouse, scores.PERPLEXITY, done))
+        # The perplexity filter's reference model judges every document, not the sample.
+        scheduled = every if spec.id == reference else docs
+        todo = scheduled.transform(scoring.missing(ctx.lakehouse, scores.PERPLEXITY, done))
         score = perplexities(spec, profile)
 
         def rows(part, spec=spec, score=score):
@@ -92,7 +98,13 @@ def _score_pool(ctx: JobContext, pc, hold: list) -> str:
 
         results.append(
             scoring.score_and_publish(
-                ctx, spec.key, todo, scores.PERPLEXITY, scores.PERPLEXITY_KEYS, rows, total=n_docs
+                ctx,
+                spec.key,
+                todo,
+                scores.PERPLEXITY,
+                scores.PERPLEXITY_KEYS,
+                rows,
+                total=n_docs if scheduled is docs else every.count(),
             )
         )
     return scoring.summary(STAGE, ctx.run.run_id, results)

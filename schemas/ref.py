@@ -43,6 +43,12 @@ BENCHMARKS = TableSpec(
             col("split", StringType(), False, "split (test, validation, …)"),
             col("example_id", StringType(), False, "example id within the benchmark"),
             col("text", StringType(), False, "one target text: question, choices, answer and support joined"),
+            col(
+                "support",
+                StringType(),
+                True,
+                "the support passage's lines as they stand in text (fields support, passage); null: none",
+            ),
             col("source_file", StringType(), False, "file the example came from"),
             col("load_run_id", StringType(), False, "load_refs run"),
             col("loaded_at", TimestampType(), False, "when (UTC)"),

@@ -19,6 +19,8 @@ from schemas.base import FORMATS, MESSAGES_TYPE, TableSpec, col
 
 # Filter steps in the order the clean stage applies them.
 STEPS = ("blocklist", "normalize", "language", "rules", "exact_dedup", "near_dedup", "decontamination", "pii")
+# Filter steps of later stages (filter_perplexity), which record their drops in silver.filtered too.
+LATER_STEPS = ("perplexity",)
 
 
 def _documents_suite(params: Mapping[str, Any]) -> list:
@@ -45,7 +47,7 @@ def _filtered_suite(params: Mapping[str, Any]) -> list:
     e = gx.expectations
     exps = [
         e.ExpectColumnValuesToBeUnique(column="doc_id"),
-        e.ExpectColumnValuesToBeInSet(column="step", value_set=list(STEPS)),
+        e.ExpectColumnValuesToBeInSet(column="step", value_set=[*STEPS, *LATER_STEPS]),
     ]
     return exps
 
@@ -72,8 +74,20 @@ DOCUMENTS = TableSpec(
             col("n_bytes", LongType(), False, "UTF-8 bytes of the normalized text"),
             col("n_bytes_raw", LongType(), False, "UTF-8 bytes of the text as ingested"),
             col("n_tokens_est", LongType(), False, "token estimate: ceil(n_bytes / 4)"),
-            col("text_hash", StringType(), False, "sha256 of the lowercased, whitespace-collapsed text"),
-            col("contamination", StringType(), True, "benchmark it overlaps (decontamination action 'flag')"),
+            col(
+                "text_hash",
+                StringType(),
+                False,
+                "sha256 of the lowercased, whitespace-collapsed text as it reached dedup (before "
+                "decontamination excised anything): the exact-dedup key",
+            ),
+            col(
+                "contamination",
+                StringType(),
+                True,
+                "benchmark it overlapped: cut out (decontamination action 'excise', see silver.excisions) or "
+                "still in the text ('flag')",
+            ),
             col("clean_run_id", StringType(), False, "clean run"),
             col("cleaned_at", TimestampType(), False, "when that run started (UTC)"),
         ]
@@ -90,7 +104,7 @@ FILTERED = TableSpec(
             col("url", StringType(), True, "URL"),
             col("domain", StringType(), True, "registered domain"),
             col("source", StringType(), False, "input name"),
-            col("step", StringType(), False, "one of schemas.silver.STEPS"),
+            col("step", StringType(), False, "one of schemas.silver.STEPS (clean) or LATER_STEPS"),
             col(
                 "reason",
                 StringType(),
@@ -100,7 +114,7 @@ FILTERED = TableSpec(
             col("value", DoubleType(), True, "that rule's value for the document"),
             col("survivor_id", StringType(), True, "for duplicates: the kept document"),
             col("detail", StringType(), True, "more about the reason"),
-            col("clean_run_id", StringType(), False, "clean run"),
+            col("clean_run_id", StringType(), False, "clean run (batch) the document came through"),
             col("cleaned_at", TimestampType(), False, "when that run started (UTC)"),
         ]
     ),
@@ -160,4 +174,43 @@ DEDUP_INDEX = TableSpec(
     suite=_dedup_index_suite,
 )
 
-TABLES = (DOCUMENTS, FILTERED, DEDUP_INDEX)
+
+def _excisions_suite(params: Mapping[str, Any]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [
+        e.ExpectCompoundColumnsToBeUnique(column_list=["doc_id", "span"]),
+        e.ExpectColumnValuesToBeBetween(column="span", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="start", min_value=0),
+        e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end", column_B="start"),
+        e.ExpectColumnValuesToBeBetween(column="matches", min_value=1),
+    ]
+
+
+EXCISIONS = TableSpec(
+    name="silver.excisions",
+    schema=StructType(
+        [
+            col(
+                "doc_id",
+                StringType(),
+                False,
+                "document id: kept in silver.documents with these spans cut out",
+            ),
+            col("span", IntegerType(), False, "1, 2, … in text order"),
+            col("start", IntegerType(), False, "first character cut, in the normalized text before any cut"),
+            col("end", IntegerType(), False, "the character after the last one cut"),
+            col("benchmark", StringType(), False, "benchmark of the span's first n-gram match"),
+            col("example_id", StringType(), False, "example of the span's first n-gram match"),
+            col("matches", IntegerType(), False, "benchmark n-gram matches inside the span"),
+            col("text", StringType(), False, "the characters cut: the matches and the window around them"),
+            col("clean_run_id", StringType(), False, "clean run that planned the batch"),
+            col("cleaned_at", TimestampType(), False, "when that run started (UTC)"),
+        ]
+    ),
+    description="one row per span decontamination cut out of a kept document (action 'excise')",
+    suite=_excisions_suite,
+)
+
+TABLES = (DOCUMENTS, FILTERED, DEDUP_INDEX, EXCISIONS)

@@ -281,6 +281,7 @@ def _write_lake(spark, lh, docs: list[dict], unrated: set[str]):
             ("train", "dev", "test")[k % 3],
             f"q{k}",
             " ".join(str(x) for x in rng.choice(GOOD, 12)) + "?",
+            None,
         )
         for k in range(15)
     ]

@@ -7,19 +7,19 @@ import argparse
 import hashlib
 import io
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from pyspark.sql import functions as F
 
 from jobs import clean, load_refs
-from jobs.methods.decontam import benchmark_matcher
-from jobs.runtime import EXIT_OK, UsageError, run_job
+from jobs.runtime import EXIT_OK, run_job
 from schemas import bronze, ref, scores, silver
 from udfs.analyze import COLUMNS, Analyze
-from udfs.decontam import BenchmarkMatcher
 
 DEMO = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "local.yaml").read_text())["clean"]
 
@@ -68,6 +68,7 @@ def test_reconciliation_and_gates(cleaned):
         ("scores.quality", True),
         ("silver.dedup_index", True),
         ("silver.documents", True),
+        ("silver.excisions", True),
         ("silver.filtered", True),
     ]
 
@@ -162,17 +163,42 @@ def test_clean_prose_mostly_kept(cleaned):
     assert sum(d in kept for d in prose) / len(prose) >= 0.9, dropped
 
 
-def test_contamination_found(cleaned):
-    lh, truth, ids, kept, filtered, _ = cleaned
-    planted = {ids[c["doc_id_source"]]: c for c in truth["contaminated"]}
-    flagged = {d: r for d, r in filtered.items() if r["step"] == "decontamination"}
-    assert set(flagged) <= set(planted)
-    for doc, c in planted.items():
-        assert doc not in kept
-        if doc in flagged:
-            assert flagged[doc]["reason"] == f"contamination:{c['benchmark']}"
-            assert flagged[doc]["detail"].endswith(c["example_id"])
-    assert flagged
+def test_contamination_excised_as_betr_does(cleaned):
+    """Planted question quotes are cut out of documents that stay; passage quotes stay (support: false)."""
+    lh, truth, ids, kept, filtered, summary = cleaned
+    reached = kept | {d for d, r in filtered.items() if r["step"] == "decontamination"}
+    planted = {
+        ids[c["doc_id_source"]]: c for c in truth["contaminated"] if ids[c["doc_id_source"]] in reached
+    }
+    questions = {d for d, c in planted.items() if c["field"] == "question"}
+    passages = {d for d, c in planted.items() if c["field"] == "support"}
+    assert questions and passages
+    cuts = lh.read(silver.EXCISIONS).collect()
+    by_doc: dict[str, list] = {}
+    for r in cuts:
+        by_doc.setdefault(r["doc_id"], []).append(r)
+    # Exactly the documents quoting a question lost text, and kept the rest; nothing was dropped.
+    assert set(by_doc) == questions and questions <= kept
+    assert not any(r["step"] == "decontamination" for r in filtered.values())
+    docs = {
+        r["doc_id"]: r for r in lh.read(silver.DOCUMENTS).filter(F.col("doc_id").isin(*planted)).collect()
+    }
+    for d in questions:
+        c = planted[d]
+        (cut,) = by_doc[d]  # one quote: one span
+        assert (cut["span"], cut["benchmark"], cut["example_id"]) == (1, c["benchmark"], c["example_id"])
+        # Every benchmark of the sample has examples of 25+ words: its n-grams are 13 words long, and the
+        # span holds every 13-gram of the quote.
+        assert cut["matches"] == len(re.findall(r"\w+", c["snippet"])) - 12
+        assert c["snippet"] in cut["text"] and c["snippet"] not in docs[d]["text"]
+        assert docs[d]["contamination"] == c["benchmark"]
+    for d in passages:
+        assert d in kept and planted[d]["snippet"] in docs[d]["text"] and docs[d]["contamination"] is None
+    spans, chars = len(cuts), sum(len(r["text"]) for r in cuts)
+    assert (
+        f"  decontamination excised {spans:,} spans ({chars:,} characters) from {len(questions):,} documents "
+        "kept in silver (silver.excisions)"
+    ) in summary
 
 
 def test_funnel_printed_by_stage(cleaned):
@@ -252,27 +278,6 @@ def test_analyze_steps_on_crafted_documents(spark):
     assert (got["e"]["drop_reason"], got["e"]["drop_value"]) == ("c4_doc:lorem_ipsum", 1.0)
 
 
-def test_contamination_on_crafted_documents(spark):
-    bench = spark.createDataFrame(
-        [
-            ("quiz", "q1", "What is the boiling point of water at sea level in degrees Celsius"),
-            ("quiz", "q2", "Name the largest planet in the solar system"),
-        ],
-        "benchmark string, example_id string, text string",
-    )
-    docs = spark.createDataFrame(
-        [
-            ("x", "Trivia: what is the boiling point of water at sea level? Answer below."),
-            ("y", "Nobody asked about the largest planet in the solar system today."),
-            ("z", "An unrelated text about gardening and tomatoes in the spring."),
-        ],
-        "doc_id string, text string",
-    )
-    got = sorted(tuple(r) for r in docs.transform(clean.contamination(bench, ngram=6)).collect())
-    # x shares the 10-word run "what is … sea level" (5 six-grams); y the 7-word "the largest … system" (2).
-    assert got == [("x", "quiz", "q1", 5), ("y", "quiz", "q2", 2)]
-
-
 def test_analyze_step_on_pandas():
     step = Analyze(["en"], 0.5, [("gopher_quality", {}), ("c4_doc", {})])
     docs = pd.DataFrame(
@@ -297,48 +302,6 @@ def test_analyze_step_on_pandas():
     assert col("lang") == ["en", None, "en", "en"]
     assert col("norm_text")[1:3] == ["", "Too short to be a document."]
     assert col("rps_doc_word_count")[:2] == [len(ENGLISH.split()), None]
-
-
-def test_benchmark_matcher_on_pandas():
-    matcher = BenchmarkMatcher(6)
-    matcher.add("quiz", "q1", "What is the boiling point of water at sea level in degrees Celsius")
-    matcher.add("quiz", "q2", "Name the largest planet in the solar system")
-    matcher.add("quiz", "q3", "the largest planet in the solar system is")  # its first 6-grams are q2's
-    assert len(matcher.index) == 8 + 3 + 1
-    docs = pd.DataFrame(
-        {
-            "doc_id": ["x", "y", "z"],
-            "text": [
-                "Trivia: what is the boiling point of water at sea level? Answer below.",
-                "Nobody asked about the largest planet in the solar system today.",
-                "An unrelated text about gardening and tomatoes in the spring.",
-            ],
-        }
-    )
-    assert matcher(docs).to_dict("list") == {
-        "doc_id": ["x", "y"],
-        "benchmark": ["quiz", "quiz"],
-        "example_id": ["q1", "q2"],
-        "hits": [5, 2],
-    }
-    assert matcher(docs.iloc[2:]).to_dict("list") == {
-        "doc_id": [],
-        "benchmark": [],
-        "example_id": [],
-        "hits": [],
-    }
-
-
-def test_benchmark_ngrams_past_the_bound_stop_the_stage(spark):
-    bench = spark.createDataFrame(
-        [("quiz", "q1", "What is the boiling point of water at sea level in degrees Celsius")],
-        "benchmark string, example_id string, text string",
-    )
-    assert len(benchmark_matcher(bench, ngram=6, max_ngrams=8).index) == 8
-    with pytest.raises(
-        UsageError, match=r"^decontamination: ref.benchmarks holds more than 7 distinct 6-grams"
-    ):
-        benchmark_matcher(bench, ngram=6, max_ngrams=7)
 
 
 # --------------------------------------------------------------------------------- blocklists and PII

@@ -30,7 +30,13 @@ def test_bundled_profiles_validate():
         "local[*]",
     )
     assert local.ingest.inputs[0].path == "data/sample/raw/*"
+    # The demo filters by perplexity under one of its small LMs, a model of the pool.
+    pf = local.filter.perplexity
+    assert (pf.enabled, pf.model, pf.keep_share) == (True, "lm-a", 0.7)
+    assert pf.model in [m.model_id for m in local.score.perplexity.pool]
+    assert local.clean.decontamination.action == "excise"
     cluster = load_conf("conf/cluster.example.yaml")
+    assert cluster.filter.perplexity.model in [m.model_id for m in cluster.score.perplexity.pool]
     assert cluster.storage.engine == "delta-spark"
     assert cluster.storage.warehouse.startswith("s3a://")
     assert cluster.gpu.enabled is True
@@ -313,3 +319,19 @@ def test_proxy_training_and_evaluate_settings(tmp_path):
     for item, message in bad.items():
         with pytest.raises(ConfError, match=re.escape(message)):
             load_conf(path, [item])
+
+
+def test_decontamination_and_perplexity_filter_settings_are_checked(tmp_path):
+    data = _base()
+    data["clean"] = {"decontamination": {"ngram": 10, "min_ngram": 12}}
+    data["filter"] = {"perplexity": {"keep_share": 1.5, "keep_bands": ["head", "head"]}}
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfError) as exc:
+        load_conf(path)
+    lines = str(exc.value).splitlines()
+    assert (
+        lines[0]
+        == f"{path}: clean.decontamination.min_ngram: Value error, min_ngram 12 is more than ngram 10"
+    )
+    assert lines[1].startswith(f"{path}: filter.perplexity.keep_share: Input should be less than 1")
+    assert lines[2] == f"{path}: filter.perplexity.keep_bands: Value error, bands repeat: ['head', 'head']"

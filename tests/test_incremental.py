@@ -93,6 +93,9 @@ def batches() -> tuple[dict[str, str], dict[str, str]]:
     b["b-exact"] = b["b000"]  # duplicates inside B
     b["b-near"] = near(rng, b["b001"])
     b["b-short"] = "Also far too short."
+    # Its own rng: the texts above stay as they were. Decontamination cuts the question out of it (and out
+    # of a-contaminated): silver.excisions gets rows in both batches.
+    b["b-contaminated"] = prose(random.Random(14)) + "\n\n" + QUESTION + "?"
     return a, b
 
 
@@ -343,7 +346,8 @@ def test_a_run_that_died_between_its_commits_is_finished(spark, lakes, monkeypat
     out = _ok(_clean(conf))
     assert (
         f"  finished the batch of run {killed} ({len(lakes['b']):,} documents): it ended after committing "
-        "silver.documents, silver.filtered; scores.quality, silver.dedup_index, scores.pii committed now"
+        "silver.documents, silver.filtered; scores.quality, silver.dedup_index, scores.pii, silver.excisions "
+        "committed now"
     ) in out
     assert f"  bronze documents read: {len(c)}" in out  # then its own batch: C
     ids = _ids(lh)

@@ -303,6 +303,8 @@ def test_preset_text_named_and_detected(tmp_path, name):
         IDS.get(name, f"{name}_test-1"),
         text,
     )
+    # Only BoolQ's layout has a support passage (its passage).
+    assert named["support"] == ("The sky is blue by day." if name == "boolq" else None)
     (auto,), _, notes = _read(tmp_path, [{"path": str(path)}])
     assert auto == named
     # gsm8k and nq_open share the generic layout (question, answer): no preset needed, same text.
@@ -319,6 +321,8 @@ def test_generic_fields_when_no_preset_fits(tmp_path):
     )
     (row,), problems, notes = _read(tmp_path, [{"path": str(path)}])
     assert (row["example_id"], row["text"]) == ("q1", "Why?\na\nb\na\nBecause.")
+    # The support passage is also kept apart: decontamination counts it as a target only on request.
+    assert row["support"] == "Because."
     assert notes == ["quiz.jsonl: test 1; generic fields (no preset detected)"]
 
 

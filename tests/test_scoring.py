@@ -94,7 +94,7 @@ def _write_benchmarks(spark, lh, docs):
         for k in range(6 if bench == "gamma" else 5):
             text = docs[(b * 4 + k) % len(docs)]["text"][:300] + f" question {bench} {k}"
             split = "test" if k == 4 else ("train", "dev")[k % 2]
-            rows.append((bench, split, f"{bench}-{k}", text, "f.jsonl", "refs-0", now))
+            rows.append((bench, split, f"{bench}-{k}", text, None, "f.jsonl", "refs-0", now))
     lh.write(spark.createDataFrame(rows, ref.BENCHMARKS.schema), ref.BENCHMARKS, "overwrite", run_id="refs-0")
 
 
@@ -170,17 +170,25 @@ def _reference_nll(path: Path, text: str, stride: int, start: str = "bos") -> tu
 
 def test_bpb_equals_a_plain_per_document_loop(lake, models, corpus):
     lh, conf = lake
+    pool = [_model(models["lm-a"]), _model(models["lm-b"])]
+    # lm-a is the perplexity filter's reference: it scores every document, lm-b only the sample.
     args = conf(
-        {"chunk_docs": 1000, "perplexity": {"pool": [_model(models["lm-a"]), _model(models["lm-b"])]}}
+        {"chunk_docs": 1000, "perplexity": {"pool": pool, "sample": {"per_domain": 2, "seed": 0}}},
+        filter={"perplexity": {"enabled": True, "model": "lm-a"}},
     )
     code, out = _run(score_perplexity, args)
     assert code == EXIT_OK, out
     got = {(r["doc_id"], r["model_id"]): r for r in lh.read(scores.PERPLEXITY).collect()}
-    assert len(got) == 2 * len(corpus)
+    from jobs.scoring import stratified_sample
+
+    sampled = {r["doc_id"] for r in lh.read(silver.DOCUMENTS).transform(stratified_sample(2, 0)).collect()}
+    assert {d for d, m in got if m == "lm-a"} == {d["doc_id"] for d in corpus}
+    assert {d for d, m in got if m == "lm-b"} == sampled and len(sampled) < len(corpus)
     long = got[("zz-long", "lm-a")]
     assert long["n_tokens"] > 5 * CONTEXT  # the long document needed many windows
-    for d in [corpus[0], corpus[7], corpus[-1]]:
-        for m in ("lm-a", "lm-b"):
+    for m in ("lm-a", "lm-b"):
+        mine = [d for d in corpus if (d["doc_id"], m) in got]
+        for d in (mine[0], mine[len(mine) // 2], mine[-1]):
             nll, n_tokens = _reference_nll(models[m], d["text"], CONTEXT // 2)
             row = got[(d["doc_id"], m)]
             n_bytes = len(d["text"].encode("utf-8"))

@@ -16,6 +16,7 @@ Field paths:
 Target text: the values of the fields, in order, one per line. A list contributes one line per item (nested
 lists are flattened), numbers and booleans are written as JSON spells them, blank strings are dropped and
 the others lose trailing whitespace and leading newlines (leading spaces stay: code keeps its indentation).
+The support passage is among them, and ``support_text`` gives its lines apart too.
 """
 
 from __future__ import annotations
@@ -195,6 +196,18 @@ def target_text(obj: dict, fields: list[str] | tuple[str, ...]) -> str:
         NotText: a field resolved to an object (or a list of objects).
     """
     return "\n".join(line for f in fields for line in _lines(resolve(obj, f), f))
+
+
+# Text fields that hold an example's support passage (the generic layout's ``support``, BoolQ's ``passage``):
+# decontamination counts it as a target only on request (``clean.decontamination.support``).
+SUPPORT_FIELDS: tuple[str, ...] = ("support", "passage")
+
+
+def support_text(obj: dict, fields: list[str] | tuple[str, ...]) -> str | None:
+    """The lines of the support fields among ``fields`` (a path any of whose alternatives is one of
+    ``SUPPORT_FIELDS``), as ``target_text`` writes them inside the target text; None without one."""
+    chosen = [f for f in fields if any(alt in SUPPORT_FIELDS for alt in f.split("|"))]
+    return (target_text(obj, chosen) or None) if chosen else None
 
 
 def detect_preset(obj: dict) -> Preset | None:

@@ -4,8 +4,8 @@ A profile is a YAML file under ``conf/``. ``load_conf`` reads it, applies ``--se
 (``jobs.config.overrides``) and validates the result. Every error names the file and the dotted key, so a
 user can fix the profile without reading a stack trace. The sections are one module per group:
 ``runtime`` (spark, progress, storage, gpu, sample), ``inputs`` (ingest, refs), ``clean``, ``score``,
-``decide`` (aggregate, select, export), ``train`` (the small LMs of Meta-rater's proxies and of
-``evaluate``).
+``filter`` (filters on scores), ``decide`` (aggregate, select, export), ``train`` (the small LMs of
+Meta-rater's proxies and of ``evaluate``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from jobs.config.decide import (
     TokensExportConf,
     WeightsConf,
 )
+from jobs.config.filter import FilterConf, PerplexityFilterConf
 from jobs.config.inputs import (
     BenchmarkInput,
     FieldMap,
@@ -63,6 +64,7 @@ __all__ = [
     "EvaluateConf",
     "ExportConf",
     "FieldMap",
+    "FilterConf",
     "GpuConf",
     "HtmlConf",
     "IngestConf",
@@ -73,6 +75,7 @@ __all__ = [
     "ModelScoresInput",
     "NearDedupConf",
     "PerplexityConf",
+    "PerplexityFilterConf",
     "PrrcConf",
     "RdsConf",
     "RefsConf",
@@ -103,6 +106,7 @@ class Conf(Strict):
     sample: SampleConf = Field(default_factory=SampleConf)
     gpu: GpuConf = Field(default_factory=GpuConf)
     score: ScoreConf = Field(default_factory=ScoreConf)
+    filter: FilterConf = Field(default_factory=FilterConf)
     aggregate: AggregateConf = Field(default_factory=AggregateConf)
     select: SelectConf = Field(default_factory=SelectConf)
     export: ExportConf = Field(default_factory=ExportConf)

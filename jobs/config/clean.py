@@ -49,11 +49,34 @@ class NearDedupConf(Strict):
 
 
 class DecontamConf(Strict):
-    """N-gram decontamination against ref.benchmarks."""
+    """N-gram decontamination against ref.benchmarks, as BETR does it (``jobs.methods.decontam``)."""
 
     enabled: bool = True
-    ngram: int = Field(13, ge=3)
-    action: Literal["drop", "flag"] = "drop"
+    action: Literal["excise", "drop", "flag"] = Field(
+        "excise",
+        description="excise: cut each match and `window` characters around it (BETR); drop: the whole "
+        "document; flag: keep it, name the benchmark in silver.documents.contamination",
+    )
+    # GPT-3's rule, which BETR follows: each benchmark's n-gram length is its 5th-percentile example length
+    # in words, within [min_ngram, ngram]; min_ngram = ngram fixes one length for every benchmark.
+    ngram: int = Field(13, ge=3, description="the longest n-gram matched (GPT-3, BETR: 13)")
+    min_ngram: int = Field(8, ge=3, description="the shortest n-gram matched (GPT-3, BETR: 8)")
+    window: int = Field(200, ge=0, description="characters cut on each side of a match (BETR: 200)")
+    max_splits: int = Field(10, ge=0, description="a document cut in more spans is dropped (BETR: 10)")
+    max_doc_freq: int | None = Field(
+        10_000,
+        ge=1,
+        description="n-grams in more documents of the pool are ignored (BETR: 10,000; null: none)",
+    )
+    support: bool = Field(False, description="an example's support passage is a target too (BETR: no)")
+
+    @field_validator("min_ngram")
+    @classmethod
+    def _bounds(cls, low: int, info) -> int:
+        high = info.data.get("ngram", 13)
+        if low > high:
+            raise ValueError(f"min_ngram {low} is more than ngram {high}")
+        return low
 
 
 class CleanConf(Strict):

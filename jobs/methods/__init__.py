@@ -16,7 +16,9 @@ publish; nothing here reads the conf, and only the Meta-rater signal reader touc
   sampling          seeded hashes of doc_id: the random baseline and the per-class training sample
   dedup             exact and near (MinHash LSH) duplicates, the survivor rule; dedup_lsh (signatures,
                     bands, bucket pairs, verification) and dedup_components (connected components)
-  decontam          benchmark n-gram decontamination (the n-gram dictionary's bound is in its docstring)
+  decontam          benchmark n-gram decontamination as BETR does it: matches cut out with a window, the
+                    pool's common n-grams ignored (the n-gram dictionary's bound is in its docstring)
+  pplfilter         the perplexity filter (Ziya2): percentile cut points per scope, bands, the drops
   pageclf           the page classifier BETR and pplcorr train: fastText on the driver, scored on executors,
                     or the Spark ML hashed-n-gram logistic regression
 """

@@ -1,13 +1,14 @@
--- query: the corpus funnel: raw records -> bronze -> each clean step -> silver.documents
+-- query: the corpus funnel: raw records -> bronze -> each clean step -> silver.documents -> perplexity filter
 -- One row per step, in pipeline order: documents removed by the step and documents left after it.
--- Clean recomputes silver from all of bronze, so the counts reconcile: read = rejected + filtered + kept.
+-- The counts reconcile: read = rejected + filtered + kept. After decontamination, what is left is
+-- silver.documents; the perplexity filter (a later stage) leaves its drops there and selection skips them.
 with
   accepted as (select count(*) as n from bronze.documents),
   rejected as (select count(*) as n from bronze.rejects),
   steps as (
     select * from values
       (1, 'blocklist'), (2, 'normalize'), (3, 'language'), (4, 'rules'), (5, 'exact_dedup'),
-      (6, 'near_dedup'), (7, 'decontamination'), (8, 'pii') as t(ord, step)
+      (6, 'near_dedup'), (7, 'decontamination'), (8, 'pii'), (9, 'perplexity') as t(ord, step)
   ),
   dropped as (select step, count(*) as n from silver.filtered group by step),
   clean_steps as (
@@ -19,7 +20,7 @@ select 0 as ord, 'ingest' as stage, 'records read' as step, cast(0 as bigint) as
 union all
 select 1, 'ingest', 'rejected', (select n from rejected), (select n from accepted)
 union all
-select 1 + ord, 'clean', step, removed,
+select 1 + ord, case when step = 'perplexity' then 'filter' else 'clean' end, step, removed,
        (select n from accepted) - sum(removed) over (order by ord rows between unbounded preceding and current row)
 from clean_steps
 order by ord

@@ -270,20 +270,29 @@ def _decontaminate(alive: DataFrame, benchmarks: DataFrame, settings: Settings):
     key of the text as it reached dedup); flagged and excised ones name the benchmark in ``contamination``.
     """
     found = decontaminate(benchmarks, settings)(alive.select("doc_id", F.col("norm_text").alias("text")))
-    v = found.verdicts.select(
+    # A chat record's messages go to silver and the exports as they are, and cannot be cut the way a page's
+    # text is: a chat record that would be excised leaves whole instead (verdict "chat").
+    chat = alive.filter(F.col("format") == "chat").select("doc_id", F.lit(True).alias("_chat"))
+    cut_chat = F.col("_chat") & (F.col("verdict") == "excised")
+    verdict = F.when(cut_chat, F.lit("chat")).otherwise(F.col("verdict"))
+    v = found.verdicts.join(chat, "doc_id", "left").select(
         "doc_id",
-        "verdict",
+        verdict.alias("verdict"),
         F.col("text").alias("_cut_text"),
         "benchmark",
         "example_id",
         "n_matches",
         F.size("spans").alias("n_spans"),
     )
-    gone = v.filter(F.col("verdict").isin("dropped", "emptied"))
+    gone = v.filter(F.col("verdict").isin("dropped", "emptied", "chat"))
     first = F.concat(F.lit("; first match: example "), F.col("example_id"))
     detail = (
         F.when(
             F.col("verdict") == "emptied", F.format_string("nothing left after excising %d spans", "n_spans")
+        )
+        .when(
+            F.col("verdict") == "chat",
+            F.format_string("a chat record with %d spans to cut, dropped whole", "n_spans"),
         )
         .when(
             F.col("n_spans") > 0,
@@ -309,4 +318,5 @@ def _decontaminate(alive: DataFrame, benchmarks: DataFrame, settings: Settings):
         .withColumn("norm_text", F.coalesce("_cut_text", "norm_text"))
         .drop("_cut_text")
     )
-    return alive, rows, found.excisions, found.cached
+    excisions = found.excisions.join(gone.select("doc_id"), "doc_id", "left_anti")
+    return alive, rows, excisions, found.cached

@@ -180,3 +180,44 @@ def test_bronze_silver_keep_messages_and_export_writes_them_back(spark, tmp_path
     ]
     for df in (*cached, parsed):
         df.unpersist()
+
+
+def test_a_chat_record_quoting_a_benchmark_leaves_whole(spark):
+    """Decontamination cuts a page's matches out, but a chat record's messages cannot be cut: it is dropped
+    whole, with no silver.excisions rows; the page keeps its doc_id and its pieces."""
+    from jobs.clean_steps import Steps, analyze, clean_documents
+    from jobs.methods.decontam import Settings
+    from schemas import ref
+
+    quote = "what is the boiling point of water at sea level in degrees"
+    filler = "The library opened a new reading room on Monday for the students of the town. " * 4
+    answer = f"One hundred degrees. {filler}"  # what excising the match would leave: not empty
+    msgs = [("user", f"{quote}?"), ("assistant", answer)]
+    rows = [
+        ("p1", None, None, "web", f"{filler}Trivia: {quote}? {filler}", 1, NOW, "text", None),
+        ("c1", None, None, "chat", f"<|user|>\n{quote}?\n<|assistant|>\n{answer}", 1, NOW, "chat", msgs),
+    ]
+    docs = spark.createDataFrame(
+        rows,
+        "doc_id string, url string, domain string, source string, text string, n_bytes long, "
+        "ingested_at timestamp, format string, messages array<struct<role:string,content:string>>",
+    ).coalesce(1)
+    bench = spark.createDataFrame(
+        [("quiz", "train", "q1", f"Q: {quote}?", None, "f", "r", NOW)], ref.BENCHMARKS.schema
+    )
+    steps = Steps(analyze(["en"], 0.0, []), exact_dedup=False, decontam=Settings(min_ngram=8, max_ngram=8))
+    kept, filtered, _q, _i, excisions, _skew, cached, _pii = clean_documents(
+        docs, bench, steps, "clean-0", NOW
+    )
+    assert [(r["doc_id"], r["contamination"]) for r in kept.collect()] == [("p1", "quiz")]
+    assert quote not in kept.first()["text"]
+    assert [(r["doc_id"], r["reason"], r["detail"]) for r in filtered.collect()] == [
+        (
+            "c1",
+            "contamination:quiz",
+            "a chat record with 1 spans to cut, dropped whole; first match: example q1",
+        )
+    ]
+    assert [r["doc_id"] for r in excisions.collect()] == ["p1"]
+    for df in cached:
+        df.unpersist()

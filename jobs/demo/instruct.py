@@ -10,8 +10,8 @@ one-sentence summaries of a short passage, and Python Q&A.
   ShareGPT-style ``{"id", "dataset", "conversations": [{from, value}]}``, and every fourth Tulu record opens
   with a system message. The malformed records become ``malformed_messages`` rejects.
 * Pool examples and targets come from the same templates with other names and numbers, and no two items (of
-  the pool or the targets, any family) share a word ``GUARD_NGRAM``-gram, so the clean stage's 13-gram
-  decontamination drops no chat record and no target text repeats across splits.
+  the pool or the targets, any family) share a word ``GUARD_NGRAM``-gram, so the clean stage's
+  decontamination (13-grams for these targets) drops no chat record and no target text repeats across splits.
 
 Everything draws from its own random stream (``corpuslake-sample:{seed}:instruct``): the web pages, their
 files and their truth entries do not depend on it, and it does not depend on ``n_docs``.
@@ -31,7 +31,8 @@ from udfs.decontam import BenchmarkMatcher
 
 _V = load_data("instruct")
 _NAMES = _V["names"]
-# The decontamination's n-gram (conf clean.decontamination.ngram, 13 in the demo and by default).
+# The decontamination's longest n-gram (clean.decontamination.ngram, 13): the chat targets are long enough
+# that it is the one used for them (a benchmark's n is its 5th-percentile example length, within 8-13 words).
 GUARD_NGRAM = 13
 SYSTEM_PROMPT = "You are a careful assistant who answers briefly."
 
@@ -127,7 +128,7 @@ assert tuple(FAMILIES) == CHAT_TASKS
 
 def _guarded_items(seed: int) -> dict[str, tuple[list[Item], list[Item]]]:
     """Per family ``(targets, pool)``; no item shares a ``GUARD_NGRAM``-gram with an earlier one."""
-    guard = BenchmarkMatcher(GUARD_NGRAM)
+    guard = BenchmarkMatcher()
     out = {}
     for name, make in FAMILIES.items():
         rng = random.Random(f"corpuslake-sample:{seed}:instruct:{name}")
@@ -141,7 +142,7 @@ def _guarded_items(seed: int) -> dict[str, tuple[list[Item], list[Item]]]:
             # What decontamination compares: a target's text (question, answer) and a record's rendering.
             chat = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
             texts = (f"{q}\n{a}", render_plain(chat))
-            grams = {g for t in texts for g in guard.grams(t)}
+            grams = {g for t in texts for g, _, _ in guard.grams(t, GUARD_NGRAM)}
             if grams & guard.index.keys():
                 continue
             for g in grams:

@@ -170,7 +170,7 @@ def _benchmarks() -> tuple[list[tuple], list[dict]]:
             ("test", "Which is a reaction?", "rust"),
         ]
     ):
-        rows.append(("quiz", split, f"q{k}", f"{q}\n{a}", "f", "r", NOW))
+        rows.append(("quiz", split, f"q{k}", f"{q}\n{a}", None, "f", "r", NOW))
         choices = [a, "cheap deal"] if k % 2 == 0 else None
         items.append(
             {

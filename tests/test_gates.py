@@ -182,10 +182,10 @@ def test_targets_gate_fails_on_an_eval_example_or_its_text(spark, lakehouse):
 
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     rows = [
-        ("arc", "train", "1", "What melts ice?\nheat", "f", "r", now),
-        ("arc", "dev", "2", "Which gas do plants take in?", "f", "r", now),
-        ("arc", "test", "3", "what  MELTS ice? heat", "f", "r", now),  # arc 1, but for case and spaces
-        ("qa", "test", "4", "Name a river.", "f", "r", now),
+        ("arc", "train", "1", "What melts ice?\nheat", None, "f", "r", now),
+        ("arc", "dev", "2", "Which gas do plants take in?", None, "f", "r", now),
+        ("arc", "test", "3", "what  MELTS ice? heat", None, "f", "r", now),  # arc 1, but for case and spaces
+        ("qa", "test", "4", "Name a river.", None, "f", "r", now),
     ]
     bench = spark.createDataFrame(rows, ref.BENCHMARKS.schema)
     splits, params = ["train", "dev"], {"target_splits": ["train", "dev"], "eval_split": "test"}

@@ -1,7 +1,7 @@
 -- query: the corpus funnel: raw records -> bronze -> each clean step -> silver.documents -> perplexity filter
 -- One row per step, in pipeline order: documents removed by the step and documents left after it.
--- The counts reconcile: read = rejected + filtered + kept. After decontamination, what is left is
--- silver.documents; the perplexity filter (a later stage) leaves its drops there and selection skips them.
+-- The counts reconcile: read = rejected + filtered + kept. After the clean steps (pii last), what is left
+-- is silver.documents; the perplexity filter (a later stage) leaves its drops there and selection skips them.
 with
   accepted as (select count(*) as n from bronze.documents),
   rejected as (select count(*) as n from bronze.rejects),

@@ -10,7 +10,9 @@ import argparse
 import io
 import math
 import random
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -67,7 +69,12 @@ def test_training_is_seeded_and_scores_equal_a_direct_forward_pass():
     rng = random.Random(0)
     texts = [" ".join(rng.choice(SCIENCE) for _ in range(20)) for _ in range(12)]
     stream = lm_train.pack(spec, texts, spec.budget(1024))
-    a, b, c = (lm_train.train(spec, stream, s) for s in (0, 0, 1))
+    # The pipeline fixture seeds torch in a background thread (tests/fixtures/tiny_models.py).
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+    from tiny_models import RNG_LOCK
+
+    with RNG_LOCK:
+        a, b, c = (lm_train.train(spec, stream, s) for s in (0, 0, 1))
     assert a.steps == 8 and a.tokens == 1024
     assert a.final_loss == b.final_loss and a.final_loss != c.final_loss
     for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):

@@ -131,14 +131,18 @@ def _ngram_signals(words: list[str], size: int) -> dict[str, float]:
     return out
 
 
-def published_signals(text: str, stop_words: frozenset[str]) -> dict[str, float]:
+def published_signals(
+    text: str, stop_words: frozenset[str], tokens: list[str] | None = None
+) -> dict[str, float]:
     """The ``NAMES`` signals of one document (all 0.0 for empty text).
 
     Args:
         text: the document text.
         stop_words: the stop words of the document's language.
+        tokens: ``word_tokens(text)`` when the caller has them already.
     """
-    tokens = word_tokens(text)
+    if tokens is None:
+        tokens = word_tokens(text)
     n_tokens = len(tokens)
     words = [t for t in tokens if not _symbol(t)]
     alpha = sum(map(_has_letter, tokens))

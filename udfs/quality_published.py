@@ -113,6 +113,9 @@ def _ngram_signals(words: list[str], size: int) -> dict[str, float]:
             count = max(counts.values())
             i = keys.index(next(k for k, c in counts.items() if c == count))
             out[f"gopher_frac_chars_top_{n}gram"] = _frac((prefix[i + n] - prefix[i] + n - 1) * count, size)
+            if count == 1 and n == TOP_NS[-1]:
+                # No n-gram repeats, so no longer one does: the duplicate signals stay 0.
+                break
         elif len(set(keys)) == len(keys):
             # No repeated n-gram, so no repeated longer one either: the common case for clean text.
             break

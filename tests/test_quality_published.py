@@ -159,7 +159,8 @@ def test_one_tokenization_serves_every_rule():
     # the cited line's tokenized again after its citation is cut.
     cited = f"{PROSE}\nThis line ends with a citation.[12]\nShort line.\n{MORE}"
     keep_all = lambda check: True  # noqa: E731
-    alone, shared = c4_lines(cited, C4, keep_all), c4_lines(cited, C4, keep_all, line_tokens=line_tokens(cited))
+    alone = c4_lines(cited, C4, keep_all)
+    shared = c4_lines(cited, C4, keep_all, line_tokens=line_tokens(cited))
     assert (shared.text, shared.removed_lines, shared.sentences) == (alone.text, 1, alone.sentences)
     assert shared.tokens == word_tokens(shared.text) and alone.tokens == shared.tokens
     # The lazy signals are compute_signals', half by half.

@@ -7,7 +7,8 @@ Steps, in order; a document leaves at the first one that drops it, recorded with
   1. normalize        Unicode NFC, control/invisible characters, whitespace, stray HTML (empty → dropped)
   2. language         py3langid, labels mapped to ISO 639-1 (``udfs.lang``); under ``min_lang_score`` the
                       language is ``unknown``; dropped when it is a language not in ``clean.allowed_langs``
-  3. rules            the ordered ``clean.rules`` (Gopher quality and repetition, C4, FineWeb), less the
+  3. rules            the ordered ``clean.rules`` (Gopher quality and repetition, C4, FineWeb; chat records
+                      get ``clean.chat_rules`` instead, none by default: those are web-page rules), less the
                       checks that do not fit the document's language (``udfs.quality_rules.applies``; the
                       stage warns at startup which it skips for which allowed language); ``c4_lines`` removes
                       lines, and the later rules, the dedup steps and silver get what it leaves; after them,
@@ -151,7 +152,7 @@ def steps(
     """
     n, d, p = c.near_dedup, c.decontamination, c.pii
     return Steps(
-        analyze(c.allowed_langs, c.min_lang_score, c.rule_params(), c.unknown_lang),
+        analyze(c.allowed_langs, c.min_lang_score, c.rule_params(), c.unknown_lang, c.chat_rule_params()),
         exact_dedup=c.exact_dedup,
         signatures=dedup.minhash_signatures(n.num_perm, n.ngram, n.seed) if n.enabled else None,
         link=(
@@ -212,14 +213,18 @@ def clean_batch(
     lh, c = ctx.lakehouse, ctx.conf.clean
     # The versions the batch is planned on, read before the earlier rows: its commits land only on them.
     versions = {s.name: lh.version(s) for s in outputs}
-    cols = ["doc_id", "url", "domain", "source", "text", "n_bytes", "ingested_at"]
-    docs = lh.read(bronze.DOCUMENTS, version=batch.bronze).select(*cols)
+    cols = ["doc_id", "url", "domain", "source", "text", "n_bytes", "ingested_at", "messages"]
+    # Rows ingested before chat records existed have no format: they are text.
+    fmt = F.coalesce("format", F.lit("text")).alias("format")
+    docs = lh.read(bronze.DOCUMENTS, version=batch.bronze).select(*cols, fmt)
     benchmarks = lh.read(ref.BENCHMARKS, version=batch.benchmarks)
     earlier = None
     if batch.mode == "incremental":
         done, index = batches.earlier(lh, exclude)
         docs = docs.join(done, "doc_id", "left_anti")
-        text_of = rules_text(c.allowed_langs, c.min_lang_score, c.rule_params(), c.unknown_lang)
+        text_of = rules_text(
+            c.allowed_langs, c.min_lang_score, c.rule_params(), c.unknown_lang, c.chat_rule_params()
+        )
         earlier = dedup.Earlier(index, dedup.earlier_texts(lh.read(bronze.DOCUMENTS), text_of))
     n_in = docs.count()
     if n_in == 0 and batch.mode == "incremental":

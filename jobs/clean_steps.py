@@ -29,13 +29,15 @@ def analyze(
     min_lang_score: float,
     rules: list[tuple[str, dict]],
     unknown_lang: str = "drop",
+    chat_rules: list[tuple[str, dict]] | tuple = (),
 ) -> Callable[[DataFrame], DataFrame]:
     """Steps 1–3 on executors: normalized text, language, quality signals and the first failing check.
 
-    ``udfs.analyze.Analyze(allowed_langs, min_lang_score, rules, unknown_lang)`` (its docstring says what
-    each argument does) runs on each Arrow batch and adds ``schemas.clean.ANALYSIS_FIELDS`` to each row.
+    ``udfs.analyze.Analyze(allowed_langs, min_lang_score, rules, unknown_lang, chat_rules)`` (its docstring
+    says what each argument does) runs on each Arrow batch and adds ``schemas.clean.ANALYSIS_FIELDS`` to each
+    row (and normalizes a chat record's ``messages``).
     """
-    step = Analyze(allowed_langs, min_lang_score, rules, unknown_lang)
+    step = Analyze(allowed_langs, min_lang_score, rules, unknown_lang, chat_rules)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
@@ -49,19 +51,27 @@ def analyze(
 
 
 def rules_text(
-    allowed_langs: list[str], min_lang_score: float, rules: list[tuple[str, dict]], unknown_lang: str = "drop"
+    allowed_langs: list[str],
+    min_lang_score: float,
+    rules: list[tuple[str, dict]],
+    unknown_lang: str = "drop",
+    chat_rules: list[tuple[str, dict]] | tuple = (),
 ):
-    """A column function from a bronze text to the text steps 1–3 leave (``norm_text``), or None when the
-    rules remove no lines (normalizing is then enough): what incremental near dedup verifies earlier
-    documents on."""
-    if not any(name in LINE_RULES for name, _ in rules):
+    """A column function from a bronze text and format to the text steps 1–3 leave (``norm_text``), or None
+    when the rules remove no lines (normalizing is then enough): what incremental near dedup verifies
+    earlier documents on."""
+    if not any(name in LINE_RULES for name, _ in [*rules, *chat_rules]):
         return None
-    step = Analyze(allowed_langs, min_lang_score, rules, unknown_lang)
+    step = Analyze(allowed_langs, min_lang_score, rules, unknown_lang, chat_rules)
 
     @F.pandas_udf(StringType())
-    def text_of(texts: pd.Series) -> pd.Series:
+    def text_of(texts: pd.Series, fmts: pd.Series) -> pd.Series:
         return pd.Series(
-            [step.row(t)["norm_text"] if isinstance(t, str) else "" for t in texts], dtype=object
+            [
+                step.row(t, f)["norm_text"] if isinstance(t, str) else ""
+                for t, f in zip(texts, fmts, strict=True)
+            ],
+            dtype=object,
         )
 
     return text_of
@@ -118,7 +128,8 @@ def clean_documents(
     """The steps (blocklist, 1–6, PII) on a batch of bronze rows, as DataFrames.
 
     Args:
-        docs: the batch (bronze columns doc_id, url, domain, source, text, n_bytes, ingested_at).
+        docs: the batch (bronze columns doc_id, url, domain, source, text, n_bytes, ingested_at, format,
+            messages; a chat record's messages come out normalized and PII-redacted like its text).
         benchmarks: ref.benchmarks for decontamination.
         steps: which steps run, with what.
         run_id, cleaned_at: the batch's run and time, written in every row.
@@ -243,6 +254,8 @@ def clean_documents(
         "lang",
         "lang_score",
         F.col("norm_text").alias("text"),
+        "format",
+        "messages",
         F.length(F.encode("norm_text", "UTF-8")).cast("long").alias("n_bytes"),
         F.col("n_bytes").alias("n_bytes_raw"),
         F.ceil(F.length(F.encode("norm_text", "UTF-8")) / 4).cast("long").alias("n_tokens_est"),

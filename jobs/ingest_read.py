@@ -203,6 +203,8 @@ def to_documents(run_id: str, started_at: datetime) -> Callable[[DataFrame], Dat
             "source_file",
             "source_id",
             "text",
+            "format",
+            "messages",
             "n_bytes",
             F.coalesce("meta", F.lit("{}")).alias("meta"),
             F.lit(run_id).alias("ingest_run_id"),

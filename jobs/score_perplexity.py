@@ -2,8 +2,10 @@
 
 Every causal LM of ``score.perplexity.pool`` scores the whole text of each scheduled document with
 strided windows (``udfs.models.PerplexityRunner``): n_tokens, UTF-8 n_bytes, nll_sum in nats and
-bpb = nll_sum / (ln 2 · n_bytes). The correlation stage only needs a sample per domain, so
-``score.perplexity.sample.per_domain`` limits each domain to K documents chosen by a seeded hash.
+bpb = nll_sum / (ln 2 · n_bytes). Each text starts after the tokenizer's BOS (else its EOS) token, so
+every token, and with it every byte counted in n_bytes, is scored. The correlation stage only needs a
+sample per domain, so ``score.perplexity.sample.per_domain`` limits each domain to K documents chosen by
+a seeded hash.
 A rerun scores only the (document, model id, revision) pairs the table lacks.
 
 Run it:  corpuslake stage score_perplexity --conf conf/local.yaml

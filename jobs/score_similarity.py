@@ -10,7 +10,8 @@ Two methods share this stage, each on when its model is configured:
         are kept for each target's ``top_k`` documents) and the max cosine.
   rds   ``score.rds.encoder`` (a causal LM): RDS+ embeddings, e = Σ_t (t / Σ_s s)·h_t over the last hidden
         layer, L2-normalized; per (document, benchmark) the max cosine (and the best rank, as for betr),
-        over the same targets (RDS+'s queries).
+        over the same targets (RDS+'s queries). A chat record is embedded as its messages through the
+        encoder's chat template (the plain template of ``udfs.chat`` when its tokenizer has none).
 
 Document embeddings are the expensive part: they are appended to scores.embeddings in gated chunks and
 reruns embed only documents missing for that model id + revision (``persist_embeddings``). Ranks depend
@@ -89,8 +90,20 @@ def preflight(conf: Conf) -> None:
     scoring.check_models([(key, entry, kind) for _, key, entry, kind in methods], conf.gpu)
 
 
+def _rds_embed(spec, pdf: pd.DataFrame) -> pd.DataFrame:
+    from udfs.models import get_runner
+
+    runner = get_runner(spec, "rds_encoder")
+    return runner.predict_batch(runner.model_texts(pdf))
+
+
 def embeddings(spec, kind: str, profile=None):
-    """Documents ``[doc_id, text]`` → ``[doc_id, embedding, n_tokens]`` (L2-normalized float32)."""
+    """Documents ``[doc_id, text]`` (and ``messages``) → ``[doc_id, embedding, n_tokens]`` (L2-normalized
+    float32). The RDS+ encoder embeds a chat record's chat-templated messages (``RdsRunner.model_texts``)."""
+    if kind == "rds_encoder":
+        return scoring.model_transform(
+            spec, kind, EMBED_SCHEMA, ["doc_id"], score=_rds_embed, profile=profile, extra=("messages",)
+        )
     return scoring.model_transform(spec, kind, EMBED_SCHEMA, ["doc_id"], profile=profile)
 
 

@@ -114,6 +114,7 @@ def model_transform(
     score: Callable[[object, pd.DataFrame], pd.DataFrame] | None = None,
     capacity: int = 1,
     profile=None,
+    extra: tuple[str, ...] = (),
 ) -> Callable[[DataFrame], DataFrame]:
     """Rows ``keep + text`` → rows ``keep + the runner's columns`` (``out_schema``), on executors.
 
@@ -125,6 +126,7 @@ def model_transform(
         score: ``(spec, batch) -> score columns``; default ``get_runner(spec, kind).predict_batch``.
         capacity: models a worker keeps loaded at once.
         profile: a resource profile (GPUs per task), or None.
+        extra: more input columns ``score`` reads (a DataFrame without one gets it as null).
     """
 
     def default(s, pdf: pd.DataFrame) -> pd.DataFrame:
@@ -145,7 +147,8 @@ def model_transform(
                     counter.add(len(pdf))
                 yield pd.concat([pdf[keep].reset_index(drop=True), res.reset_index(drop=True)], axis=1)
 
-        return docs.select(*keep, "text").mapInPandas(run, out_schema, profile=profile)
+        cols = [F.col(c) if c in docs.columns else F.lit(None).alias(c) for c in extra]
+        return docs.select(*keep, "text", *cols).mapInPandas(run, out_schema, profile=profile)
 
     return transform
 
@@ -280,7 +283,8 @@ def silver_docs(ctx: JobContext) -> DataFrame:
     ctx.run.tables_read[silver.DOCUMENTS.name] = lh.version(silver.DOCUMENTS) or 0
     # The runner sorts each Arrow batch by length: bigger batches pack better, at the cost of memory.
     ctx.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ctx.conf.score.batch_rows))
-    return lh.read(silver.DOCUMENTS).select("doc_id", "domain", "text")
+    # messages: RDS+ embeds a chat record's templated messages; the other scorers read text only.
+    return lh.read(silver.DOCUMENTS).select("doc_id", "domain", "text", "messages")
 
 
 def summary(stage: str, run_id: str, results: list[Scored], idle_line: bool = True) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql.types import DataType, StructField, StructType
+from pyspark.sql.types import ArrayType, DataType, StringType, StructField, StructType
 
 # A suite is built per run because some expectations depend on the run (its id, the reconciled counts).
 SuiteBuilder = Callable[[Mapping[str, Any]], list]
@@ -14,6 +14,20 @@ SuiteBuilder = Callable[[Mapping[str, Any]], list]
 # An append's check column (``jobs.gates.Output.check``): the key when the table already holds it. Suites
 # expect it null when the run passes ``params["new_keys"]``.
 ALREADY_IN = "_already_in"
+
+
+# A chat record's messages (``udfs.chat``), in bronze, silver and the exports: role and content, in order.
+MESSAGES_TYPE = ArrayType(
+    StructType(
+        [
+            StructField("role", StringType(), False, metadata={"description": "user, assistant, system, …"}),
+            StructField("content", StringType(), False, metadata={"description": "the message text"}),
+        ]
+    ),
+    False,
+)
+# What ``format`` holds: a plain document, or a chat record with ``messages``.
+FORMATS = ("text", "chat")
 
 
 def col(name: str, dtype: DataType, nullable: bool, description: str) -> StructField:

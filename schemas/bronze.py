@@ -7,7 +7,7 @@ from typing import Any
 
 from pyspark.sql.types import LongType, StringType, StructType, TimestampType
 
-from schemas.base import TableSpec, col
+from schemas.base import FORMATS, MESSAGES_TYPE, TableSpec, col
 
 # Every reason a raw record can be refused. The sample corpus plants each one; tests check each one.
 REJECT_REASONS: dict[str, str] = {
@@ -17,6 +17,7 @@ REJECT_REASONS: dict[str, str] = {
     "empty_text": "the text is empty or whitespace only",
     "non_string_text": "the text field is not a string",
     "bad_field_type": "the id or url field is not a string or number",
+    "malformed_messages": "a chat record's messages are not a non-empty list of {role, content} strings",
     "invalid_utf8": "the record's bytes are not valid UTF-8 (an HTML page: in no charset tried)",
     "too_large": "the record or its text is over the configured byte limit",
     "duplicate_doc_id": "another record (this batch or an earlier run) already has this doc_id",
@@ -41,7 +42,17 @@ DOCUMENTS_SCHEMA = StructType(
         col("source", StringType(), False, "input name from the profile"),
         col("source_file", StringType(), False, "file the record came from"),
         col("source_id", StringType(), True, "record id in the source, when it has one"),
-        col("text", StringType(), False, "document text, as read (cleaning happens in the clean stage)"),
+        col(
+            "text",
+            StringType(),
+            False,
+            "document text, as read (cleaning happens in the clean stage); of a chat record, its messages in "
+            "the plain template (udfs.chat.render_plain)",
+        ),
+        # Nullable for the Parquet files written before chat records existed (they read as null = text);
+        # the suite requires it on every new write.
+        col("format", StringType(), True, "text (a document) or chat (a record with messages)"),
+        col("messages", MESSAGES_TYPE, True, "a chat record's messages, as read; null for text"),
         col("n_bytes", LongType(), False, "UTF-8 bytes of text"),
         col("meta", StringType(), False, "JSON object of the input fields not mapped to a column"),
         col("ingest_run_id", StringType(), False, "run that ingested the record"),
@@ -75,6 +86,8 @@ def _documents_suite(params: Mapping[str, Any]) -> list:
         e.ExpectColumnValuesToBeUnique(column="doc_id"),
         e.ExpectColumnValueLengthsToEqual(column="doc_id", value=32),
         e.ExpectColumnValuesToBeBetween(column="n_bytes", min_value=1, max_value=params.get("max_doc_bytes")),
+        e.ExpectColumnValuesToNotBeNull(column="format"),
+        e.ExpectColumnValuesToBeInSet(column="format", value_set=list(FORMATS)),
     ]
     if "run_id" in params:
         exps.append(e.ExpectColumnValuesToBeInSet(column="ingest_run_id", value_set=[params["run_id"]]))

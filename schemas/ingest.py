@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql.types import LongType, MapType, StringType, StructType
 
-from schemas.base import col
+from schemas.base import MESSAGES_TYPE, col
 
 SPLIT_SCHEMA = StructType(
     [
@@ -42,7 +42,9 @@ PARSED_SCHEMA = StructType(
         col("source_id", StringType(), True, "record id in the source (docs)"),
         col("url", StringType(), True, "URL (docs)"),
         col("domain", StringType(), True, "registered domain (docs)"),
-        col("text", StringType(), True, "text (docs)"),
+        col("text", StringType(), True, "text (docs; of a chat record, its messages in the plain template)"),
+        col("format", StringType(), True, "text | chat (docs)"),
+        col("messages", MESSAGES_TYPE, True, "a chat record's messages (docs)"),
         col("n_bytes", LongType(), True, "UTF-8 bytes of text (docs)"),
         col("meta", StringType(), True, "JSON of unmapped fields (docs)"),
         col("reason", StringType(), True, "reject reason (rejects)"),

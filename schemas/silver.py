@@ -15,7 +15,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from schemas.base import TableSpec, col
+from schemas.base import FORMATS, MESSAGES_TYPE, TableSpec, col
 
 # Filter steps in the order the clean stage applies them.
 STEPS = ("blocklist", "normalize", "language", "rules", "exact_dedup", "near_dedup", "decontamination", "pii")
@@ -31,6 +31,8 @@ def _documents_suite(params: Mapping[str, Any]) -> list:
         e.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1),
         e.ExpectColumnValuesToBeBetween(column="lang_score", min_value=0.0, max_value=1.0),
         e.ExpectColumnValuesToBeBetween(column="n_bytes", min_value=1),
+        e.ExpectColumnValuesToNotBeNull(column="format"),
+        e.ExpectColumnValuesToBeInSet(column="format", value_set=list(FORMATS)),
     ]
     if "allowed_langs" in params:
         exps.append(e.ExpectColumnValuesToBeInSet(column="lang", value_set=list(params["allowed_langs"])))
@@ -59,6 +61,14 @@ DOCUMENTS = TableSpec(
             col("lang", StringType(), False, "ISO 639-1 language (py3langid)"),
             col("lang_score", DoubleType(), False, "language probability"),
             col("text", StringType(), False, "normalized text, less the lines the c4_lines rule removed"),
+            # Nullable like bronze's: rows written before chat records existed read as null (= text).
+            col("format", StringType(), True, "text (a document) or chat (a record with messages)"),
+            col(
+                "messages",
+                MESSAGES_TYPE,
+                True,
+                "a chat record's messages, each content normalized and PII-redacted; null for text",
+            ),
             col("n_bytes", LongType(), False, "UTF-8 bytes of the normalized text"),
             col("n_bytes_raw", LongType(), False, "UTF-8 bytes of the text as ingested"),
             col("n_tokens_est", LongType(), False, "token estimate: ceil(n_bytes / 4)"),

@@ -94,6 +94,32 @@ def write_conf(
     return path
 
 
+def silver_row(doc_id: str, text: str, **fields) -> dict:
+    """A silver.documents row for ``text`` (bytes and the ~4-bytes-per-token estimate computed), English web
+    page by default; ``fields`` override any column (url, domain, source, ...)."""
+    import math
+    from datetime import datetime, timezone
+
+    nb = len(text.encode("utf-8"))
+    row = {
+        "doc_id": doc_id,
+        "url": None,
+        "domain": None,
+        "source": "web",
+        "lang": "en",
+        "lang_score": 1.0,
+        "text": text,
+        "n_bytes": nb,
+        "n_bytes_raw": nb,
+        "n_tokens_est": math.ceil(nb / 4),
+        "text_hash": f"h-{doc_id}",
+        "contamination": None,
+        "clean_run_id": "clean-0",
+        "cleaned_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+    }
+    return {**row, **fields}
+
+
 @pytest.fixture
 def python() -> str:
     return sys.executable

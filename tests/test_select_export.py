@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import io
 import json
-import math
 import random
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from jobs.methods import pick
 from jobs.runtime import EXIT_GATE, EXIT_OK, EXIT_USAGE, UsageError, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import gold, silver
+from tests.conftest import silver_row
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DOMAINS = ["a.com", "b.org", "c.net", "d.io", None]
@@ -35,24 +35,15 @@ def _docs(n: int = 80, seed: int = 3) -> list[dict]:
     out = []
     for i in range(n):
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 300)))
-        nb = len(text.encode("utf-8"))
         out.append(
-            {
-                "doc_id": f"d{i:03d}",
-                "url": None if i % 7 == 0 else f"https://x/{i}",
-                "domain": DOMAINS[i % len(DOMAINS)],
-                "source": "web" if i % 3 else "books",
-                "lang": "en",
-                "lang_score": 1.0,
-                "text": text,
-                "n_bytes": nb,
-                "n_bytes_raw": nb,
-                "n_tokens_est": math.ceil(nb / 4),
-                "text_hash": f"h{i}",
-                "contamination": None,
-                "clean_run_id": "clean-0",
-                "cleaned_at": NOW,
-            }
+            silver_row(
+                f"d{i:03d}",
+                text,
+                url=None if i % 7 == 0 else f"https://x/{i}",
+                domain=DOMAINS[i % len(DOMAINS)],
+                source="web" if i % 3 else "books",
+                text_hash=f"h{i}",
+            )
         )
     return out
 
@@ -441,7 +432,7 @@ def test_export_parquet_replaces_a_strategy(lake, capsys):
     files = sorted((root / "betr").glob("part-*.parquet"))
     assert len(files) >= 2
     table = [row for f in files for row in pq.read_table(f).to_pylist()]
-    assert table == _expected_rows(lh, docs, "betr")
+    assert table == [{**r, "messages": None} for r in _expected_rows(lh, docs, "betr")]
     man = json.loads((root / "betr" / "manifest.json").read_text())
     assert [m["docs"] for m in man["shards"]] == [pq.ParquetFile(f).metadata.num_rows for f in files]
     assert man["format"] == "parquet" and man["documents"] == len(table)

@@ -35,6 +35,8 @@ class Analyze:
         rules: ordered ``(rule, params)`` with defaults filled in (``CleanConf.rule_params()``); each document
             gets the checks that fit its language (``udfs.quality_rules.applies``).
         unknown_lang: ``drop`` or ``keep`` a document of unknown language that the rules keep.
+        chat_rules: the rules for chat records (``format`` chat; ``clean.chat_rules``); the web-page rules
+            (``rules``) judge the others.
     """
 
     name = "analyze"
@@ -45,14 +47,17 @@ class Analyze:
         min_lang_score: float,
         rules: Sequence[tuple[str, Mapping]],
         unknown_lang: str = "drop",
+        chat_rules: Sequence[tuple[str, Mapping]] = (),
     ):
         self.allowed = set(allowed_langs)
         self.min_lang_score = min_lang_score
         self.rules = rules
         self.unknown_lang = unknown_lang
+        self.chat_rules = chat_rules
 
-    def row(self, text: str) -> dict:
-        """The analysis of one text: every ``COLUMNS`` name mapped to its value."""
+    def row(self, text: str, fmt: str | None = "text") -> dict:
+        """The analysis of one text (``fmt``: its record's format; chat records get ``chat_rules``): every
+        ``COLUMNS`` name mapped to its value."""
         norm = normalize(text)
         row = {
             "norm_text": norm,
@@ -86,7 +91,7 @@ class Analyze:
             return row
         # The rules may remove lines (c4_lines): silver and the dedup steps get the text they leave, and
         # scores.quality the signals of the text they last judged.
-        verdict = judge(norm, self.rules, lang)
+        verdict = judge(norm, self.chat_rules if fmt == "chat" else self.rules, lang)
         row.update(verdict.signals, norm_text=verdict.text)
         if (check := verdict.check) is not None:
             row.update(
@@ -107,6 +112,19 @@ class Analyze:
         return row
 
     def __call__(self, docs: pd.DataFrame) -> pd.DataFrame:
-        """``docs`` (with a ``text`` column) and, beside each row, its analysis (``COLUMNS``)."""
-        out = [self.row(text) for text in docs["text"]]
-        return pd.concat([docs.reset_index(drop=True), pd.DataFrame(out, columns=COLUMNS)], axis=1)
+        """``docs`` (with a ``text`` and optionally a ``format`` column) and, beside each row, its analysis
+        (``COLUMNS``)."""
+        fmts = docs["format"] if "format" in docs.columns else ["text"] * len(docs)
+        out = [self.row(text, fmt) for text, fmt in zip(docs["text"], fmts, strict=True)]
+        docs = docs.reset_index(drop=True)
+        if "messages" in docs.columns:
+            # A chat record's messages are normalized like its text, so silver's two agree.
+            docs = docs.assign(messages=[normalize_messages(m) for m in docs["messages"]])
+        return pd.concat([docs, pd.DataFrame(out, columns=COLUMNS)], axis=1)
+
+
+def normalize_messages(messages) -> list[dict] | None:
+    """Each message's content normalized (``udfs.normalize``); None stays None (a text record)."""
+    if messages is None:
+        return None
+    return [{"role": m["role"], "content": normalize(m["content"])} for m in messages]

@@ -153,11 +153,28 @@ def check_model(spec: ModelSpec, kind: str) -> dict:
             f"{where}: the tokenizer of {path} has {len(tok)} tokens for a model vocabulary of {vocab}; "
             "tokenizer files missing or not this model's"
         )
+    if kind == "causal_lm":
+        start_token(tok, spec)
     return {
         "model_type": mtype,
         "max_length": model_max_length(spec, cfg, tok),
         "num_labels": getattr(cfg, "num_labels", None),
     }
+
+
+def start_token(tokenizer, spec: ModelSpec) -> int:
+    """The id perplexity scoring puts before each text: BOS, else EOS (see ``udfs.models.PerplexityRunner``).
+
+    Raises:
+        ModelError: the tokenizer has neither, in one line naming the role and the model.
+    """
+    for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if tid is not None:
+            return tid
+    raise ModelError(
+        f"{spec.role} ({spec.id}): the tokenizer of {spec.path} has neither a BOS nor an EOS token, so the "
+        "first token of a text could not be scored; perplexity needs one of them to start each text"
+    )
 
 
 def model_max_length(spec: ModelSpec, cfg, tok) -> int:

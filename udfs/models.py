@@ -38,7 +38,7 @@ from udfs.model_batching import (
     token_batches,
     windowed_nll,
 )
-from udfs.model_spec import ModelSpec, is_local, model_max_length, resolve_path
+from udfs.model_spec import ModelSpec, is_local, model_max_length, resolve_path, start_token
 
 log = logging.getLogger("corpuslake.models")
 
@@ -169,8 +169,12 @@ def _special_tokens(tok) -> tuple[list[int], list[int]]:
 class PerplexityRunner(Runner):
     """Causal LM → ``n_tokens, n_bytes, nll_sum, bpb`` per text over the whole text (strided windows).
 
-    A BOS token (when the tokenizer has one) is prepended so every text token is predicted; without one
-    the first token is context only and ``n_tokens`` counts the predicted tokens.
+    Every token of the text is predicted, so the NLL covers all ``n_bytes`` UTF-8 bytes the bpb divides
+    by: the runner prepends the tokenizer's BOS token, or its EOS token when it has no BOS (Qwen- and
+    OLMo-style tokenizers; a text then reads as the document after ``<eos>``, as in packed pre-training
+    and as the perplexity-correlations scoring effectively computes). ``n_tokens`` = the text's tokens.
+    A tokenizer with neither is refused (``udfs.model_spec.check_model``): its first token could only
+    be context, and its bytes would then be counted without being scored.
     """
 
     columns = ("n_tokens", "n_bytes", "nll_sum", "bpb")
@@ -182,17 +186,17 @@ class PerplexityRunner(Runner):
 
     def _predict(self, texts: pd.Series) -> pd.DataFrame:
         ids = self.encode(texts)
-        bos = self.tokenizer.bos_token_id
+        start = start_token(self.tokenizer, self.spec)
         stride = self.spec.stride or max(1, self.max_length // 2)
         stride = min(stride, self.max_length - 1) if self.max_length > 1 else 1
         windows = []  # (text index, window ids, n_targets)
         for i, seq in enumerate(ids):
-            full = ([bos] + seq) if bos is not None else seq
+            full = [start, *seq]
             for b, e, k in strided_windows(len(full), self.max_length, stride):
                 windows.append((i, full[b:e], k))
         nll = windowed_nll(self.model, windows, len(ids), self._pad_id, self.budget, self.device)
         nll = nll.cpu().numpy()
-        n_tokens = np.array([len(s) if bos is not None else max(0, len(s) - 1) for s in ids], dtype=np.int64)
+        n_tokens = np.array([len(s) for s in ids], dtype=np.int64)
         n_bytes = np.array(
             [len(t.encode("utf-8")) if isinstance(t, str) else 0 for t in texts], dtype=np.int64
         )
@@ -296,8 +300,27 @@ class RdsRunner(EmbeddingRunner):
     """RDS+ encoder: a causal LM's last hidden layer, position-weighted mean pooled, L2-normalized.
 
     e = Σ_t (t / Σ_s s) · h_t over the non-pad tokens t = 1..n (Ivison et al. 2025): later tokens, which
-    have seen more of the text, weigh more.
+    have seen more of the text, weigh more. A chat record is embedded as its chat-templated text
+    (``model_texts``), as RDS+ embeds instruction data.
     """
+
+    def model_texts(self, batch: pd.DataFrame) -> pd.Series:
+        """What the encoder reads per row: a chat record's ``messages`` through the tokenizer's chat
+        template (``udfs.chat.ChatTemplate``: the plain template when it has none), else ``text``."""
+        from udfs.chat import ChatTemplate
+
+        self.load()
+        if "messages" not in batch.columns:
+            return batch["text"]
+        tpl = ChatTemplate(self.tokenizer)
+        return pd.Series(
+            [
+                t if m is None else tpl.render(m)
+                for t, m in zip(batch["text"], batch["messages"], strict=True)
+            ],
+            index=batch.index,
+            dtype=object,
+        )
 
     def _auto_class(self):
         from transformers import AutoModelForCausalLM

@@ -326,10 +326,24 @@ class Redactor:
         rows = [self.row(t) for t in texts]
         return pd.DataFrame(rows, columns=["text", *COLUMNS])
 
+    def redact_messages(self, messages) -> list[dict] | None:
+        """A chat record's messages with each content masked as its text is (None stays None).
+
+        Each content is searched on its own: a match cannot span two messages. A document whose contents
+        would be dropped as a whole is dropped by its text's verdict (its counts are at least the
+        content's), so only the masks matter here.
+        """
+        if messages is None:
+            return None
+        return [{"role": m["role"], "content": self.row(m["content"])["text"]} for m in messages]
+
     def __call__(self, docs: pd.DataFrame, text_col: str = "text") -> pd.DataFrame:
-        """``docs`` with ``text_col`` redacted and ``COLUMNS`` beside each row."""
+        """``docs`` with ``text_col`` (and a chat record's ``messages``) redacted and ``COLUMNS`` beside
+        each row."""
         got = self.redact(docs[text_col])
         out = docs.reset_index(drop=True).copy()
+        if "messages" in out.columns:
+            out["messages"] = [self.redact_messages(m) for m in out["messages"]]
         out[text_col] = got["text"]
         for c in COLUMNS:
             out[c] = got[c]

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from pyspark.sql.types import StructType
 
-from schemas.export import EXPORT_ARROW, EXPORT_COLS, SHARD_SCHEMA
+from schemas.export import EXPORT_ARROW, PARQUET_COLS, SHARD_SCHEMA
 
 EXTENSIONS = {"jsonl.gz": ".jsonl.gz", "parquet": ".parquet"}
 MiB = 1 << 20
@@ -36,7 +38,7 @@ class ShardFile:
         folder: where the file goes (the file system's own path).
         shard: the shard id.
         fmt: ``jsonl.gz`` (rows carry their JSON line in ``_line``) or ``parquet`` (rows carry
-            ``EXPORT_COLS``).
+            ``PARQUET_COLS``).
     """
 
     def __init__(self, fs: pafs.FileSystem, folder: str, shard: int, fmt: str):
@@ -58,7 +60,7 @@ class ShardFile:
             self.out.write(("\n".join(part["_line"]) + "\n").encode("utf-8"))
         else:
             self.out.write_table(
-                pa.Table.from_pandas(part[list(EXPORT_COLS)], EXPORT_ARROW, preserve_index=False)
+                pa.Table.from_pandas(part[list(PARQUET_COLS)], EXPORT_ARROW, preserve_index=False)
             )
         self.docs += len(part)
         self.uncompressed += int(part["line_bytes"].sum())
@@ -104,18 +106,28 @@ class ShardWriter:
     def __call__(self, batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Rows with ``shard``, ``rank``, ``line_bytes`` and the payload → one ``SHARD_SCHEMA`` row per shard
         written, in one frame after the last batch (none when there were no rows)."""
-        done: list[dict] = []
-        current: ShardFile | None = None
-        for pdf in batches:
-            if pdf.empty:
-                continue
-            for shard, part in pdf.groupby("shard", sort=False):
-                if current is None or current.shard != shard:
-                    if current is not None:
-                        done.append(current.close())
-                    current = ShardFile(self.fs, self.folder, int(shard), self.fmt)
-                current.write(part)
-        if current is not None:
-            done.append(current.close())
-        if done:
-            yield pd.DataFrame(done, columns=[f.name for f in SHARD_SCHEMA.fields])
+        return by_shard(batches, lambda shard: ShardFile(self.fs, self.folder, shard, self.fmt), SHARD_SCHEMA)
+
+
+def by_shard(
+    batches: Iterable[pd.DataFrame], open_shard: Callable[[int], Any], schema: StructType
+) -> Iterator[pd.DataFrame]:
+    """Rows sorted by (shard, rank) → ``open_shard(id)`` per shard (an object with ``write(part)`` and
+    ``close() -> dict``), each fed its rows in order; yields the ``close()`` rows as one frame with
+    ``schema``'s columns after the last batch (nothing when there were no rows). Memory is bounded by one
+    batch: a shard is closed as soon as the next one starts."""
+    done: list[dict] = []
+    current = None
+    for pdf in batches:
+        if pdf.empty:
+            continue
+        for shard, part in pdf.groupby("shard", sort=False):
+            if current is None or current.shard != shard:
+                if current is not None:
+                    done.append(current.close())
+                current = open_shard(int(shard))
+            current.write(part)
+    if current is not None:
+        done.append(current.close())
+    if done:
+        yield pd.DataFrame(done, columns=[f.name for f in schema.fields])

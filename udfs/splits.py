@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+from udfs.chat import MESSAGES_FIELD, SHAREGPT_FIELD, MalformedMessages, parse_messages, render_plain
 from udfs.text import HtmlExtractor, doc_id, registered_domain
 
 FORMATS = ("jsonl", "parquet", "warc")
@@ -176,6 +177,8 @@ class SplitRows:
             "url": None,
             "domain": None,
             "text": None,
+            "format": None,
+            "messages": None,
             "n_bytes": None,
             "meta": None,
             "reason": None,
@@ -233,6 +236,17 @@ class SplitRows:
         if mapped:
             self.mapped += 1
         text = values["text"]
+        chat_field = None
+        if text is None and mapped and isinstance(obj, dict):
+            # No text: a chat record if it has a message list (messages format, or ShareGPT's).
+            chat_field = next((f for f in (MESSAGES_FIELD, SHAREGPT_FIELD) if obj.get(f) is not None), None)
+        messages = None
+        if chat_field is not None:
+            try:
+                messages = parse_messages(obj[chat_field], chat_field)
+            except MalformedMessages as exc:
+                return self.reject("malformed_messages", str(exc), **where)
+            text = render_plain(messages)
         if text is None:
             return self.reject("missing_text", f"no {s.text_field!r} field (or it is null)", **where)
         if not isinstance(text, str):
@@ -258,11 +272,13 @@ class SplitRows:
                 return self.reject("bad_field_type", f"{name!r} is {value}", **where)
             # An empty id or url is no id or url: "" would give every such record the same doc_id / domain.
             ids[key] = None if value is None or (isinstance(value, str) and not value.strip()) else str(value)
-        meta = _without(obj, [p for p in (s.text_field, s.id_field, s.url_field) if p])
+        meta = _without(obj, [p for p in (s.text_field, s.id_field, s.url_field, chat_field) if p])
         row = self._base(record_number, byte_offset)
         row.update(
             kind="doc",
             text=text,
+            format="text" if messages is None else "chat",
+            messages=messages,
             n_bytes=n_bytes,
             source_id=ids["source_id"],
             url=ids["url"],

@@ -24,6 +24,7 @@ from jobs.config.decide import (
     ExportConf,
     LightgbmConf,
     SelectConf,
+    TokensExportConf,
     WeightsConf,
 )
 from jobs.config.inputs import (
@@ -79,6 +80,7 @@ __all__ = [
     "SparkConf",
     "StorageConf",
     "StratifiedSample",
+    "TokensExportConf",
     "WeightsConf",
     "load_conf",
 ]

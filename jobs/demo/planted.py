@@ -89,8 +89,12 @@ def plant_pii(seed: int, docs: list[Doc]) -> dict[str, tuple[Doc, dict[str, int]
         site = d.host.removeprefix("www.")
         if k == N_PII_DOCS:
             people = [_person(rng) for _ in range(DIRECTORY_EMAILS)]
-            lines = [f"{f} {last}: {f.lower()}.{last.lower()}@{site}" for f, last in people]
-            para = "Staff directory (updated 2021-03-14):\n" + "\n".join(lines)
+            # Whole sentences, so that c4_lines (lines without terminal punctuation go) keeps them.
+            lines = [
+                f"{f} {last} answers mail at {f.lower()}.{last.lower()}@{site} on weekdays."
+                for f, last in people
+            ]
+            para = "The staff directory was updated on 2021-03-14.\n" + "\n".join(lines)
             counts = {"email": DIRECTORY_EMAILS, "phone": 0, "ipv4": 0, "ipv6": 0}
         elif k % 3 == 0:
             f, last = _person(rng)

@@ -116,15 +116,34 @@ def _prrc_ratings(category: str, variant: str, text: str, extra: dict) -> tuple[
     return tuple(max(0, min(5, int(v))) for v in (p, r, s, c))
 
 
+def _page_extra(category: str, text: str) -> dict:
+    """What the rules need beyond surface features, read off an unmodified page of ``category``."""
+    if category == "prose":
+        blocks = text.split("\n\n")
+        return {"byline": len(blocks) > 1 and blocks[1].startswith("By ")}
+    if category == "code":
+        # Every snippet is followed by exactly one outro sentence; their opening words are fixed.
+        return {"snippets": sum(text.count(parts[0][0]) for parts in CODE_OUTRO)}
+    if category == "math":
+        return {"problems": text.count("\n\nProblem ")}
+    return {}
+
+
+def page_ratings(category: str, text: str) -> tuple[int, int, int, int]:
+    """The generator's PRRC levels of a corpus page: the labelling rules applied to an unmodified page of
+    ``category`` (variant ``plain``), reading what they need from the text.  Used to check the demo raters
+    on corpus documents, which no rater is trained on."""
+    return _prrc_ratings(category, "plain", text, _page_extra(category, text))
+
+
 def _prrc_example(rng: random.Random, category: str, variant: str) -> tuple[str, dict]:
     """One text of ``category`` (built by the corpus's own category generators) and what went into it."""
     doms = [d for d in DOMAINS if d.category == category] or [d for d in DOMAINS if d.category == "prose"]
     dom = rng.choice(doms)
-    extra: dict = {}
     lang = non_english_lang(rng) if category == "non_english" else "en"
     _, text = page(rng, category, dom, lang)
+    extra = _page_extra(category, text)
     if category == "prose":
-        extra["byline"] = text.split("\n\n")[1].startswith("By ")
         if variant == "site_chrome":
             _, chrome = boilerplate_page(rng, dom)
             lines = chrome.split("\n")
@@ -141,11 +160,6 @@ def _prrc_example(rng: random.Random, category: str, variant: str) -> tuple[str,
         elif variant == "run_on":
             text = re.sub(r"\.\s+", lambda m: " " if rng.random() < 0.7 else ", ", text.replace("\n\n", " "))
             text = text.lower()
-    elif category == "code":
-        # Every snippet is followed by exactly one outro sentence; their opening words are fixed.
-        extra["snippets"] = sum(text.count(parts[0][0]) for parts in CODE_OUTRO)
-    elif category == "math":
-        extra["problems"] = text.count("\n\nProblem ")
     return text, extra
 
 

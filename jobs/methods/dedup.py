@@ -326,17 +326,18 @@ def earlier_texts(bronze_docs: DataFrame, text_of=None) -> Callable[[DataFrame],
 
     Args:
         bronze_docs: bronze.documents.
-        text_of: column function from the bronze text to the text the dedup steps saw (default
-            ``normalized``; the clean stage passes one that also removes the lines its rules remove).
+        text_of: column function from the bronze text and format to the text the dedup steps saw
+            (default ``normalized``; the clean stage passes one that also removes the lines its rules
+            remove, which differ for chat records).
     """
-    text_of = text_of or normalized
+    text_of = text_of or (lambda text, fmt: normalized(text))
 
     def lookup(ids: DataFrame) -> DataFrame:
         wanted = ids.select(F.col("doc_id").alias("_key"), key_doc_id(F.col("doc_id")).alias("doc_id"))
         return (
-            bronze_docs.select("doc_id", "text")
+            bronze_docs.select("doc_id", "text", F.coalesce("format", F.lit("text")).alias("format"))
             .join(wanted, "doc_id")
-            .select(F.col("_key").alias("doc_id"), text_of(F.col("text")).alias("text"))
+            .select(F.col("_key").alias("doc_id"), text_of(F.col("text"), F.col("format")).alias("text"))
         )
 
     return lookup

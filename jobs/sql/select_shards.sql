@@ -1,22 +1,23 @@
 -- export: shard ids by cumulative size, in rank order.
 --
--- Input view  export_sizes: strategy, doc_id, rank, line_bytes (UTF-8 bytes of the JSON line + newline)
--- Parameter   :shard_bytes  target uncompressed shard size
+-- Input view  export_sizes: strategy, doc_id, rank, size (the document's size in the shards: UTF-8 bytes of
+--             its JSON line + newline for the file formats, its tokens + EOS for the tokenized export)
+-- Parameter   :target  target shard size, in the same unit
 -- Output      doc_id, shard (0, 1, 2, ... contiguous)
 --
--- A document goes to shard floor(start / shard_bytes), start = bytes of all lines before it, so each shard
--- is within one line of the target. A line longer than the target can leave shard numbers unused;
--- DENSE_RANK closes those gaps. Only these narrow columns go through the window, one partition per
--- strategy: the texts never do.
+-- A document goes to shard floor(start / target), start = the sizes of all documents before it, so each
+-- shard is within one document of the target and no document is split. A document larger than the target
+-- can leave shard numbers unused; DENSE_RANK closes those gaps. Only these narrow columns go through the
+-- window, one partition per strategy: the texts never do.
 WITH placed AS (
   SELECT
     strategy,
     doc_id,
     CAST(FLOOR(
-      (SUM(line_bytes) OVER (
+      (SUM(size) OVER (
         PARTITION BY strategy ORDER BY rank ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-      ) - line_bytes)
-      / :shard_bytes
+      ) - size)
+      / :target
     ) AS BIGINT) AS raw_shard
   FROM export_sizes
 )

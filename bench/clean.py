@@ -297,11 +297,13 @@ def _hash_config(notes: list[str]):
     from datatrove.utils.hashing import HashConfig
 
     try:
-        import xxhash  # noqa: F401
+        import xxhash
 
+        xxhash.xxh64_intdigest("probe")  # datatrove 0.10 hashes str; xxhash 4 only takes bytes
         return HashConfig(precision=64, hash_fc="xxhash")
-    except ImportError:
-        notes.append("MinHash shingle hash: sha1 (datatrove's default xxhash is not installed)")
+    except (ImportError, TypeError) as exc:
+        why = "is not installed" if isinstance(exc, ImportError) else "4 refuses str: pip install 'xxhash<4'"
+        notes.append(f"MinHash shingle hash: sha1 (datatrove's default xxhash {why})")
         return HashConfig(precision=64, hash_fc="sha1")
 
 

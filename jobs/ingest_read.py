@@ -133,19 +133,43 @@ def read_raw(
     )
 
 
-def number_records(parsed: DataFrame) -> DataFrame:
-    """Make JSONL line numbers per file: add to each row the lines of the file's earlier splits."""
-    before = (
-        Window.partitionBy("source_file").orderBy("split_start").rowsBetween(Window.unboundedPreceding, -1)
+def number_records(parsed: DataFrame, split_files: list[str]) -> DataFrame:
+    """Make JSONL line numbers per file: add to each row the lines of the file's earlier splits.
+
+    Only files read in several splits need it. Their ``file`` rows (one per split: bounded by the plan the
+    driver already holds, never by records) are collected and the bases joined back as a broadcast local
+    table, so the read is not planned a second time on the build side of the join.
+
+    Args:
+        parsed: ``read_raw`` rows (persisted: the bases are one job over them).
+        split_files: uris of the files planned in more than one split.
+    """
+    if not split_files:
+        return parsed
+    splits = (
+        parsed.filter((F.col("kind") == "file") & F.col("source_file").isin(split_files))
+        .select("source_file", "split_start", "n_lines")
+        .collect()
     )
-    bases = parsed.filter(F.col("kind") == "file").select(
-        "source_file", "split_start", F.coalesce(F.sum("n_lines").over(before), F.lit(0)).alias("_base")
-    )
+    bases, seen = [], {}
+    for r in sorted(splits, key=lambda r: (r["source_file"], r["split_start"])):
+        before = seen.get(r["source_file"], 0)
+        if before:
+            bases.append((r["source_file"], r["split_start"], before))
+        seen[r["source_file"]] = before + (r["n_lines"] or 0)
+    if not bases:
+        return parsed
+    table = parsed.sparkSession.createDataFrame(bases, "source_file string, split_start long, _base long")
     return (
-        parsed.join(F.broadcast(bases), ["source_file", "split_start"], "left")
+        parsed.join(F.broadcast(table), ["source_file", "split_start"], "left")
         .withColumn("record_number", F.col("record_number") + F.coalesce("_base", F.lit(0)))
         .drop("_base")
     )
+
+
+# Columns of a duplicate_doc_id reject: what bronze.rejects keeps of the document row (the text only as its
+# snippet), so the duplicate check never moves texts.
+_DUP_COLUMNS = ("kind", "source", "source_file", "split_start", "record_number", "byte_offset", "doc_id")
 
 
 def dedup_documents(
@@ -154,17 +178,26 @@ def dedup_documents(
     """Split parsed docs into first occurrences and ``duplicate_doc_id`` rejects.
 
     Within the batch the first occurrence (by file, then position) wins; a doc_id already in ``existing``
-    is a duplicate too.
+    is a duplicate too. The window and the join with ``existing`` run over narrow key columns (doc_id,
+    position, a snippet), never over the texts; the kept documents are the rows with no duplicate reject,
+    found by an anti join on (file, record number). Callers that use the rejects more than once persist
+    them: once materialized, Spark knows their size and broadcasts them into that anti join when they are
+    small, so the texts are not shuffled at all.
 
     Args:
         existing: bronze.documents (at the version the run checks against).
         run_id: rows of this run in ``existing`` do not count; None: every row counts.
         snippet_chars: length of the reject snippet.
+
+    Returns:
+        ``(kept documents, duplicate rejects)``; the rejects have the reject columns of ``PARSED_SCHEMA``
+        (``unionByName(..., allowMissingColumns=True)`` with other rejects).
     """
 
     def transform(docs: DataFrame) -> tuple[DataFrame, DataFrame]:
+        keys = docs.select(*_DUP_COLUMNS, F.substring("text", 1, snippet_chars).alias("snippet"))
         order = Window.partitionBy("doc_id").orderBy("source_file", "byte_offset", "record_number")
-        ranked = docs.withColumn("_rank", F.row_number().over(order)).withColumn(
+        ranked = keys.withColumn("_rank", F.row_number().over(order)).withColumn(
             "_first",
             F.first(F.concat_ws(":", "source_file", F.coalesce("record_number", "byte_offset"))).over(order),
         )
@@ -174,9 +207,8 @@ def dedup_documents(
             .agg(F.min("ingest_run_id").alias("_prior_run"))
         )
         marked = ranked.join(prior, "doc_id", "left")
-        keep = marked.filter((F.col("_rank") == 1) & F.col("_prior_run").isNull())
         dup = marked.filter((F.col("_rank") > 1) | F.col("_prior_run").isNotNull()).select(
-            *[c for c in docs.columns if c not in ("reason", "detail", "snippet")],
+            *_DUP_COLUMNS,
             F.lit("duplicate_doc_id").alias("reason"),
             F.when(
                 F.col("_prior_run").isNotNull(),
@@ -184,9 +216,13 @@ def dedup_documents(
             )
             .otherwise(F.concat(F.lit("doc_id first seen at "), F.col("_first")))
             .alias("detail"),
-            F.substring("text", 1, snippet_chars).alias("snippet"),
+            "snippet",
         )
-        return keep.drop("_rank", "_first", "_prior_run"), dup
+        # Every document row has a record number (line, row or WARC record), unique within its file.
+        keep = docs.join(
+            dup.select("source_file", "record_number"), ["source_file", "record_number"], "left_anti"
+        )
+        return keep, dup
 
     return transform
 

@@ -10,9 +10,9 @@ import spacy
 from udfs.analyze import Analyze
 from udfs.c4 import DEFAULTS as C4
 from udfs.c4 import c4_lines
-from udfs.quality import compute_signals
+from udfs.quality import LazySignals, compute_signals
 from udfs.quality_rules import DEFAULT_RULES, Check, evaluate, judge, skipped_checks, validate_rules
-from udfs.words import count_sentences, word_tokens
+from udfs.words import count_sentences, line_tokens, word_tokens
 
 TRICKY = (
     "\"Don't panic,\" Mr. Smith said at 5km/h... e.g. www.example.com/a?b. DON'T (yes)! I'm here :) U.S. "
@@ -149,6 +149,25 @@ def test_c4_lines_drops_documents():
     assert c4_lines(line, ja, keep_all).check is None
     # Without them the line goes, and a document left without text is dropped, never kept empty.
     assert c4_lines(line, {**ja, "other_scripts": False}, keep_all).check == "sentences"
+
+
+def test_one_tokenization_serves_every_rule():
+    # Every line break str.splitlines knows is whitespace: the lines' tokens are the text's.
+    text = f"{TRICKY}\r\nSee [1] the note.[2]\x0bnext\u2028line\x85end\n\n{PROSE}"
+    assert [t for line in line_tokens(text) for t in line] == word_tokens(text)
+    # C4 given the lines' tokens decides as without them, and hands on the tokens of the text it leaves,
+    # the cited line's tokenized again after its citation is cut.
+    cited = f"{PROSE}\nThis line ends with a citation.[12]\nShort line.\n{MORE}"
+    keep_all = lambda check: True  # noqa: E731
+    alone = c4_lines(cited, C4, keep_all)
+    shared = c4_lines(cited, C4, keep_all, line_tokens=line_tokens(cited))
+    assert (shared.text, shared.removed_lines, shared.sentences) == (alone.text, 1, alone.sentences)
+    assert shared.tokens == word_tokens(shared.text) and alone.tokens == shared.tokens
+    # The lazy signals are compute_signals', half by half.
+    lazy = LazySignals(text, "de", word_tokens(text))
+    assert lazy["gopher_word_count"] == compute_signals(text, "de")["gopher_word_count"]
+    assert lazy._other is None  # a published name computes only its half
+    assert dict(lazy) == compute_signals(text, "de")
 
 
 def test_judge_runs_the_later_rules_on_the_lines_c4_leaves():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import regex
 
-from udfs.words import count_sentences
+from udfs.words import count_sentences, word_tokens
 
 RULE = "c4_lines"
 DEFAULTS: dict = {
@@ -61,6 +61,8 @@ class C4Lines:
         sentences: sentences in the kept lines (0 when the sentence check is off or skipped).
         check: the check that dropped the document, or None.
         value: that check's value: 1.0 for lorem ipsum and curly brackets, the sentence count otherwise.
+        tokens: ``udfs.words.word_tokens(text)`` of a kept text, from the kept lines' tokens; None when the
+            call was not given ``line_tokens`` and had no need to tokenize every kept line.
     """
 
     text: str
@@ -68,6 +70,7 @@ class C4Lines:
     sentences: int
     check: str | None = None
     value: float = 0.0
+    tokens: list[str] | None = None
 
 
 def enabled_checks(params: Mapping) -> list[str]:
@@ -89,7 +92,13 @@ def _unspaced_sentences(text: str) -> int:
     return sum(1 for part in _UNSPACED_SENTENCE_END.split(text) if _HAS_CONTENT.search(part))
 
 
-def c4_lines(text: str, params: Mapping, applies: Callable[[str], bool], unspaced: bool = False) -> C4Lines:
+def c4_lines(
+    text: str,
+    params: Mapping,
+    applies: Callable[[str], bool],
+    unspaced: bool = False,
+    line_tokens: list[list[str]] | None = None,
+) -> C4Lines:
     """The C4 line filter on one document.
 
     Args:
@@ -97,6 +106,8 @@ def c4_lines(text: str, params: Mapping, applies: Callable[[str], bool], unspace
         params: every key of ``DEFAULTS`` (``validate_rules`` fills them in); None disables a number's check.
         applies: whether a check fits the document's language (``udfs.quality_rules.applies`` bound to it).
         unspaced: the language is written without spaces: sentences are counted by their end marks.
+        line_tokens: ``udfs.words.line_tokens(text)`` when the caller has them: a line that citation removal
+            leaves as it was is not tokenized again, and the result carries the kept text's ``tokens``.
     """
     p = params
     ends = _END + _OTHER_END if p["other_scripts"] else _END
@@ -105,11 +116,14 @@ def c4_lines(text: str, params: Mapping, applies: Callable[[str], bool], unspace
     min_words = p["min_words_per_line"] if applies("min_words") else None
     min_sentences = p["min_num_sentences"] if applies("sentences") else None
     kept: list[str] = []
+    # The kept lines' tokens, while every kept line has them (the sentence count or the caller's).
+    tokens: list[str] | None = []
     removed = sentences = 0
-    for line in text.splitlines():
-        line = line.strip()
+    for i, raw in enumerate(text.splitlines()):
+        line = raw.strip()
         if not line:
             continue
+        before = line
         words = line.split()
         if max_len is not None and any(len(w) > max_len for w in words):
             removed += 1
@@ -134,8 +148,17 @@ def c4_lines(text: str, params: Mapping, applies: Callable[[str], bool], unspace
         if p["filter_policy"] and any(s in low for s in _POLICY):
             removed += 1
             continue
+        # Stripping a line or joining lines by newlines changes no whitespace-separated chunk, so the line's
+        # tokens are the caller's unless citation removal changed it.
+        words_of = line_tokens[i] if line_tokens is not None and line == before else None
+        if words_of is None and (line_tokens is not None or (min_sentences is not None and not unspaced)):
+            words_of = word_tokens(line)
         if min_sentences is not None:
-            sentences += _unspaced_sentences(line) if unspaced else count_sentences(line)
+            sentences += _unspaced_sentences(line) if unspaced else count_sentences(line, words_of)
+        if words_of is None:
+            tokens = None
+        elif tokens is not None:
+            tokens += words_of
         kept.append(line)
     out = "\n".join(kept).strip()
     if min_sentences is not None and sentences < min_sentences:
@@ -143,4 +166,4 @@ def c4_lines(text: str, params: Mapping, applies: Callable[[str], bool], unspace
     if not out:
         # Only reachable with the sentence check off: nothing may reach silver without text.
         return C4Lines(text, removed, sentences, "sentences", 0.0)
-    return C4Lines(out, removed, sentences)
+    return C4Lines(out, removed, sentences, tokens=tokens)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from udfs.model_batching import (
+    fuse_activations,
     match_task_threads,
     pad,
     pick_device,
@@ -76,6 +77,7 @@ class Runner:
         self.tokenizer = AutoTokenizer.from_pretrained(path, **kw)
         model = self._auto_class().from_pretrained(path, dtype=dtype, use_safetensors=True, **kw)
         self.model = model.to(self.device).eval()
+        fuse_activations(self.model)
         self.max_length = model_max_length(self.spec, cfg, self.tokenizer)
         if self.tokenizer.pad_token_id is None:
             # Causal LMs often ship without a pad token; padded positions are masked out anyway.

@@ -63,7 +63,10 @@ def normalize(text: str) -> str:
         text = html.unescape(text)
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     if not text.isprintable():
-        text = "".join(ch for ch in text if _keep(ch))
+        # Newlines alone make a text "not printable": judge each distinct character once, not each character.
+        drop = {ord(ch): None for ch in set(text) if not _keep(ch)}
+        if drop:
+            text = text.translate(drop)
     else:
         text = (
             "".join(ch for ch in text if ch not in _INVISIBLE) if any(c in text for c in _INVISIBLE) else text

@@ -53,14 +53,16 @@ import math
 import re
 import string
 from collections import Counter
+from collections.abc import Mapping
 from itertools import accumulate, compress, repeat
 from operator import not_
 
 from schemas.signals import DUP_NS, SHORT_LINE_CHARS, SIGNALS, TOP_NS
+from udfs.quality_published import NAMES as PUBLISHED_NAMES
 from udfs.quality_published import published_signals
 
 # SIGNALS is named here too: what compute_signals returns, beside the function that computes it.
-__all__ = ["SIGNALS", "STOP_WORDS", "UNPUNCTUATED_LANGS", "UNSPACED_LANGS", "compute_signals"]
+__all__ = ["SIGNALS", "STOP_WORDS", "UNPUNCTUATED_LANGS", "UNSPACED_LANGS", "LazySignals", "compute_signals"]
 
 _NGRAM_SIGNALS = tuple(
     [f"rps_doc_frac_chars_top_{n}gram" for n in TOP_NS]
@@ -147,16 +149,59 @@ def _ngram_fracs(tokens: list[str], counts: Counter) -> dict[str, float]:
     return out
 
 
-def compute_signals(text: str, lang: str = "en") -> dict[str, float]:
+def compute_signals(text: str, lang: str = "en", tokens: list[str] | None = None) -> dict[str, float]:
     """All ``SIGNALS`` for one document.
 
     Args:
         text: the document text (newlines kept: line signals need them).
         lang: the document's language; picks the stop words (English ones for a language without a list).
+        tokens: ``udfs.words.word_tokens(text)`` when the caller has them already (the published signals
+            read them).
 
     Returns:
         Every ``SIGNALS`` name mapped to a float inside its range; never NaN, all 0.0 for empty text.
     """
+    stop_list = STOP_WORDS.get(lang, STOP_WORDS["en"])
+    signals = _other_signals(text, stop_list)
+    signals.update(published_signals(text, stop_list, tokens))
+    return {s.name: float(signals[s.name]) for s in SIGNALS}
+
+
+class LazySignals(Mapping):
+    """``compute_signals(text, lang, tokens)`` as a mapping whose two halves, the published signals
+    (``udfs.quality_published.NAMES``) and the others, are each computed when one of their names is first
+    read. The rules before ``c4_lines`` read only published signals by default: a document they keep needs
+    no other signal of the text C4 then changes.
+    """
+
+    def __init__(self, text: str, lang: str = "en", tokens: list[str] | None = None):
+        self._text, self._tokens = text, tokens
+        self._stop = STOP_WORDS.get(lang, STOP_WORDS["en"])
+        self._published: dict | None = None
+        self._other: dict | None = None
+
+    def __getitem__(self, name: str) -> float:
+        if name in _PUBLISHED:
+            if self._published is None:
+                self._published = published_signals(self._text, self._stop, self._tokens)
+            return float(self._published[name])
+        if self._other is None:
+            self._other = _other_signals(self._text, self._stop)
+        return float(self._other[name])
+
+    def __iter__(self):
+        return iter(_NAMES)
+
+    def __len__(self) -> int:
+        return len(_NAMES)
+
+
+_NAMES = tuple(s.name for s in SIGNALS)
+_PUBLISHED = frozenset(PUBLISHED_NAMES)
+
+
+def _other_signals(text: str, stop_list: frozenset[str]) -> dict[str, float]:
+    """The signals of ``SIGNALS`` that are not ``udfs.quality_published.NAMES``, not yet as floats."""
     low = text.lower()
 
     n_lines = line_chars = dup_lines = dup_line_chars = 0
@@ -220,7 +265,6 @@ def compute_signals(text: str, lang: str = "en") -> dict[str, float]:
     # ln(N) - sum(c*ln c)/N keeps every term >= 0, so rounding never makes the entropy negative.
     by_count = Counter(counts.values()).items()
     entropy = -sum(m * c * math.log(c / n_tokens) for c, m in by_count) / n_tokens if n_tokens else 0.0
-    stop_list = STOP_WORDS.get(lang, STOP_WORDS["en"])
     stop_words = sum(map(stop_list.__contains__, tokens))
 
     newlines = text.count("\n")
@@ -259,5 +303,4 @@ def compute_signals(text: str, lang: str = "en") -> dict[str, float]:
             "c4_removed_lines": 0,
         }
     )
-    signals.update(published_signals(text, stop_list))
-    return {s.name: float(signals[s.name]) for s in SIGNALS}
+    return signals

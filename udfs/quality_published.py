@@ -113,6 +113,9 @@ def _ngram_signals(words: list[str], size: int) -> dict[str, float]:
             count = max(counts.values())
             i = keys.index(next(k for k, c in counts.items() if c == count))
             out[f"gopher_frac_chars_top_{n}gram"] = _frac((prefix[i + n] - prefix[i] + n - 1) * count, size)
+            if count == 1 and n == TOP_NS[-1]:
+                # No n-gram repeats, so no longer one does: the duplicate signals stay 0.
+                break
         elif len(set(keys)) == len(keys):
             # No repeated n-gram, so no repeated longer one either: the common case for clean text.
             break
@@ -131,14 +134,18 @@ def _ngram_signals(words: list[str], size: int) -> dict[str, float]:
     return out
 
 
-def published_signals(text: str, stop_words: frozenset[str]) -> dict[str, float]:
+def published_signals(
+    text: str, stop_words: frozenset[str], tokens: list[str] | None = None
+) -> dict[str, float]:
     """The ``NAMES`` signals of one document (all 0.0 for empty text).
 
     Args:
         text: the document text.
         stop_words: the stop words of the document's language.
+        tokens: ``word_tokens(text)`` when the caller has them already.
     """
-    tokens = word_tokens(text)
+    if tokens is None:
+        tokens = word_tokens(text)
     n_tokens = len(tokens)
     words = [t for t in tokens if not _symbol(t)]
     alpha = sum(map(_has_letter, tokens))

@@ -23,11 +23,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from schemas.signals import DUP_NS, SIGNALS, TOP_NS
 from udfs import c4 as c4_filter
-from udfs.quality import STOP_WORDS, UNPUNCTUATED_LANGS, UNSPACED_LANGS, compute_signals
+from udfs.quality import STOP_WORDS, UNPUNCTUATED_LANGS, UNSPACED_LANGS, LazySignals
+from udfs.words import line_tokens
 
 
 @dataclass(frozen=True)
@@ -360,7 +362,12 @@ def judge(text: str, rules: Sequence[tuple[str, Mapping]], lang: str = "en") -> 
         rules: ordered ``(rule_name, params)`` pairs, e.g. ``DEFAULT_RULES`` or ``validate_rules`` output.
         lang: the document's language: picks stop words, and checks that do not fit it are skipped.
     """
-    signals = compute_signals(text, lang)
+    # One tokenization per document: the lines' tokens feed C4's sentence count, and together (they are the
+    # text's tokens) the published signals; C4's kept lines keep theirs for the signals of the text it leaves.
+    by_line = line_tokens(text)
+    # The rules before C4 read only some signals of a text C4 may then change: the rest are computed when
+    # read (when a rule drops the document, for scores.quality).
+    signals = LazySignals(text, lang, list(chain.from_iterable(by_line)))
     removed = 0
     for name, params in rules:
         if name not in LINE_RULES:
@@ -368,14 +375,19 @@ def judge(text: str, rules: Sequence[tuple[str, Mapping]], lang: str = "en") -> 
                 return Verdict(text, {**signals, "c4_removed_lines": float(removed)}, check)
             continue
         out = c4_filter.c4_lines(
-            text, _params(name, params), lambda c, n=name: applies(n, c, lang), lang in UNSPACED_LANGS
+            text,
+            _params(name, params),
+            lambda c, n=name: applies(n, c, lang),
+            lang in UNSPACED_LANGS,
+            by_line,
         )
         removed += out.removed_lines
         if out.check is not None:
             check = Check(name, out.check, out.value, False)
             return Verdict(text, {**signals, "c4_removed_lines": float(removed)}, check)
         if out.text != text:
-            text, signals = out.text, compute_signals(out.text, lang)
+            text, signals = out.text, LazySignals(out.text, lang, out.tokens)
+            by_line = None  # a later line rule (rare) tokenizes the lines it needs itself
     return Verdict(text, {**signals, "c4_removed_lines": float(removed)}, None)
 
 

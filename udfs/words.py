@@ -278,30 +278,57 @@ def word_tokens(text: str) -> list[str]:
     return out
 
 
+def line_tokens(text: str) -> list[list[str]]:
+    """``word_tokens`` of each line of ``text.splitlines()``.
+
+    Every line break ``str.splitlines`` knows is whitespace to ``str.split``, so no chunk spans two lines
+    and the lines' tokens, concatenated, are ``word_tokens(text)``: the rules tokenize a document once and
+    hand each line's tokens to the C4 sentence count and the whole to the Gopher signals.
+    """
+    return [word_tokens(line) for line in text.splitlines()]
+
+
 _SENTENCE_END = regex.compile(r"^\p{Sentence_Terminal}$")
-
-
 _ALL_PUNCT = regex.compile(r"^\p{P}+$")
 
+# What the sentence count asks of a token: 1 a sentence end, 2 other punctuation (spaCy's Token.is_punct:
+# every character in a Unicode punctuation category), 0 neither. Tokens repeat a lot (``.``, ``,``, the
+# common words): a dict spares two regex matches per token; it is cleared when it grows past a bound, so a
+# long-lived Python worker's memory stays flat.
+_KINDS: dict[str, int] = {}
+_MAX_KINDS = 1 << 16
 
-def _is_punct(token: str) -> bool:
-    # spaCy's Token.is_punct: every character in a Unicode punctuation category.
-    return _ALL_PUNCT.match(token) is not None
+
+def _kind(token: str) -> int:
+    kind = 1 if _SENTENCE_END.match(token) else 2 if _ALL_PUNCT.match(token) else 0
+    if len(_KINDS) >= _MAX_KINDS:
+        _KINDS.clear()
+    _KINDS[token] = kind
+    return kind
 
 
-def count_sentences(text: str) -> int:
+def count_sentences(text: str, tokens: list[str] | None = None) -> int:
     """Sentences in ``text`` as spaCy's ``sentencizer`` splits them (datatrove's ``split_into_sentences``
     for English): a sentence ends after a sentence-final token (``.``, ``!``, ``?``, ``。`` …) once a token
-    that is not punctuation follows; 0 for text without tokens."""
-    tokens = word_tokens(text)
+    that is not punctuation follows; 0 for text without tokens.
+
+    Args:
+        text: one line (or any text).
+        tokens: ``word_tokens(text)`` when the caller has them already.
+    """
+    if tokens is None:
+        tokens = word_tokens(text)
     if not tokens:
         return 0
     n, seen_end = 1, False
+    kinds = _KINDS
     for token in tokens:
-        end = _SENTENCE_END.match(token) is not None
-        if seen_end and not end and not _is_punct(token):
+        kind = kinds.get(token)
+        if kind is None:
+            kind = _kind(token)
+        if kind == 1:
+            seen_end = True
+        elif seen_end and kind == 0:
             n += 1
             seen_end = False
-        elif end:
-            seen_end = True
     return n

@@ -383,14 +383,37 @@ def run(args) -> int:
     return code
 
 
+def phase_lines(phases: list[tuple[str, float]]) -> list[str]:
+    """The demo's closing lines: each phase's wall-clock time and the total."""
+    from jobs.progress import fmt_seconds
+
+    lines = ["demo phases (wall clock):"]
+    lines += [f"  {name:<22} {fmt_seconds(s):>8}" for name, s in phases]
+    lines.append(f"  {'total':<22} {fmt_seconds(sum(s for _, s in phases)):>8}")
+    return lines
+
+
 def demo(args) -> int:
-    """Generate the sample and demo models if needed, run every stage, summarize, write the report."""
+    """Generate the sample and demo models if needed, run every stage, summarize, write the report; end with
+    the time each phase took (a first run pays for the sample and the demo models, later runs reuse them)."""
+    import time
+
     conf = load_profile(args)
     if conf is None:
         return EXIT_USAGE
+    phases: list[tuple[str, float]] = []
+    t = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.monotonic()
+        phases.append((name, now - t))
+        t = now
+
     note = _ensure_sample(conf)
     if note:
         print(note)
+    lap("sample corpus")
     if conf.sample.models:
         from jobs.demo import models as demo_models
 
@@ -398,8 +421,10 @@ def demo(args) -> int:
         demo_models.build(
             conf.sample.out, conf.sample.models, seed=conf.sample.seed, target_splits=conf.refs.target_splits
         )
+        lap("demo models")
     planned = list(STAGES)
     code, results = run_stages(conf, planned, args.verbose, skip_unchanged=True)
+    lap(f"{len(results)} stages")
     print("\n" + closing_table(results, planned))
     if code != EXIT_OK:
         return code
@@ -418,7 +443,10 @@ def demo(args) -> int:
         write_report(args.report)(conf, spark, lh)
         evaluation_summary(spark, conf)
 
-    return with_lakehouse(args, where, conf)
+    code = with_lakehouse(args, where, conf)
+    lap("summary and report")
+    print("\n" + "\n".join(phase_lines(phases)))
+    return code
 
 
 def evaluate_command(args) -> int:

@@ -411,3 +411,16 @@ def test_rate_and_eta_format():
     assert rate_line("lm-a", 0, 1000, 10.0) == "lm-a: 0/1,000 docs (0%)  0.0 docs/s  ETA -"
     assert rate_line("ingest", 5000, None, 2.0, "records") == "ingest: 5,000 records  2,500.0 records/s"
     assert fmt_seconds(3725) == "1:02:05" and fmt_seconds(65.4) == "1:05"
+
+
+def test_demo_ends_with_each_phase_time_and_the_total():
+    from jobs.cli import phase_lines
+
+    lines = phase_lines([("sample corpus", 12.4), ("demo models", 190.0), ("13 stages", 941.6)])
+    assert lines == [
+        "demo phases (wall clock):",
+        "  sample corpus              0:12",
+        "  demo models                3:10",
+        "  13 stages                 15:42",
+        "  total                     19:04",
+    ]

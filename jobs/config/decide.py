@@ -22,7 +22,9 @@ class FastTextConf(Strict):
     min_count: int = Field(1, ge=1, description="words seen fewer times are dropped")
     word_ngrams: int = Field(2, ge=1, description="word n-grams (2: unigrams and bigrams)")
     bucket: int = Field(2_000_000, ge=1, description="hash buckets of the n-grams (fastText's default)")
-    threads: int = Field(1, ge=1, description="training threads; 1 makes the model deterministic")
+    threads: int = Field(
+        1, ge=1, description="training threads; 1 reads the file in its seeded order (fits can still differ)"
+    )
 
 
 class BetrFastTextConf(FastTextConf):

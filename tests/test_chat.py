@@ -4,7 +4,9 @@ silver keeping the structure, RDS+ embedding the chat-templated text, export wri
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,10 @@ import pyarrow.parquet as pq
 from udfs.chat import ChatTemplate, render_plain
 from udfs.readers import read_split
 from udfs.splits import ReaderOptions, Split
+
+# The same module the pipeline fixture's builders come from (one module, one RNG_LOCK).
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import tiny_models  # noqa: E402
 
 OPTS = ReaderOptions(max_doc_bytes=1000, line_limit=4000, snippet_chars=20)
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -83,7 +89,6 @@ def test_messages_jsonl_and_parquet_read_with_reject_reasons(tmp_path):
 
 
 def _tokenizer(template: str | None):
-    from tests.fixtures import tiny_models
 
     tok = tiny_models.bpe_tokenizer(["<|user|> What is 2 + 2? <|assistant|> 4."] * 3, vocab_size=300)
     tok.chat_template = template
@@ -95,7 +100,6 @@ TEMPLATE = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endf
 
 def test_rds_embeds_the_chat_templated_text(tmp_path):
     from jobs.score_similarity import _rds_embed
-    from tests.fixtures import tiny_models
     from udfs.model_spec import ModelSpec
     from udfs.models import get_runner
 

@@ -30,6 +30,9 @@ from schemas import gold, ref, silver
 from tests.conftest import silver_row
 from udfs import lm_train
 
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import tiny_models  # noqa: E402
+
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SCIENCE = "energy light plant cell water reaction experiment measure heat metal wood".split()
 OTHER = "buy cheap click offer deal free shipping sale price now limited best".split()
@@ -70,10 +73,7 @@ def test_training_is_seeded_and_scores_equal_a_direct_forward_pass():
     texts = [" ".join(rng.choice(SCIENCE) for _ in range(20)) for _ in range(12)]
     stream = lm_train.pack(spec, texts, spec.budget(1024))
     # The pipeline fixture seeds torch in a background thread (tests/fixtures/tiny_models.py).
-    sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-    from tiny_models import RNG_LOCK
-
-    with RNG_LOCK:
+    with tiny_models.RNG_LOCK:
         a, b, c = (lm_train.train(spec, stream, s) for s in (0, 0, 1))
     assert a.steps == 8 and a.tokens == 1024
     assert a.final_loss == b.final_loss and a.final_loss != c.final_loss

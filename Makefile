@@ -53,6 +53,7 @@ bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/clean.py
 	$(PY) bench/score.py
+	$(PY) bench/train.py
 	$(PY) bench/aggregate.py
 
 # A Spark standalone cluster on 127.0.0.1 (master spark://127.0.0.1:7077, web UI :8080, two workers of 1 core

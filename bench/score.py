@@ -272,7 +272,6 @@ class Bench:
 
     def prrc(self, tmp: Path) -> bool:
         import pandas as pd
-        from pyspark.sql.types import DoubleType, IntegerType, LongType, StringType, StructField, StructType
         from transformers import AutoModelForSequenceClassification
 
         from udfs.models import get_runner
@@ -306,6 +305,16 @@ class Bench:
 
         methods: dict[str, Callable[[], tuple[float, int]]] = {}
         if a.spark:
+            # Only the Spark method needs pyspark: --no-spark runs where it is not installed (a GPU box).
+            from pyspark.sql.types import (
+                DoubleType,
+                IntegerType,
+                LongType,
+                StringType,
+                StructField,
+                StructType,
+            )
+
             from jobs.scoring import model_transform
 
             schema = StructType(

@@ -44,6 +44,10 @@ def spark():
             # Test-only: the whole-pipeline and cluster runs, which are subprocesses, keep Spark's defaults.
             "spark.sql.codegen.wholeStage": "false",
             "spark.sql.adaptive.enabled": "false",
+            # This one JVM runs the whole suite (45 minutes on a slow day); with the default 1g heap, the
+            # last whole-pipeline rerun once failed to broadcast a join ("Not enough memory to build and
+            # broadcast the table") after minutes of GC. The machines have 24 GiB.
+            "spark.driver.memory": "3g",
         },
     )
     # This session's JVM keeps the JVM's defaults (see TEST_JVM_OPTS); subprocesses started later still

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from jobs.tables import CommitResult, Lakehouse, StagedWrite
 from schemas.base import TableSpec
@@ -156,9 +155,8 @@ def validate(
     """
     import great_expectations as gx
 
-    expectations = spec.expectations(params)
-    suite = gx.ExpectationSuite(name=spec.suite_name, expectations=expectations)
-    batch = _batch(_suite_columns(df, expectations), spec.name, files)
+    suite = gx.ExpectationSuite(name=spec.suite_name, expectations=spec.expectations(params))
+    batch = _batch(df, spec.name, files)
     verdicts = batch.validate(suite, result_format={"result_format": "BOOLEAN_ONLY"})
     if verdicts.success:
         out = [_entry(r) for r in verdicts.results]
@@ -173,32 +171,6 @@ def validate(
     return SuiteResult(
         spec.name, spec.suite_name, bool(res.success), observed, [_entry(r) for r in res.results]
     )
-
-
-# Table-level expectations that read no column's values: they hold on any projection of the rows.
-_ROW_LEVEL_ONLY = {"ExpectTableRowCountToEqual", "ExpectTableRowCountToBeBetween"}
-
-
-def _suite_columns(df: DataFrame, expectations: list) -> DataFrame:
-    """``df`` cut to the columns the suite's expectations name, when each names its columns.
-
-    Great Expectations computes some metrics over whole rows: ``expect_column_values_to_be_unique`` on
-    Spark is a window over the column that carries every other column through the shuffle, so a gate on
-    bronze.documents moved all its text to check the doc_ids (6.7 s of a 41 s ingest at x100 of the
-    sample, measured). The rows stay the same rows, so counts and verdicts do not change. A suite with a
-    row condition, or an expectation about the table's columns themselves (or any other without named
-    columns), gets the whole frame.
-    """
-    names: list[str] = []
-    for x in expectations:
-        found = [v for a in ("column", "column_A", "column_B") if isinstance(v := getattr(x, a, None), str)]
-        found += list(getattr(x, "column_list", None) or [])
-        # A row condition is an SQL text over any columns: such a suite gets the whole frame.
-        if getattr(x, "row_condition", None) or (not found and type(x).__name__ not in _ROW_LEVEL_ONLY):
-            return df
-        names += [c for c in found if c not in names]
-    # A row-count-only suite still needs one column to count rows over.
-    return df.select(*[F.col(f"`{c}`") for c in names or df.columns[:1]])
 
 
 def _entry(r) -> dict[str, Any]:

@@ -62,10 +62,12 @@ def test_fasttext_backend_trains_on_the_driver_and_scores_on_executors(spark):
     try:
         assert (models[0].n_pos, models[0].n_neg) == (60, 60)
         got = [{r["doc_id"]: (r["label"], r["p_include"]) for r in m.score(held).collect()} for m in models]
-        # Two fits of the same file are equal up to float noise (fastText's vectorized sums differed by 1e-5
-        # between processes); the verdicts are far from it: every held-out page is at least 0.3 from 0.5.
+        # Two fits of the same file are close, not equal: this fastText build's training depends on timing
+        # (eight fits of one file in one process: P differed by up to 3e-5 on an idle machine, 0.023 with the
+        # cores busy; a full suite once gave > 1e-3). The verdicts are far from that: every held-out page is
+        # at least 0.3 from 0.5.
         assert got[0].keys() == got[1].keys() and len(got[0]) == 40
-        assert all(got[0][d][1] == pytest.approx(got[1][d][1], abs=1e-3) for d in got[0])
+        assert all(got[0][d][1] == pytest.approx(got[1][d][1], abs=0.1) for d in got[0])
         assert all(abs(p - 0.5) > 0.3 and (p > 0.5) == (label == 1) for label, p in got[0].values())
         local = fasttext.load_model(f"{models[0].folder}/{models[0].name}")
         texts = dict(zip([r[0] for r in rows], [r[1] for r in rows], strict=True))

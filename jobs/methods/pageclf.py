@@ -234,8 +234,10 @@ def _fit_fasttext(df: DataFrame, clf: Classifier, text_col: str, label_col: str)
     folder = tempfile.mkdtemp(prefix="corpuslake-pageclf-")
     try:
         train_file, counts = os.path.join(folder, "train.txt"), {0: 0, 1: 0}
-        # A seeded hash order mixes the labels (fastText's SGD reads the file in order) and makes the file,
-        # hence the model, the same on every run; the driver holds one partition at a time.
+        # A seeded hash order mixes the labels (fastText's SGD reads the file in order) and makes the file the
+        # same on every run; the driver holds one partition at a time. The model is close to, not bit-equal
+        # with, an earlier run's: fastText's training depends on timing even with one thread (fits of one
+        # file: P(include) within 3e-5 on an idle machine, 0.02 on a busy one).
         rows = df.select(
             "doc_id",
             text_col,

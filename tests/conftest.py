@@ -44,6 +44,11 @@ def spark():
             # Test-only: the whole-pipeline and cluster runs, which are subprocesses, keep Spark's defaults.
             "spark.sql.codegen.wholeStage": "false",
             "spark.sql.adaptive.enabled": "false",
+            # Without whole-stage code, Spark still compiles each distinct projection, predicate and ordering
+            # with Janino and the JIT then compiles the classes: a quarter of this JVM's samples in a profile
+            # of tests/test_aggregate_docs.py. Interpreted expressions (an internal, test-only setting)
+            # cut its JVM CPU 17% and tests/test_incremental.py's wall time 19%.
+            "spark.sql.codegen.factoryMode": "NO_CODEGEN",
             # This one JVM runs the whole suite (45 minutes on a slow day); with the default 1g heap, the
             # last whole-pipeline rerun once failed to broadcast a join ("Not enough memory to build and
             # broadcast the table") after minutes of GC. The machines have 24 GiB.

@@ -73,3 +73,40 @@ def test_standalone_master_settings():
     assert local["spark.pyspark.python"] == (os.environ.get("PYSPARK_PYTHON") or sys.executable)
     assert local["spark.driver.host"] == local["spark.driver.bindAddress"] == "127.0.0.1"
     assert "spark.driver.host" not in _standalone_settings("spark://spark-master.example:7077")
+
+
+def test_python_workers_import_pyspark_from_the_venv_not_sparks_archives(spark):
+    """udfs.pydaemon: workers have none of Spark's archives on sys.path (pyspark and py4j come from the
+    virtualenv), so pyspark's per-task ``importlib.invalidate_caches()`` re-reads no zip directory."""
+    import pyspark
+
+    from udfs.pydaemon import redundant_archives
+
+    def probe(_):
+        import importlib
+        import sys
+
+        import py4j
+        import pyspark
+
+        importlib.invalidate_caches()
+        zips = [p for p in sys.path_importer_cache if str(p).endswith((".zip", ".jar"))]
+        yield pyspark.__file__, py4j.__file__, [p for p in sys.path if p.endswith((".zip", ".jar"))], zips
+
+    assert spark.conf.get("spark.python.daemon.module") == "udfs.pydaemon"
+    ((ps, p4, archives, importers),) = spark.sparkContext.parallelize([0], 1).mapPartitions(probe).collect()
+    assert ps == pyspark.__file__ and ".zip" not in p4
+    assert [
+        a for a in archives if "pyspark" in a or "py4j" in a or "spark-core" in a
+    ] == [] and importers == []
+    # Only Spark's three kinds of archive go, and only when the rest of the path has pyspark and py4j.
+    lib = os.path.join(os.path.dirname(pyspark.__file__), "python", "lib")
+    path = [
+        f"{lib}/pyspark.zip",
+        f"{lib}/py4j-0.10.9.9-src.zip",
+        "/x/jars/spark-core_2.13-4.1.1.jar",
+        "/u/mine.zip",
+    ]
+    site = os.path.dirname(os.path.dirname(pyspark.__file__))
+    assert redundant_archives([*path, site]) == path[:3]
+    assert redundant_archives(path) == []  # no installed pyspark: keep the zips

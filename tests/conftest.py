@@ -16,10 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # pipeline and cluster runs) run little work each: the JIT's optimizing tier (C2) and the parallel GC's
 # threads cost them more CPU than they save (measured under load: the atomicity and concurrency tests ran
 # about 35% faster with C1 alone and the serial GC). The session's own JVM lives for the whole suite and does
-# most of its work: it keeps the defaults (C1 alone made tests/test_incremental.py's lake 15% slower there),
-# and so do the cluster's daemons and executors. Test-only: users' jobs keep the JVM's defaults.
+# most of its work: it keeps the defaults (C1 alone made tests/test_incremental.py's lake 15% slower there;
+# on 2026-11-27, C1 with a 256 MB code cache and the parallel GC took tests/test_incremental.py and
+# tests/test_aggregate_domains.py from 263 s to 333 s),
+# and so do the cluster's daemons (its executors get these options, tests/fixtures/cluster_run.py). With C1 alone the JVM's code cache shrinks to 48 MB by
+# default, and a whole pipeline's generated classes (whole-stage code is on in the subprocesses) keep it
+# nearly full: its sweeper thread then ran for 40 s of the pipeline driver's CPU and the compiler for 42 s.
+# With 256 MB: no sweeping, compiler 21 s, the pipeline alone 370 s -> 341 s wall (2026-11-27).
+# Test-only: users' jobs keep the JVM's defaults (which have a 240 MB code cache).
 # SPARK_SUBMIT_OPTS reaches every driver launched through spark-submit (pyspark's included).
-TEST_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+TEST_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", TEST_JVM_OPTS)
 
 
@@ -215,6 +221,9 @@ def _pipeline_runs(request, tmp_path_factory):
     if not wanted or os.environ.get("CORPUSLAKE_TEST_PIPELINE"):
         yield
         return
+    # The session first: building it takes SPARK_SUBMIT_OPTS out of the environment for its own JVM, and a
+    # pipeline driver launched meanwhile got the JVM's defaults (its JIT threads then took 187 s of CPU).
+    request.getfixturevalue("spark")
     sample = request.getfixturevalue("sample")
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-runs")
     futures["pipeline"] = pool.submit(_run_pipeline, sample[0], tmp_path_factory)

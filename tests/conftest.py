@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # about 35% faster with C1 alone and the serial GC). The session's own JVM lives for the whole suite and does
 # most of its work: it keeps the defaults (C1 alone made tests/test_incremental.py's lake 15% slower there;
 # on 2026-11-27, C1 with a 256 MB code cache and the parallel GC took tests/test_incremental.py and
-# tests/test_aggregate_domains.py from 263 s to 333 s),
-# and so do the cluster's daemons (its executors get these options, tests/fixtures/cluster_run.py). With C1 alone the JVM's code cache shrinks to 48 MB by
+# tests/test_aggregate_domains.py from 263 s to 333 s), and so do the cluster's daemons (its executors get
+# these options, tests/fixtures/cluster_run.py). With C1 alone the JVM's code cache shrinks to 48 MB by
 # default, and a whole pipeline's generated classes (whole-stage code is on in the subprocesses) keep it
 # nearly full: its sweeper thread then ran for 40 s of the pipeline driver's CPU and the compiler for 42 s.
 # With 256 MB: no sweeping, compiler 21 s, the pipeline alone 370 s -> 341 s wall (2026-11-27).

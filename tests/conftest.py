@@ -15,22 +15,88 @@ ROOT = Path(__file__).resolve().parents[1]
 # The drivers the suite starts in subprocesses (killed writers, racing writers, CLI runs, spark-submit, the
 # pipeline and cluster runs) run little work each: the JIT's optimizing tier (C2) and the parallel GC's
 # threads cost them more CPU than they save (measured under load: the atomicity and concurrency tests ran
-# about 35% faster with C1 alone and the serial GC). The session's own JVM lives for the whole suite and does
-# most of its work: it keeps the defaults (C1 alone made tests/test_incremental.py's lake 15% slower there;
-# on 2026-11-27, C1 with a 256 MB code cache and the parallel GC took tests/test_incremental.py and
-# tests/test_aggregate_domains.py from 263 s to 333 s), and so do the cluster's daemons (its executors get
-# these options, tests/fixtures/cluster_run.py). With C1 alone the JVM's code cache shrinks to 48 MB by
-# default, and a whole pipeline's generated classes (whole-stage code is on in the subprocesses) keep it
-# nearly full: its sweeper thread then ran for 40 s of the pipeline driver's CPU and the compiler for 42 s.
-# With 256 MB: no sweeping, compiler 21 s, the pipeline alone 370 s -> 341 s wall (2026-11-27).
-# Test-only: users' jobs keep the JVM's defaults (which have a 240 MB code cache).
-# SPARK_SUBMIT_OPTS reaches every driver launched through spark-submit (pyspark's included).
+# about 35% faster with C1 alone and the serial GC). The session's own JVM lives for the whole suite and
+# does most of its work: it keeps the JIT's defaults (C1 alone made tests/test_incremental.py's lake 15%
+# slower there; on 2026-11-27, C1 with a 256 MB code cache and the parallel GC took
+# tests/test_incremental.py and tests/test_aggregate_domains.py from 263 s to 333 s) and gets the parallel
+# GC (SESSION_JVM_OPTS); the cluster's daemons keep the defaults (its executors get these options,
+# tests/fixtures/cluster_run.py). With C1 alone the JVM's code cache shrinks to 48 MB by default, and a
+# whole pipeline's generated classes (whole-stage code is on in the subprocesses) keep it nearly full: its
+# sweeper thread then ran for 40 s of the pipeline driver's CPU and the compiler for 42 s. With 256 MB: no
+# sweeping, compiler 21 s, the pipeline alone 370 s -> 341 s wall (2026-11-27). Test-only: users' jobs keep
+# the JVM's defaults (which have a 240 MB code cache). SPARK_SUBMIT_OPTS reaches every driver launched
+# through spark-submit (pyspark's included).
 TEST_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", TEST_JVM_OPTS)
+# The session's own JVM runs most of the suite's Spark work. The parallel GC instead of G1: G1's concurrent
+# threads took 182 s of its CPU in one suite run; on five in-process modules the JVM's defaults cost 306 and
+# 285 s of CPU, the parallel GC 270 and 258 s, the serial GC 276 s (2026-11-27).
+SESSION_JVM_OPTS = "-XX:+UseParallelGC"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jvm_archive() -> str:
+    """The JVM options that map the suite's class archive (tests/fixtures/jvm_archive.py says why), built
+    once per JVM, pyspark and jar set into ``.cache/jvm``; empty when the archive cannot be built or someone
+    set their own ``SPARK_SUBMIT_OPTS``. Every JVM started later gets them: subprocess drivers through
+    ``SPARK_SUBMIT_OPTS``, the session's JVM through the ``spark`` fixture."""
+    if os.environ.get("SPARK_SUBMIT_OPTS") != TEST_JVM_OPTS:
+        return ""
+    archive = _archive_path()
+    if not archive.exists():
+        _build_archive(archive)
+    if not archive.exists():
+        return ""
+    # A JVM that cannot use the archive (another JVM build, another class path) runs without it, silently:
+    # the warning would land on the stdout that tests read.
+    flags = f"-XX:SharedArchiveFile={archive} -Xlog:cds=off,cds+dynamic=off"
+    os.environ["SPARK_SUBMIT_OPTS"] = f"{TEST_JVM_OPTS} {flags}"
+    return flags
+
+
+def _archive_path() -> Path:
+    import hashlib
+    import shutil
+
+    import pyspark
+
+    from jobs.jars import delta_jars
+
+    java = Path(shutil.which("java") or "java").resolve()
+    jars = sorted(p.name for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")) + delta_jars()
+    script = (ROOT / "tests" / "fixtures" / "jvm_archive.py").read_bytes()
+    key = hashlib.sha256(repr((str(java), pyspark.__version__, jars, TEST_JVM_OPTS, script)).encode())
+    return ROOT / ".cache" / "jvm" / f"spark-{key.hexdigest()[:16]}.jsa"
+
+
+def _build_archive(archive: Path) -> None:
+    import subprocess
+    import tempfile
+    import warnings
+
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    for old in archive.parent.glob("spark-*.jsa*"):  # another JVM, pyspark or jar set's archive
+        old.unlink()
+    partial = archive.with_name(f"{archive.name}.{os.getpid()}")
+    opts = f"{TEST_JVM_OPTS} -XX:ArchiveClassesAtExit={partial} -Xlog:cds=off,cds+dynamic=off"
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "tests" / "fixtures" / "jvm_archive.py"), str(Path(tmp) / "wh")],
+            cwd=ROOT,
+            env={**os.environ, "SPARK_SUBMIT_OPTS": opts, "GX_ANALYTICS_ENABLED": "false"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    if proc.returncode == 0 and partial.exists():
+        partial.replace(archive)  # whole, or not there: the writer JVM has exited
+    else:
+        partial.unlink(missing_ok=True)
+        warnings.warn(f"no JVM class archive (the suite runs without it): {proc.stderr[-500:]}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(_jvm_archive):
     from jobs.config import SparkConf
     from jobs.session import get_spark
 
@@ -61,12 +127,14 @@ def spark():
             "spark.driver.memory": "3g",
         },
     )
-    # This session's JVM keeps the JVM's defaults (see TEST_JVM_OPTS); subprocesses started later still
-    # inherit the short-lived settings.
-    saved = os.environ.pop("SPARK_SUBMIT_OPTS", None)
+    # This session's JVM gets its own options (see TEST_JVM_OPTS); subprocesses started later still inherit
+    # the short-lived settings.
+    saved = os.environ.get("SPARK_SUBMIT_OPTS")
+    os.environ["SPARK_SUBMIT_OPTS"] = f"{SESSION_JVM_OPTS} {_jvm_archive}".strip()
     try:
         session = get_spark(conf)
     finally:
+        os.environ.pop("SPARK_SUBMIT_OPTS")
         if saved is not None:
             os.environ["SPARK_SUBMIT_OPTS"] = saved
     yield session

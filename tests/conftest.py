@@ -18,20 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 # about 35% faster with C1 alone and the serial GC). The session's own JVM lives for the whole suite and
 # does most of its work: it keeps the JIT's defaults (C1 alone made tests/test_incremental.py's lake 15%
 # slower there; on 2026-11-27, C1 with a 256 MB code cache and the parallel GC took
-# tests/test_incremental.py and tests/test_aggregate_domains.py from 263 s to 333 s) and gets the parallel
-# GC (SESSION_JVM_OPTS); the cluster's daemons keep the defaults (its executors get these options,
-# tests/fixtures/cluster_run.py). With C1 alone the JVM's code cache shrinks to 48 MB by default, and a
-# whole pipeline's generated classes (whole-stage code is on in the subprocesses) keep it nearly full: its
-# sweeper thread then ran for 40 s of the pipeline driver's CPU and the compiler for 42 s. With 256 MB: no
-# sweeping, compiler 21 s, the pipeline alone 370 s -> 341 s wall (2026-11-27). Test-only: users' jobs keep
-# the JVM's defaults (which have a 240 MB code cache). SPARK_SUBMIT_OPTS reaches every driver launched
-# through spark-submit (pyspark's included).
+# tests/test_incremental.py and tests/test_aggregate_domains.py from 263 s to 333 s). The parallel GC for it
+# cost 270 s of CPU against G1's 295 s on five in-process modules, but over the whole suite its GC threads
+# took 316 s against G1's 241 s, and in-process tests ran up to 1.7x slower (2026-11-27): it keeps G1 too.
+# The cluster's daemons keep the defaults (its executors get these options, tests/fixtures/cluster_run.py).
+# With C1 alone the JVM's code cache shrinks to 48 MB by default, and a whole pipeline's generated classes
+# (whole-stage code is on in the subprocesses) keep it nearly full: its sweeper thread then ran for 40 s of
+# the pipeline driver's CPU and the compiler for 42 s. With 256 MB: no sweeping, compiler 21 s, the pipeline
+# alone 370 s -> 341 s wall (2026-11-27). Test-only: users' jobs keep the JVM's defaults (which have a 240
+# MB code cache). SPARK_SUBMIT_OPTS reaches every driver launched through spark-submit (pyspark's included).
 TEST_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", TEST_JVM_OPTS)
-# The session's own JVM runs most of the suite's Spark work. The parallel GC instead of G1: G1's concurrent
-# threads took 182 s of its CPU in one suite run; on five in-process modules the JVM's defaults cost 306 and
-# 285 s of CPU, the parallel GC 270 and 258 s, the serial GC 276 s (2026-11-27).
-SESSION_JVM_OPTS = "-XX:+UseParallelGC"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -127,10 +124,10 @@ def spark(_jvm_archive):
             "spark.driver.memory": "3g",
         },
     )
-    # This session's JVM gets its own options (see TEST_JVM_OPTS); subprocesses started later still inherit
-    # the short-lived settings.
+    # This session's JVM keeps the JVM's defaults (see TEST_JVM_OPTS) but maps the class archive; subprocesses
+    # started later still inherit the short-lived settings.
     saved = os.environ.get("SPARK_SUBMIT_OPTS")
-    os.environ["SPARK_SUBMIT_OPTS"] = f"{SESSION_JVM_OPTS} {_jvm_archive}".strip()
+    os.environ["SPARK_SUBMIT_OPTS"] = _jvm_archive
     try:
         session = get_spark(conf)
     finally:

@@ -77,19 +77,23 @@ def _build_archive(archive: Path) -> None:
     partial = archive.with_name(f"{archive.name}.{os.getpid()}")
     opts = f"{TEST_JVM_OPTS} -XX:ArchiveClassesAtExit={partial} -Xlog:cds=off,cds+dynamic=off"
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "tests" / "fixtures" / "jvm_archive.py"), str(Path(tmp) / "wh")],
-            cwd=ROOT,
-            env={**os.environ, "SPARK_SUBMIT_OPTS": opts, "GX_ANALYTICS_ENABLED": "false"},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    if proc.returncode == 0 and partial.exists():
+        try:
+            proc = subprocess.run(
+                [sys.executable, str(ROOT / "tests" / "fixtures" / "jvm_archive.py"), str(Path(tmp) / "wh")],
+                cwd=ROOT,
+                env={**os.environ, "SPARK_SUBMIT_OPTS": opts, "GX_ANALYTICS_ENABLED": "false"},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            error = "" if proc.returncode == 0 else proc.stderr[-500:]
+        except subprocess.TimeoutExpired:
+            error = "its driver ran for more than 600 s"
+    if not error and partial.exists():
         partial.replace(archive)  # whole, or not there: the writer JVM has exited
     else:
         partial.unlink(missing_ok=True)
-        warnings.warn(f"no JVM class archive (the suite runs without it): {proc.stderr[-500:]}", stacklevel=1)
+        warnings.warn(f"no JVM class archive (the suite runs without it): {error}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")

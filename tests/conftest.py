@@ -31,6 +31,11 @@ TEST_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheS
 os.environ.setdefault("SPARK_SUBMIT_OPTS", TEST_JVM_OPTS)
 
 
+# A JVM that cannot use the class archive (another JVM build, another class path) runs without it, silently:
+# its warning would land on the stdout that tests read.
+QUIET_CDS = "-Xlog:cds=off,cds+dynamic=off"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _jvm_archive() -> str:
     """The JVM options that map the suite's class archive (tests/fixtures/jvm_archive.py says why), built
@@ -44,9 +49,7 @@ def _jvm_archive() -> str:
         _build_archive(archive)
     if not archive.exists():
         return ""
-    # A JVM that cannot use the archive (another JVM build, another class path) runs without it, silently:
-    # the warning would land on the stdout that tests read.
-    flags = f"-XX:SharedArchiveFile={archive} -Xlog:cds=off,cds+dynamic=off"
+    flags = f"-XX:SharedArchiveFile={archive} {QUIET_CDS}"
     os.environ["SPARK_SUBMIT_OPTS"] = f"{TEST_JVM_OPTS} {flags}"
     return flags
 
@@ -75,7 +78,7 @@ def _build_archive(archive: Path) -> None:
     for old in archive.parent.glob("spark-*.jsa*"):  # another JVM, pyspark or jar set's archive
         old.unlink()
     partial = archive.with_name(f"{archive.name}.{os.getpid()}")
-    opts = f"{TEST_JVM_OPTS} -XX:ArchiveClassesAtExit={partial} -Xlog:cds=off,cds+dynamic=off"
+    opts = f"{TEST_JVM_OPTS} -XX:ArchiveClassesAtExit={partial} {QUIET_CDS}"
     with tempfile.TemporaryDirectory() as tmp:
         try:
             proc = subprocess.run(
@@ -290,8 +293,8 @@ def _pipeline_runs(request, tmp_path_factory):
     if not wanted or os.environ.get("CORPUSLAKE_TEST_PIPELINE"):
         yield
         return
-    # The session first: building it takes SPARK_SUBMIT_OPTS out of the environment for its own JVM, and a
-    # pipeline driver launched meanwhile got the JVM's defaults (its JIT threads then took 187 s of CPU).
+    # The session first: building it swaps SPARK_SUBMIT_OPTS for its own JVM's options, and a pipeline
+    # driver launched meanwhile got the JVM's defaults (its JIT threads then took 187 s of CPU).
     request.getfixturevalue("spark")
     sample = request.getfixturevalue("sample")
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-runs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -57,6 +58,22 @@ def _standalone_settings(master: str) -> dict[str, str]:
         settings["spark.driver.host"] = "127.0.0.1"
         settings["spark.driver.bindAddress"] = "127.0.0.1"
     return settings
+
+
+@contextlib.contextmanager
+def session_settings(spark, settings: dict[str, str]):
+    """``settings`` on the session for the block, then each key as it was before (unset if it was unset)."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:

@@ -352,22 +352,13 @@ def test_maintain_compacts_and_vacuums_only_what_no_version_needs(spark, engine_
         lh.maintain(ITEMS, retain_hours=24)
 
 
-def test_vacuum_lists_one_task_per_data_folder_and_restores_the_session(spark):
-    from jobs.tables.delta_spark import LISTING, listing_parallelism, session_settings
+def test_vacuum_lists_one_task_per_data_folder():
+    from jobs.tables.delta_spark import listing_parallelism
 
     files = [("/t/part=x/a.parquet", 1), ("/t/part=x/b.parquet", 1), ("/t/part=y/c.parquet", 1)]
     assert listing_parallelism("10000", files) == 2
     assert listing_parallelism("1", files) == 1  # a user's lower setting stays
     assert listing_parallelism("10000", []) == 1
-    key = "spark.databricks.delta.retentionDurationCheck.enabled"
-    assert spark.conf.get(key, None) is None
-    spark.conf.set(LISTING, "77")
-    try:
-        with session_settings(spark, {LISTING: "3", key: "false"}):
-            assert (spark.conf.get(LISTING), spark.conf.get(key)) == ("3", "false")
-        assert (spark.conf.get(LISTING), spark.conf.get(key, None)) == ("77", None)
-    finally:
-        spark.conf.unset(LISTING)
 
 
 def test_interval_hours():

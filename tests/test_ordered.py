@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from jobs.ordered import _offsets, ordered
-
-
-@contextlib.contextmanager
-def _settings(spark, **conf):
-    old = {k: spark.conf.get(k) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            spark.conf.set(k, v)
+from jobs.session import session_settings
 
 
 def _frame(spark, n: int, seed: int):
@@ -52,9 +39,9 @@ def test_ordered_equals_spark_windows(spark, by):
     )
     # 8 range partitions (not coalesced) and 7-row Arrow batches: every run of a group crosses batches and
     # partitions.
-    with _settings(
+    with session_settings(
         spark,
-        **{
+        {
             "spark.sql.shuffle.partitions": "8",
             "spark.sql.adaptive.coalescePartitions.enabled": "false",
             "spark.sql.execution.arrow.maxRecordsPerBatch": "7",

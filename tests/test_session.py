@@ -6,7 +6,13 @@ import os
 import sys
 
 from jobs.config import SparkConf
-from jobs.session import _standalone_settings, delta_classes_loadable, delta_jars_present, get_spark
+from jobs.session import (
+    _standalone_settings,
+    delta_classes_loadable,
+    delta_jars_present,
+    get_spark,
+    session_settings,
+)
 
 
 def test_session_settings(spark):
@@ -16,6 +22,19 @@ def test_session_settings(spark):
     assert conf.get("spark.sql.session.timeZone") == "UTC"
     assert conf.get("spark.sql.shuffle.partitions") == "2"
     assert spark.sparkContext.master == "local[2]"
+
+
+def test_session_settings_for_a_block_then_as_they_were(spark):
+    listing = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+    key = "spark.databricks.delta.retentionDurationCheck.enabled"
+    assert spark.conf.get(key, None) is None
+    spark.conf.set(listing, "77")
+    try:
+        with session_settings(spark, {listing: "3", key: "false"}):
+            assert (spark.conf.get(listing), spark.conf.get(key)) == ("3", "false")
+        assert (spark.conf.get(listing), spark.conf.get(key, None)) == ("77", None)
+    finally:
+        spark.conf.unset(listing)
 
 
 def test_active_session_is_reused(spark):

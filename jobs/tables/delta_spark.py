@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import math
@@ -10,6 +9,7 @@ import posixpath
 
 from pyspark.sql import DataFrame
 
+from jobs.session import session_settings
 from jobs.tables.base import CommitResult, Lakehouse, MaintainResult, StagedWrite, delta_schema
 from jobs.tables.embedded import EmbeddedLakehouse
 from jobs.tables.shared import (
@@ -43,22 +43,6 @@ def listing_parallelism(current: str, files: list[tuple[str, int]]) -> int:
     session's setting (``current``), which a user who set it lower keeps."""
     folders = {posixpath.dirname(path) for path, _ in files}
     return max(1, min(int(current), len(folders)))
-
-
-@contextlib.contextmanager
-def session_settings(spark, settings: dict[str, str]):
-    """``settings`` on the session for the block, then each key as it was before (unset if it was unset)."""
-    previous = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
 
 
 class DeltaSparkLakehouse(EmbeddedLakehouse):

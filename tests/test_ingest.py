@@ -212,6 +212,63 @@ def test_large_plain_file_is_split_and_loses_nothing(spark, tmp_path):
     assert docs.count() == 800
     assert docs.select("source_id").distinct().count() == 800
     assert parsed.filter("kind = 'file'").agg(F.sum("n_records")).first()[0] == 800
+    # Line numbers per file: each split's rows get the lines of the file's earlier splits added.
+    from jobs.ingest_read import number_records, record_counts, rows_per_file, split_summaries
+
+    summaries = split_summaries(parsed)
+    assert len(summaries) == len(splits)
+    numbered = number_records(parsed, summaries).filter("kind = 'doc'")
+    assert {(int(r["source_id"]) + 1, r["record_number"]) for r in numbered.collect()} == {
+        (i, i) for i in range(1, 801)
+    }
+    assert rows_per_file(summaries) == Counter({str(raw): 800})
+    assert record_counts(summaries, [str(raw)]) == (800, Counter())
+    assert record_counts(summaries, ["elsewhere"]) == (0, Counter())
+
+
+def test_duplicate_doc_ids_keep_the_first_occurrence_and_name_the_earlier_run(spark):
+    from jobs.ingest_read import _DUP_COLUMNS, dedup_documents
+
+    def doc(file, n, doc_id, text, run=None):
+        return ("doc", "s", file, 0, n, n * 10, doc_id, text, run)
+
+    cols = [*_DUP_COLUMNS, "text", "ingest_run_id"]
+    existing = spark.createDataFrame(
+        [doc("old", 1, "a", "A", "run-1"), doc("old", 2, "z", "Z", "run-0"), doc("old", 3, "b", "B", "me")],
+        "kind string, source string, source_file string, split_start long, record_number long, "
+        "byte_offset long, doc_id string, text string, ingest_run_id string",
+    ).select(*cols)
+    batch = [
+        doc("f2", 1, "c", "c in f2"),  # the second c: f2 sorts after f1
+        doc("f1", 3, "c", "c in f1, line 3"),
+        doc("f1", 1, "c", "c in f1, line 1"),  # the first c
+        doc("f1", 2, "a", "an a already in bronze"),
+        doc("f1", 4, "b", "b is only in this run's own rows"),
+        doc("f1", 5, "d", "unique"),
+    ]
+    docs = spark.createDataFrame(batch, existing.schema).drop("ingest_run_id")
+    keep, dups, suspects = dedup_documents(existing, "me", 4)(docs)
+    try:
+        got = {
+            (r["source_file"], r["record_number"], r["detail"], r["snippet"])
+            for r in dups.select("source_file", "record_number", "reason", "detail", "snippet").collect()
+            if r["reason"] == "duplicate_doc_id"
+        }
+        assert got == {
+            ("f1", 3, "doc_id first seen at f1:1", "c in"),
+            ("f2", 1, "doc_id first seen at f1:1", "c in"),
+            ("f1", 2, "doc_id already in bronze.documents from run run-1", "an a"),
+        }
+        assert dups.count() == 3
+        assert sorted((r["source_file"], r["record_number"]) for r in keep.collect()) == [
+            ("f1", 1),
+            ("f1", 4),
+            ("f1", 5),
+        ]
+        # Only doc_ids seen twice or seen before are ranked: z is in bronze only, b only in this run's rows.
+        assert sorted(r["doc_id"] for r in suspects.collect()) == ["a", "c"]
+    finally:
+        suspects.unpersist()
 
 
 def test_crawl_formats_through_the_job(spark, tmp_path, capsys):

@@ -184,15 +184,23 @@ def checked_outputs(
     by_run: dict[str, list[str]] = {}
     for f, owner in plan.finish:
         by_run.setdefault(owner, []).append(f.uri)
-    for owner, owned in by_run.items():
-        mine = (F.col("ingest_run_id") == owner) & F.col("source_file").isin(owned)
-        _, owner_dups, owner_suspects = dedup_documents(existing.filter(~mine), None, snippet_chars)(
-            docs.filter(F.col("source_file").isin(owned))
-        )
-        held.append(owner_suspects)
-        finish_rejects = finish_rejects.unionByName(
-            rejects.filter(F.col("source_file").isin(owned)).unionByName(owner_dups, allowMissingColumns=True)
-        )
+    try:
+        for owner, owned in by_run.items():
+            mine = (F.col("ingest_run_id") == owner) & F.col("source_file").isin(owned)
+            _, owner_dups, owner_suspects = dedup_documents(existing.filter(~mine), None, snippet_chars)(
+                docs.filter(F.col("source_file").isin(owned))
+            )
+            held.append(owner_suspects)
+            finish_rejects = finish_rejects.unionByName(
+                rejects.filter(F.col("source_file").isin(owned)).unionByName(
+                    owner_dups, allowMissingColumns=True
+                )
+            )
+    except BaseException:
+        # The caller unpersists what this returns; on the way out, nothing is returned.
+        for df in held:
+            df.unpersist()
+        raise
     return (
         keep.transform(to_documents(run.run_id, run.started_at)),
         read_rejects.transform(to_rejects(run.run_id, run.started_at)),

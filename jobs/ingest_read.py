@@ -337,19 +337,12 @@ def unresolved_paths(summaries: list[SplitSummary], files: list[InputFile]) -> l
     for r in summaries:
         mapped[r.source_file] += r.n_mapped
         misses.setdefault(r.source_file, Counter()).update(r.field_misses)
-    wanted = {f.uri for f in files}
-    never = [
-        {"source_file": uri, "path": path, "mapped": mapped[uri]}
-        for uri in sorted(wanted & misses.keys())
-        for path, n in sorted(misses[uri].items())
-        if mapped[uri] > 0 and n >= mapped[uri]
-    ]
     keys = {f.uri: dict(zip(("text", "url", "id"), f.fields, strict=True)) for f in files}
     out = []
-    for r in never:
-        names = [k for k, v in keys.get(r["source_file"], {}).items() if v == r["path"]]
-        key = f"fields.{names[0]}" if names else "a field"
-        out.append(
-            f"{key} path {r['path']!r} resolved in none of the {r['mapped']:,} records of {r['source_file']}"
-        )
+    for uri in sorted(keys.keys() & misses.keys()):
+        for path, n in sorted(misses[uri].items()):
+            if mapped[uri] > 0 and n >= mapped[uri]:
+                names = [k for k, v in keys[uri].items() if v == path]
+                key = f"fields.{names[0]}" if names else "a field"
+                out.append(f"{key} path {path!r} resolved in none of the {mapped[uri]:,} records of {uri}")
     return out

@@ -139,6 +139,29 @@ def _incremental_table(inc: dict, k: int) -> None:
     )
 
 
+def _slopes(results: dict, sizes: list[int], base_docs: int) -> None:
+    """Milliseconds per added document between consecutive sizes, per stage and in all.
+
+    The growth ratio above mixes the fixed cost of a run (session, gates, commits, model loading) with the
+    per-document one; the difference between two sizes cancels the fixed part. A stage that grows linearly
+    keeps the same slope from one interval to the next; a slope near 0 means the fixed cost still dominates
+    (the closing table counts whole seconds, so one second over the interval is the resolution)."""
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    print("\nms per added document between sizes (the fixed cost cancels; equal slopes = linear growth)")
+    print(f"{'stage':<20}" + "".join(f"{f'{a}x->{b}x':>12}" for a, b in pairs))
+    stages = list(results[sizes[0]]["stages"]) + ["total"]
+    for stage in stages:
+        cells = ""
+        for a, b in pairs:
+            if stage == "total":
+                ta, tb = (sum(results[k]["stages"].values()) for k in (a, b))
+            else:
+                ta, tb = results[a]["stages"].get(stage), results[b]["stages"].get(stage)
+            ms = 1000 * (tb - ta) / ((b - a) * base_docs) if None not in (ta, tb) else None
+            cells += f"{ms:>12.2f}" if ms is not None else f"{'-':>12}"
+        print(f"{stage:<20}{cells}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--base-docs", type=int, default=300, help="accepted documents at 1x (at least 200)")
@@ -167,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{stage:<20}{cells}{growth:>9.2f}")
     total = [sum(results[k]["stages"].values()) for k in sizes]
     print(f"{'total':<20}" + "".join(f"{t:>9.0f}" for t in total) + f"{total[-1] / total[0]:>9.2f}")
+    _slopes(results, sizes, args.base_docs)
     print("\nfunnel check, clean → select:")
     for k in sizes:
         print(f"  {k}x: " + results[k]["funnel"].replace("\n", "\n      "))

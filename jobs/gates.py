@@ -153,6 +153,21 @@ def validate(
         files: ``df`` is a plain read of files (staged Parquet): each metric reads its columns from them,
             nothing is cached. Otherwise the rows are cached for the suite's metrics.
     """
+    # Great Expectations persists the frame it validates (``_context``: not the staged files) and never
+    # unpersists it: every gate of a `corpuslake run` left its rows cached, scores.embeddings' vectors
+    # included, until the driver of a 16x bench run lost a task result in the memory they held. The
+    # frame is unpersisted here once the suite is done, unless the caller had cached it before.
+    owned = not files and not df.storageLevel.useMemory and not df.storageLevel.useDisk
+    try:
+        return _validate(df, spec, params, rows, files)
+    finally:
+        if owned:
+            df.unpersist()
+
+
+def _validate(
+    df: DataFrame, spec: TableSpec, params: Mapping[str, Any] | None, rows: int | None, files: bool
+) -> SuiteResult:
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(name=spec.suite_name, expectations=spec.expectations(params))

@@ -71,6 +71,23 @@ def test_suite_gives_the_same_verdicts_cached_or_read_from_files(spark, tmp_path
         assert (got.success, got.observed_rows, got.expectations) == (False, 3, want.expectations)
 
 
+def test_suite_leaves_no_cached_rows_behind_but_keeps_the_callers_cache(spark):
+    """Great Expectations persists the frame it validates; validate unpersists it, passed or failed, unless
+    the caller had cached it."""
+    before = {r.id() for r in spark.sparkContext._jsc.getPersistentRDDs().values()}
+    for rows in (GOOD, BAD):
+        df = spark.createDataFrame(rows, ROWS_SCHEMA).filter("id is not null or id is null")
+        validate(df, GATED, {})
+        assert not df.storageLevel.useMemory and not df.storageLevel.useDisk
+    assert {r.id() for r in spark.sparkContext._jsc.getPersistentRDDs().values()} == before
+    mine = spark.createDataFrame(GOOD, ROWS_SCHEMA).persist()
+    try:
+        assert validate(mine, GATED, {}).success
+        assert mine.storageLevel.useMemory
+    finally:
+        mine.unpersist()
+
+
 def test_failed_gate_publishes_nothing_and_is_audited(spark, lakehouse):
     audit.ensure_tables(lakehouse)
     good_run = audit.start_run(lakehouse, "teststage", "good-run")

@@ -139,7 +139,7 @@ def _incremental_table(inc: dict, k: int) -> None:
     )
 
 
-def _slopes(results: dict, sizes: list[int], base_docs: int) -> None:
+def _slopes(results: dict, sizes: list[int], base_docs: int, total: list[float]) -> None:
     """Milliseconds per added document between consecutive sizes, per stage and in all.
 
     The growth ratio above mixes the fixed cost of a run (session, gates, commits, model loading) with the
@@ -154,7 +154,7 @@ def _slopes(results: dict, sizes: list[int], base_docs: int) -> None:
         cells = ""
         for a, b in pairs:
             if stage == "total":
-                ta, tb = (sum(results[k]["stages"].values()) for k in (a, b))
+                ta, tb = total[sizes.index(a)], total[sizes.index(b)]
             else:
                 ta, tb = results[a]["stages"].get(stage), results[b]["stages"].get(stage)
             ms = 1000 * (tb - ta) / ((b - a) * base_docs) if None not in (ta, tb) else None
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{stage:<20}{cells}{growth:>9.2f}")
     total = [sum(results[k]["stages"].values()) for k in sizes]
     print(f"{'total':<20}" + "".join(f"{t:>9.0f}" for t in total) + f"{total[-1] / total[0]:>9.2f}")
-    _slopes(results, sizes, args.base_docs)
+    _slopes(results, sizes, args.base_docs, total)
     print("\nfunnel check, clean → select:")
     for k in sizes:
         print(f"  {k}x: " + results[k]["funnel"].replace("\n", "\n      "))

@@ -76,6 +76,25 @@ def builtin_proxy(selection: DataFrame, docs: DataFrame, val_texts: DataFrame, m
     Returns:
         ``[weights_id, val_loss, train_docs, train_tokens, val_tokens]``, one row per proposal.
     """
+    query, cached = proxy_lm_query(selection, docs, val_texts, mu)
+    try:
+        out = query.toPandas()
+    finally:
+        for df in cached:
+            df.unpersist()
+    return out.sort_values("weights_id").reset_index(drop=True)
+
+
+def proxy_lm_query(
+    selection: DataFrame, docs: DataFrame, val_texts: DataFrame, mu: float
+) -> tuple[DataFrame, list[DataFrame]]:
+    """``builtin_proxy``'s query (``jobs/sql/metarater_proxy_lm.sql``) over its views, and the frames it
+    cached for them (the caller unpersists them once the query has run).
+
+    The selected documents' bigrams are tokenized once into a cache that is filled before the query runs:
+    the query reads them in several branches at once (counts, totals, vocabulary), and each would otherwise
+    tokenize every selected text again to fill it.
+    """
     spark = selection.sparkSession
     sel = selection.select("weights_id", "doc_id")
     ids = sorted(r["weights_id"] for r in sel.select("weights_id").distinct().collect())
@@ -83,6 +102,7 @@ def builtin_proxy(selection: DataFrame, docs: DataFrame, val_texts: DataFrame, m
     proxy_docs = (
         docs.join(sel.select("doc_id").distinct(), "doc_id", "left_semi")
         .select("doc_id", bigrams(tokenize(F.col("text"))).alias("bigrams"))
+        .withColumn("n_tokens", F.size("bigrams"))
         .persist()
     )
     val_bigrams = (
@@ -92,18 +112,20 @@ def builtin_proxy(selection: DataFrame, docs: DataFrame, val_texts: DataFrame, m
         .agg(F.count("*").alias("n"))
         .persist()
     )
+    cached = [proxy_docs, val_bigrams]
     try:
+        proxy_docs.count()
         views = {
             "proxy_selection": sel,
             "proxy_ids": proxy_ids,
             "proxy_docs": proxy_docs,
             "val_bigrams": val_bigrams,
         }
-        out = run_sql(spark, "metarater_proxy_lm", views, mu=float(mu)).toPandas()
-    finally:
-        proxy_docs.unpersist()
-        val_bigrams.unpersist()
-    return out.sort_values("weights_id").reset_index(drop=True)
+        return run_sql(spark, "metarater_proxy_lm", views, mu=float(mu)), cached
+    except BaseException:
+        for df in cached:
+            df.unpersist()
+        raise
 
 
 def read_proxy_results(path: str, proposal_ids: list[str]) -> pd.DataFrame:

@@ -3,9 +3,9 @@
 --
 -- Views  proxy_selection (weights_id STRING, doc_id STRING)   each proposal's selected documents
 --        proxy_ids       (weights_id STRING)                  the proposals (a small local table)
---        proxy_docs      (doc_id STRING, bigrams ARRAY<STRUCT<prev STRING, tok STRING>>)
+--        proxy_docs      (doc_id STRING, bigrams ARRAY<STRUCT<prev STRING, tok STRING>>, n_tokens INT)
 --                                          one row per selected document: one (prev, tok) per token, prev is
---                                          the token before it, '<s>' for the first
+--                                          the token before it, '<s>' for the first; n_tokens = SIZE(bigrams)
 --        val_bigrams     (prev STRING, tok STRING, n BIGINT)   the same over the validation texts, counted
 -- Params :mu  smoothing mass of the bigram model toward the unigram model
 -- Result (weights_id, val_loss, train_docs, train_tokens, val_tokens)
@@ -62,9 +62,12 @@ counts AS (
   GROUP BY s.weights_id, c.kind, c.a, c.b
 ),
 totals AS (
-  SELECT s.weights_id, COUNT(*) AS train_docs, COALESCE(SUM(SIZE(d.bigrams)), 0) AS train_tokens
+  -- joined on (doc_id, n_tokens) only: Spark does not push SIZE(bigrams) below a join, so the join would
+  -- carry every document's bigrams, and a broadcast of them (chosen from the cache's estimate) was 9 MB
+  -- per task at 16,000 documents and lost its task results on a 1 GB driver (TaskResultLost)
+  SELECT s.weights_id, COUNT(*) AS train_docs, COALESCE(SUM(d.n_tokens), 0) AS train_tokens
   FROM proxy_selection s
-  LEFT JOIN proxy_docs d ON s.doc_id = d.doc_id
+  LEFT JOIN (SELECT doc_id, n_tokens FROM proxy_docs) d ON s.doc_id = d.doc_id
   GROUP BY s.weights_id
 ),
 vocab AS (

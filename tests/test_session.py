@@ -24,6 +24,24 @@ def test_session_settings(spark):
     assert spark.sparkContext.master == "local[2]"
 
 
+def test_local_task_results_are_handed_over_directly(spark):
+    """A 3 MB task result in local mode goes straight to the driver, not through a fetch from the block
+    manager (which a failed fetch turns into TaskResultLost): the task records no result fetch."""
+    sc = spark.sparkContext
+    sc.setJobGroup("direct-results", "3 MB task results")
+    try:
+        sizes = [len(r) for r in sc.parallelize(range(2), 2).map(lambda i: b"x" * (3 << 20)).collect()]
+    finally:
+        sc.setJobGroup("", "")
+    (job,) = sc.statusTracker().getJobIdsForGroup("direct-results")
+    store = sc._jsc.sc().statusStore()
+    fetched = []
+    for stage in list(sc.statusTracker().getJobInfo(job).stageIds):
+        tasks = store.taskList(stage, 0, 10)
+        fetched += [tasks.apply(i).resultFetchStart().isDefined() for i in range(tasks.size())]
+    assert sizes == [3 << 20] * 2 and fetched == [False, False]
+
+
 def test_session_settings_for_a_block_then_as_they_were(spark):
     listing = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
     key = "spark.databricks.delta.retentionDurationCheck.enabled"

@@ -27,12 +27,11 @@ def test_session_settings(spark):
 def test_local_task_results_are_handed_over_directly(spark):
     """A 3 MB task result in local mode goes straight to the driver, not through a fetch from the block
     manager (which a failed fetch turns into TaskResultLost): the task records no result fetch."""
+    from jobs.runtime import stage_jobs
+
     sc = spark.sparkContext
-    sc.setJobGroup("direct-results", "3 MB task results")
-    try:
+    with stage_jobs(spark, "direct-results", "test"):
         sizes = [len(r) for r in sc.parallelize(range(2), 2).map(lambda i: b"x" * (3 << 20)).collect()]
-    finally:
-        sc.setJobGroup("", "")
     (job,) = sc.statusTracker().getJobIdsForGroup("direct-results")
     store = sc._jsc.sc().statusStore()
     fetched = []

@@ -144,7 +144,7 @@ def get_spark(conf: SparkConf, engine: str = "auto") -> SparkSession:
         # A task result over maxDirectResultSize (1 MB by default) is parked in the block manager, and in
         # local mode the driver then fetches it from its own block manager over the network (Netty); any
         # failure of that fetch fails the task as TaskResultLost. A 16x bench run lost two 9 MB broadcast
-        # results that way on a 1 GB driver. In local mode driver and executor share the JVM, so results
+        # results on that path on a 1 GB driver. In local mode driver and executor share the JVM, so results
         # up to the RPC limit (128 MB) are handed over directly instead; larger ones take the old path.
         settings["spark.task.maxDirectResultSize"] = "128m"
     # (spark.jars from the profile was already merged with the cached Delta jars above)

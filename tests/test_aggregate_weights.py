@@ -377,15 +377,11 @@ def test_builtin_proxy_moves_no_bigram_arrays(spark):
         "weights_id string, doc_id string",
     )
     val = spark.createDataFrame([("the cat sat on a mat",), ("a dog ran",)], "text string")
-    query, cached = proxy_lm_query(selection, docs, val, 10.0)
-    try:
+    with proxy_lm_query(selection, docs, val, 10.0) as query:
         plan = spark.sparkContext._jvm.org.apache.spark.sql.execution.ExplainMode.fromString("formatted")
         text = query._jdf.queryExecution().explainString(plan)
         exchanges = re.findall(r"^\(\d+\) (?:Broadcast)?Exchange\n(?:.*\n)*?Input \[\d+\]: (.*)$", text, re.M)
         got = query.toPandas().set_index("weights_id")
-    finally:
-        for df in cached:
-            df.unpersist()
     assert len(exchanges) >= 5  # the counts' and totals' joins and aggregations
     assert not [i for i in exchanges if "bigrams" in i], exchanges
     assert list(got.index) == ["p0", "p1", "p2"] and list(got.train_docs) == [6, 6, 6]

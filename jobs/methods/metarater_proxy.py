@@ -18,13 +18,14 @@ implementations, chosen by the stage from ``aggregate.weights.proxy``:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -76,20 +77,17 @@ def builtin_proxy(selection: DataFrame, docs: DataFrame, val_texts: DataFrame, m
     Returns:
         ``[weights_id, val_loss, train_docs, train_tokens, val_tokens]``, one row per proposal.
     """
-    query, cached = proxy_lm_query(selection, docs, val_texts, mu)
-    try:
+    with proxy_lm_query(selection, docs, val_texts, mu) as query:
         out = query.toPandas()
-    finally:
-        for df in cached:
-            df.unpersist()
     return out.sort_values("weights_id").reset_index(drop=True)
 
 
+@contextlib.contextmanager
 def proxy_lm_query(
     selection: DataFrame, docs: DataFrame, val_texts: DataFrame, mu: float
-) -> tuple[DataFrame, list[DataFrame]]:
-    """``builtin_proxy``'s query (``jobs/sql/metarater_proxy_lm.sql``) over its views, and the frames it
-    cached for them (the caller unpersists them once the query has run).
+) -> Iterator[DataFrame]:
+    """``builtin_proxy``'s query (``jobs/sql/metarater_proxy_lm.sql``) over its views, to run inside the
+    block; the frames cached for the views are unpersisted when it ends.
 
     The selected documents' bigrams are tokenized once into a cache that is filled before the query runs:
     the query reads them in several branches at once (counts, totals, vocabulary), and each would otherwise
@@ -112,7 +110,6 @@ def proxy_lm_query(
         .agg(F.count("*").alias("n"))
         .persist()
     )
-    cached = [proxy_docs, val_bigrams]
     try:
         proxy_docs.count()
         views = {
@@ -121,11 +118,10 @@ def proxy_lm_query(
             "proxy_docs": proxy_docs,
             "val_bigrams": val_bigrams,
         }
-        return run_sql(spark, "metarater_proxy_lm", views, mu=float(mu)), cached
-    except BaseException:
-        for df in cached:
-            df.unpersist()
-        raise
+        yield run_sql(spark, "metarater_proxy_lm", views, mu=float(mu))
+    finally:
+        proxy_docs.unpersist()
+        val_bigrams.unpersist()
 
 
 def read_proxy_results(path: str, proposal_ids: list[str]) -> pd.DataFrame:

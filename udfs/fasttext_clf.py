@@ -4,13 +4,18 @@ fastText reads one example per line and splits words on whitespace; ``fasttext_t
 line (lowercased, every run of non-word characters one space), the same on the driver when it writes the
 training file (``jobs.methods.pageclf``) and here when it scores. ``FastTextScorer`` loads a saved model once
 per Python worker (the worker keeps the last two it loaded: BETR's and the perplexity-correlation page
-step's) and gives P(label 1) per page.
+step's) and gives P(label 1) per page. ``zero_filled_allocations`` is what the driver trains under.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import logging
 import re
+import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -19,6 +24,10 @@ POSITIVE, NEGATIVE = "__label__1", "__label__0"
 _NON_WORD = re.compile(r"\W+")
 _KEEP_MODELS = 2
 _LOADED: OrderedDict[str, object] = OrderedDict()
+_M_PERTURB = -6  # glibc's malloc.h
+_PERTURB_LOCK = threading.Lock()
+_PERTURB_USERS = 0
+_log = logging.getLogger(__name__)
 
 
 def fasttext_text(text: str | None) -> str:
@@ -29,6 +38,47 @@ def fasttext_text(text: str | None) -> str:
 def training_line(text: str | None, label: int) -> str:
     """One line of a fastText training file: the label, then the page's words."""
     return f"{POSITIVE if label == 1 else NEGATIVE} {fasttext_text(text)}\n"
+
+
+def _mallopt_perturb(value: int) -> bool:
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):  # not glibc (macOS, musl)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt(_M_PERTURB, value) == 1
+
+
+@contextlib.contextmanager
+def zero_filled_allocations() -> Iterator[bool]:
+    """While open, glibc's malloc hands out zero-filled blocks; yields whether it could (False off glibc).
+
+    Why: this fastText build (``fasttext-numpy2``, upstream's main since its "Predict 1.9-4.2x faster"
+    change) keeps matrices in an ``AlignedVector`` that ``posix_memalign`` leaves uninitialised, and
+    ``train_supervised`` fills only ``thread`` of ten blocks of the input matrix with random values
+    (upstream's block split). With ``thread`` 1 the other nine tenths hold whatever the heap held: zeros in a
+    fresh process, where glibc maps new pages, and freed data once glibc's dynamic mmap threshold has grown
+    past the matrix, as in any busy driver. So two fits of one file differed, and a block of freed NaNs made
+    training stop with "Encountered NaN." (seen in CI). glibc's ``M_PERTURB`` fills each block malloc hands
+    out (above its small per-thread cache's sizes) with ``value ^ 0xff``: 0xff gives zeros, what upstream's
+    ``std::vector`` gave, and fits repeat bit for bit. It is process-wide (and fills freed blocks with 0xff),
+    so it is on only while a fit runs; a count keeps it on while any of several concurrent fits does.
+    """
+    global _PERTURB_USERS
+    with _PERTURB_LOCK:
+        ok = _PERTURB_USERS > 0 or _mallopt_perturb(0xFF)
+        if ok:
+            _PERTURB_USERS += 1
+    if not ok:
+        _log.warning("no glibc mallopt: fastText's untouched input rows are not zeroed, so fits may differ")
+    try:
+        yield ok
+    finally:
+        if ok:
+            with _PERTURB_LOCK:
+                _PERTURB_USERS -= 1
+                if _PERTURB_USERS == 0:
+                    _mallopt_perturb(0)
 
 
 def load_model(path: str):

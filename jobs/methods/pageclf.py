@@ -9,9 +9,8 @@ Two backends (``Classifier.backend``):
             partition, never the sample); the model file goes to the executors with ``SparkContext.addFile``
             and a pandas UDF scores the pool there (``udfs.fasttext_clf``), each Python worker loading it
             once. The file is written in a seeded hash order and fastText's single thread (``threads`` 1,
-            seeded) reads it in that order, yet two fits in one process are not always equal: alone they
-            differed by ~1e-6, inside the full test suite by up to 0.158 in a page's probability (cause not
-            found; tests/test_pageclf.py checks that the verdicts agree).
+            seeded) reads it in that order; the fit runs under ``zero_filled_allocations`` (this fastText
+            leaves most of its input matrix uninitialised), so two fits of one file give the same model.
   spark_lr  the distributed stand-in on Spark ML, a linear model over hashed unigrams and bigrams as
             fastText's is: RegexTokenizer (lowercase, split on non-word characters) → NGram(2) → unigrams
             ++ bigrams → HashingTF (``num_features`` buckets) → LogisticRegression (L-BFGS, L2
@@ -226,7 +225,7 @@ def _fit_fasttext(df: DataFrame, clf: Classifier, text_col: str, label_col: str)
     import fasttext
 
     from jobs.methods.sampling import unit_hash
-    from udfs.fasttext_clf import training_line
+    from udfs.fasttext_clf import training_line, zero_filled_allocations
 
     ft = clf.fasttext
     if ft is None:
@@ -235,9 +234,7 @@ def _fit_fasttext(df: DataFrame, clf: Classifier, text_col: str, label_col: str)
     try:
         train_file, counts = os.path.join(folder, "train.txt"), {0: 0, 1: 0}
         # A seeded hash order mixes the labels (fastText's SGD reads the file in order) and makes the file the
-        # same on every run; the driver holds one partition at a time. The model is close to, not bit-equal
-        # with, an earlier run's: fastText's training depends on timing even with one thread (fits of one
-        # file: P(include) within 3e-5 on an idle machine, 0.02 on a busy one).
+        # same on every run; the driver holds one partition at a time.
         rows = df.select(
             "doc_id",
             text_col,
@@ -251,20 +248,22 @@ def _fit_fasttext(df: DataFrame, clf: Classifier, text_col: str, label_col: str)
                 f.write(training_line(r[text_col], label))
         _both_labels(counts[1], counts[0])
         try:
-            model = fasttext.train_supervised(
-                input=train_file,
-                dim=ft.dim,
-                lr=ft.lr,
-                ws=ft.ws,
-                epoch=ft.epoch,
-                minCount=ft.min_count,
-                wordNgrams=ft.word_ngrams,
-                bucket=ft.bucket,
-                loss="softmax",
-                thread=ft.threads,
-                seed=clf.seed,
-                verbose=0,
-            )
+            # Zeroed: the rows fastText leaves uninitialised would hold freed heap data (NaNs stop training).
+            with zero_filled_allocations():
+                model = fasttext.train_supervised(
+                    input=train_file,
+                    dim=ft.dim,
+                    lr=ft.lr,
+                    ws=ft.ws,
+                    epoch=ft.epoch,
+                    minCount=ft.min_count,
+                    wordNgrams=ft.word_ngrams,
+                    bucket=ft.bucket,
+                    loss="softmax",
+                    thread=ft.threads,
+                    seed=clf.seed,
+                    verbose=0,
+                )
         except (RuntimeError, ValueError) as exc:  # e.g. no word reaches min_count
             raise ValueError(
                 f"fastText could not train on {counts[0] + counts[1]:,} pages: {exc} "

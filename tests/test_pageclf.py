@@ -57,6 +57,20 @@ def _leave_nans_on_the_heap(nbytes: int) -> None:
     del reused
 
 
+def test_zero_filled_allocations_zero_a_reused_heap_block_and_nest():
+    """Inside, a block malloc hands out is zeros even where the heap held freed NaNs; a nested user leaving
+    does not turn it off for the outer one."""
+    from udfs.fasttext_clf import zero_filled_allocations
+
+    n = 8 << 20
+    with zero_filled_allocations() as ok:
+        with zero_filled_allocations() as inner:
+            assert ok and inner
+        _leave_nans_on_the_heap(n)
+        block = np.empty(n // 4, np.float32)  # numpy takes blocks this size from malloc
+        assert not block.any()
+
+
 def test_fasttext_backend_trains_on_the_driver_and_scores_on_executors(spark):
     """fastText (thread 1, seeded): a fit on a heap full of freed NaNs equals the first fit bit for bit (this
     fastText build leaves nine tenths of its input matrix uninitialised: without zero_filled_allocations the

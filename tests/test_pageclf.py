@@ -85,10 +85,10 @@ def test_fasttext_backend_trains_on_the_driver_and_scores_on_executors(spark):
     df = spark.createDataFrame(rows, "doc_id string, text string, label int").repartition(3)
     train, held = df.filter(F.col("doc_id") < "d120"), df.filter(F.col("doc_id") >= "d120")
     models = [pageclf.fit(train, FT_CLF)]
-    # the input matrix: (words + buckets) rows of dim floats; 64 rows cover the fixture's 24 words and </s>
-    _leave_nans_on_the_heap((FT_CLF.fasttext.bucket + 64) * FT_CLF.fasttext.dim * 4)
-    models.append(pageclf.fit(train, FT_CLF))
     try:
+        # the input matrix: (words + buckets) rows of dim floats; 64 rows cover the fixture's 24 words, </s>
+        _leave_nans_on_the_heap((FT_CLF.fasttext.bucket + 64) * FT_CLF.fasttext.dim * 4)
+        models.append(pageclf.fit(train, FT_CLF))
         assert (models[0].n_pos, models[0].n_neg) == (60, 60)
         files = [Path(m.folder, m.name).read_bytes() for m in models]
         assert files[0] == files[1]

@@ -83,6 +83,40 @@ def test_jsonl_every_reason_in_each_compression(tmp_path, suffix):
     assert rows[1]["snippet"] == '{"id": "b", "text": '  # truncated to snippet_chars
 
 
+def test_text_bytes_unicode_whitespace_and_empty_ids(tmp_path):
+    """The record path's shortcuts (an ASCII text's length as its bytes, isspace for the empty check) agree
+    with the definitions: n_bytes is the UTF-8 length, Unicode-only whitespace is empty, and an id or url of
+    only spaces is none (so the doc_id comes from the text)."""
+    cafe = "naïve café — 東京"
+    records = [
+        {"id": "a", "text": "plain ascii"},
+        {"id": "b", "text": cafe},
+        {"id": "c", "text": "\u3000\u2003\n"},
+        {"id": "d", "text": ""},
+        {"id": "  ", "url": "", "text": "no id, no url"},
+        {"id": 3.5, "text": "float id"},
+        {"id": True, "text": "boolean id"},
+    ]
+    path = tmp_path / "f.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    rows = _read(path)
+    assert [(r["kind"], r["reason"]) for r in rows] == [
+        ("doc", None),
+        ("doc", None),
+        ("reject", "empty_text"),
+        ("reject", "empty_text"),
+        ("doc", None),
+        ("doc", None),
+        ("reject", "bad_field_type"),
+    ]
+    assert rows[0]["n_bytes"] == 11 and rows[1]["n_bytes"] == len(cafe.encode("utf-8")) == 23
+    assert rows[1]["text"] == cafe
+    assert rows[4]["source_id"] is None and rows[4]["url"] is None and rows[4]["domain"] is None
+    assert rows[4]["doc_id"] == doc_id("src", None, "no id, no url", None)
+    assert rows[5]["source_id"] == "3.5"
+    assert rows[6]["detail"] == "'id' is bool"
+
+
 def test_plain_jsonl_splits_cover_every_line_once(tmp_path):
     path = tmp_path / "f.jsonl"
     path.write_bytes(b"".join(LINES))

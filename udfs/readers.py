@@ -66,7 +66,7 @@ def _read_jsonl(split: Split, out: SplitRows) -> Iterator[dict]:
                 detail = f"record is over {limit} bytes, {out.opts.record_limit()}"
                 yield out.reject("too_large", detail, head, rec_no, offset)
                 continue
-            if not line.strip():  # blank lines are not records (they still count as lines)
+            if line.isspace():  # blank lines are not records (they still count as lines); no copy as strip()
                 continue
             try:
                 decoded = line.decode("utf-8")

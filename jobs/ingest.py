@@ -409,6 +409,7 @@ def ingest(ctx: JobContext) -> str:
         html_extractor=conf.html.extractor,
         keep_title=conf.html.keep_title,
         line_limit_set=conf.max_line_bytes is not None,
+        array_limit=conf.max_json_array_bytes,
     )
     sizes = {f.uri: f.size for f in todo}
     splits = plan_splits(todo, conf.split_bytes)

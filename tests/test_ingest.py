@@ -307,25 +307,40 @@ def test_crawl_formats_through_the_job(spark, tmp_path, capsys):
         )
     )
     inputs.append({"name": "dolma", "path": str(nested / "*.jsonl"), "fields": {"url": "metadata.link"}})
+    # A .json export that holds one pretty-printed array (pandas' to_json(orient="records", indent=2)).
+    export = [
+        {"text": "exported one", "url": "https://e.example.com/1"},
+        ["not", "a", "record"],
+        {"text": "two"},
+    ]
+    (raw / "export.json").write_text(json.dumps(export, indent=2))
     write_conf(conf, wh, inputs)
     assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
     out = capsys.readouterr().out
-    assert "files read: 4 (skipped 1 already ingested)" in out
-    assert "records read: 16 = accepted 9 + rejected 0 + skipped 7" in out
+    assert "files read: 5 (skipped 1 already ingested)" in out
+    assert "records read: 19 = accepted 11 + rejected 1 + skipped 7" in out
+    (rej,) = lh.read(bronze.REJECTS).collect()
+    assert (rej["source_file"], rej["record_number"], rej["reason"]) == (
+        str(raw / "export.json"),
+        2,
+        "not_an_object",
+    )
     assert "skipped by type: metadata 4, warcinfo 3" in out  # WET, WAT and ARC each have their warcinfo
     assert (
         f"warning: fields.url path 'metadata.link' resolved in none of the 3 records of {nested / 'd.jsonl'}"
         in out
     )
     docs = lh.read(bronze.DOCUMENTS)
-    assert docs.count() == 9
+    assert docs.count() == 11
+    exported = docs.filter("source_file like '%export.json'").orderBy("text").collect()
+    assert [(d["text"], d["domain"]) for d in exported] == [("exported one", "example.com"), ("two", None)]
     arc = docs.filter("source_file like '%old.arc.gz'").first()
     assert (arc["url"], arc["domain"]) == ("http://www.example.net/a.html", "example.net")
     assert json.loads(arc["meta"])["warc_date"] == "1999-01-01T00:00:00Z"
     assert docs.filter("source = 'dolma' and url is null").count() == 3
     run = lh.read(audit_schemas.RUNS).filter("stage = 'ingest' and status = 'succeeded'").orderBy("ended_at")
     last = run.collect()[-1]
-    assert (last["rows_in"], last["rows_out"]) == (16, 9)
+    assert (last["rows_in"], last["rows_out"]) == (19, 12)
 
 
 def test_summary_lists_eight_reasons_then_how_many_more():

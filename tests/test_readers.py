@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import json
@@ -115,6 +116,67 @@ def test_text_bytes_unicode_whitespace_and_empty_ids(tmp_path):
     assert rows[4]["doc_id"] == doc_id("src", None, "no id, no url", None)
     assert rows[5]["source_id"] == "3.5"
     assert rows[6]["detail"] == "'id' is bool"
+
+
+def test_byte_order_mark_is_not_part_of_the_first_record(tmp_path):
+    data = codecs.BOM_UTF8 + b'{"id": "a", "text": "first"}\r\n{"id": "b", "text": "second"}\r\n'
+    for name, raw in (("bom.jsonl", data), ("bom.jsonl.gz", gzip.compress(data, mtime=0))):
+        rows = _read(_put(tmp_path / name, raw))
+        assert [(r["kind"], r["text"], r["byte_offset"]) for r in rows] == [
+            ("doc", "first", 0),
+            ("doc", "second", data.index(b'{"id": "b"')),
+        ]
+
+
+def _put(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+ARRAY = [{"id": "a", "text": "one", "lang": "en"}, 7, {"id": "b", "text": ""}, {"id": "c", "text": "three"}]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".json.gz", ".json.zst"])
+def test_json_file_holding_one_array_is_read_item_by_item(tmp_path, suffix):
+    data = codecs.BOM_UTF8 + b"\n  " + json.dumps(ARRAY, indent=2).encode()
+    if suffix.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    elif suffix.endswith(".zst"):
+        data = zstandard.ZstdCompressor().compress(data)
+    rows = _read(_put(tmp_path / f"export{suffix}", data))
+    assert _summary(rows) == [
+        ("doc", None, 1),
+        ("reject", "not_an_object", 2),
+        ("reject", "empty_text", 3),
+        ("doc", None, 4),
+    ]
+    assert rows[0]["doc_id"] == doc_id("src", "a", "one", None) and json.loads(rows[0]["meta"]) == {
+        "lang": "en"
+    }
+    assert rows[1]["snippet"] == "7" and rows[3]["text"] == "three"
+
+
+def test_json_array_split_in_byte_ranges_is_read_once(tmp_path):
+    path = _put(tmp_path / "big.json", json.dumps(ARRAY, indent=2).encode())
+    whole = list(read_split(Split("src", str(path), "jsonl"), OPTS))
+    cut = path.stat().st_size // 2
+    first = list(read_split(Split("src", str(path), "jsonl", 0, cut), OPTS))
+    second = list(read_split(Split("src", str(path), "jsonl", cut, None), OPTS))
+    assert first == whole
+    assert [r["kind"] for r in second] == ["file"] and second[0]["n_lines"] == 0
+
+
+def test_json_array_too_large_or_broken_is_one_unreadable_file(tmp_path):
+    path = _put(tmp_path / "big.json", json.dumps(ARRAY).encode())
+    small = ReaderOptions(max_doc_bytes=100, line_limit=400, array_limit=20)
+    (row,) = _read(path, opts=small)
+    assert row["reason"] == "unreadable_file"
+    assert row["detail"].startswith("a JSON array file over max_json_array_bytes=20 (it is parsed whole)")
+    (row,) = _read(_put(tmp_path / "cut.json", json.dumps(ARRAY).encode()[:-9]))
+    assert row["reason"] == "unreadable_file" and "does not parse" in row["detail"]
+    # Only .json names are read as one array: a JSON-lines file whose first record is a list stays lines.
+    rows = _read(_put(tmp_path / "lines.jsonl", b'["a"]\n{"text": "t"}\n'))
+    assert _summary(rows) == [("reject", "not_an_object", 1), ("doc", None, 2)]
 
 
 def test_plain_jsonl_splits_cover_every_line_once(tmp_path):

@@ -14,6 +14,7 @@ building result rows are ``udfs.splits``.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 from collections.abc import Iterable, Iterator
@@ -22,10 +23,70 @@ import pyarrow as pa
 
 from schemas.ingest import PARSED_SCHEMA
 from udfs.readers_warc import read_warc
-from udfs.splits import ReaderOptions, Split, SplitRows, compression, open_decompressed, open_input
+from udfs.splits import (
+    ReaderOptions,
+    Split,
+    SplitRows,
+    compression,
+    json_document_name,
+    open_decompressed,
+    open_input,
+)
+
+_BOM = codecs.BOM_UTF8
+
+
+def _starts_with_array(split: Split) -> bool:
+    """A ``.json`` file whose first character (after a BOM and whitespace) is ``[``: one JSON array."""
+    if not json_document_name(split.uri):
+        return False
+    with open_decompressed(split.uri) as fh:
+        head = fh.read(1 << 16).removeprefix(_BOM).lstrip()
+        while not head:  # a long run of leading whitespace
+            chunk = fh.read(1 << 16)
+            if not chunk:
+                return False
+            head = chunk.lstrip()
+    return head.startswith(b"[")
+
+
+def _read_json_array(split: Split, out: SplitRows) -> Iterator[dict]:
+    """A ``.json`` file holding one array of records (``to_json(orient="records")``, a REST export): each
+    item is a record, numbered from 1 by its position in the array. Unlike JSON lines it must be parsed
+    whole, so it is refused above ``ingest.max_json_array_bytes``; a file the size of a crawl shard belongs in
+    JSON lines. A plain file split in byte ranges is read by its first split only."""
+    out.lines = 0
+    if split.start:
+        return
+    limit = out.opts.array_limit
+    with open_decompressed(split.uri) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        yield out.unreadable(
+            f"a JSON array file over max_json_array_bytes={limit} (it is parsed whole); convert it to JSON "
+            "lines, e.g. jq -c '.[]' file.json > file.jsonl, or raise the limit"
+        )
+        return
+    try:
+        items = json.loads(data.removeprefix(_BOM).decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        yield out.unreadable(f"a JSON array file that is not UTF-8: byte {exc.start}: {exc.reason}")
+        return
+    except (json.JSONDecodeError, RecursionError) as exc:
+        yield out.unreadable(f"a JSON array file that does not parse: {exc}")
+        return
+    for i, item in enumerate(items, 1):
+        out.lines = i
+        if isinstance(item, dict):
+            yield out.record(item, item, i)
+        else:
+            yield out.reject("not_an_object", f"a JSON {type(item).__name__}, not an object", item, i)
 
 
 def _read_jsonl(split: Split, out: SplitRows) -> Iterator[dict]:
+    if _starts_with_array(split):
+        yield from _read_json_array(split, out)
+        return
     limit = out.opts.line_limit
     plain = compression(split.uri) is None
     if plain and (split.start or split.end is not None):
@@ -66,6 +127,8 @@ def _read_jsonl(split: Split, out: SplitRows) -> Iterator[dict]:
                 detail = f"record is over {limit} bytes, {out.opts.record_limit()}"
                 yield out.reject("too_large", detail, head, rec_no, offset)
                 continue
+            if offset == 0 and line.startswith(_BOM):  # a byte-order mark (Windows tools) is not the record's
+                line = line[len(_BOM) :]
             if line.isspace():  # blank lines are not records (they still count as lines); no copy as strip()
                 continue
             try:

@@ -49,6 +49,14 @@ def detect_format(path: str) -> str | None:
     return None
 
 
+def json_document_name(path: str) -> bool:
+    """A ``.json`` name (plain or compressed): it may hold one JSON array of records instead of JSON lines."""
+    name = path.lower()
+    for ext in (".gz", ".zst", ".zstd"):
+        name = name.removesuffix(ext)
+    return name.endswith(".json")
+
+
 def compression(path: str) -> str | None:
     """``gzip`` or ``zstd`` from the file name's ending; None for a plain file."""
     name = path.lower()
@@ -88,6 +96,7 @@ class ReaderOptions:
     html_extractor: str = "resiliparse"
     keep_title: bool = True
     line_limit_set: bool = False
+    array_limit: int = 268_435_456  # ingest.max_json_array_bytes
 
     @cached_property
     def html(self) -> HtmlExtractor:

@@ -59,6 +59,11 @@ class IngestConf(Strict):
     max_line_bytes: int | None = Field(
         None, ge=1, description="longest raw record read into memory; default 4 x max_doc_bytes + 64 KiB"
     )
+    max_json_array_bytes: int = Field(
+        268_435_456,
+        ge=1,
+        description="largest .json file holding one JSON array (read whole, unlike JSON lines)",
+    )
     split_bytes: int = Field(
         128 * 1024 * 1024, ge=1024, description="plain JSONL files are split at this size"
     )

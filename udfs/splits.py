@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+from schemas.ingest import PARSED_SCHEMA
 from udfs.chat import MESSAGES_FIELD, SHAREGPT_FIELD, MalformedMessages, parse_messages, render_plain
 from udfs.text import HtmlExtractor, doc_id, registered_domain
 
@@ -163,6 +164,8 @@ _META_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
 
 
 _EMPTY = "text is empty or whitespace only"
+# Every result row has every field of schemas.ingest.PARSED_SCHEMA; a row sets those of its kind.
+_NULL_ROW = dict.fromkeys(f.name for f in PARSED_SCHEMA.fields)
 
 
 class _BadField(ValueError):
@@ -201,29 +204,12 @@ class SplitRows:
         if record_number is not None:
             self.last_record = record_number
         return {
-            "kind": None,
+            **_NULL_ROW,
             "source": self.split.source,
             "source_file": self.split.uri,
             "split_start": self.split.start,
             "record_number": record_number,
             "byte_offset": byte_offset,
-            "doc_id": None,
-            "source_id": None,
-            "url": None,
-            "domain": None,
-            "text": None,
-            "format": None,
-            "messages": None,
-            "n_bytes": None,
-            "meta": None,
-            "reason": None,
-            "detail": None,
-            "snippet": None,
-            "n_records": None,
-            "n_lines": None,
-            "n_skipped": None,
-            "n_mapped": None,
-            "field_misses": None,
         }
 
     def snippet(self, raw) -> str | None:
@@ -310,6 +296,7 @@ class SplitRows:
         if record_number is not None:
             self.last_record = record_number
         return {
+            **_NULL_ROW,
             "kind": "doc",
             "source": s.source,
             "source_file": s.uri,
@@ -325,14 +312,6 @@ class SplitRows:
             "messages": messages,
             "n_bytes": n_bytes,
             "meta": _META_JSON.encode(meta),
-            "reason": None,
-            "detail": None,
-            "snippet": None,
-            "n_records": None,
-            "n_lines": None,
-            "n_skipped": None,
-            "n_mapped": None,
-            "field_misses": None,
         }
 
     def _field(self, obj, path: str | None, mapped: bool):

@@ -12,7 +12,7 @@ from pathlib import Path
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from jobs import audit, cli, ingest
+from jobs import audit, cli, ingest, ingest_read
 from jobs.runtime import EXIT_ERROR, EXIT_OK, EXIT_USAGE, run_job
 from jobs.tables import EmbeddedLakehouse
 from schemas import audit as audit_schemas
@@ -360,3 +360,66 @@ def test_invalid_field_path_is_a_conf_error_naming_the_key(tmp_path, capsys):
         assert ingest.main(["--conf", str(conf)]) == EXIT_USAGE
         err = capsys.readouterr().err
         assert f"{conf}: ingest.inputs[0].fields.url: Value error, {bad!r} is not a field path" in err
+
+
+def test_commit_bytes_ingests_in_batches_with_the_rows_of_one_run(spark, tmp_path, capsys, python):
+    """ingest.commit_bytes: three files, each its own batch (cached, checked and committed on its own), land
+    the same documents and rejects as one batch; a duplicate of an earlier batch's document is rejected. A run
+    SIGKILLed after its first batch's commits keeps that batch, and the rerun reads only the other files."""
+    from tests.conftest import run_killed
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for k in range(3):
+        recs = [{"id": f"f{k}-{i}", "text": f"document {i} of file {k}"} for i in range(4)]
+        recs.append({"id": "shared", "text": "the same id in every file"})  # kept once: file 0's
+        lines = [json.dumps(r) for r in recs] + ['{"id": "broken']
+        (raw / f"part-{k}.jsonl").write_text("\n".join(lines) + "\n")
+    inputs = [{"name": "src", "path": str(raw / "*.jsonl")}]
+    size = max(f.stat().st_size for f in raw.iterdir())
+    tables = {}
+    for name, extra in (("one", {}), ("batched", {"commit_bytes": size})):
+        wh = tmp_path / name
+        conf = write_conf(tmp_path / f"{name}.yaml", wh, inputs, **extra)
+        args = argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
+        assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
+        out = capsys.readouterr().out
+        assert "records read: 18 = accepted 13 + rejected 5 + skipped 0" in out
+        lh = EmbeddedLakehouse(spark, str(wh))
+        docs = sorted((r["doc_id"], r["source_file"], r["text"]) for r in lh.read(bronze.DOCUMENTS).collect())
+        rejects = sorted(
+            (r["source_file"], r["record_number"], r["reason"]) for r in lh.read(bronze.REJECTS).collect()
+        )
+        tables[name] = (docs, rejects, lh.version(bronze.DOCUMENTS), lh.version(bronze.REJECTS))
+    one, batched = tables["one"], tables["batched"]
+    assert batched[:2] == one[:2]
+    assert len(one[0]) == 13 and [r[2] for r in one[1]].count("duplicate_doc_id") == 2
+    assert [d[1] for d in one[0] if d[2] == "the same id in every file"] == [str(raw / "part-0.jsonl")]
+    # Version 0 is the empty table; then one commit per table for the whole run, against one per batch.
+    assert (one[2], one[3]) == (1, 1) and (batched[2], batched[3]) == (3, 3)
+
+    wh = tmp_path / "killed"
+    conf = write_conf(tmp_path / "killed.yaml", wh, inputs, commit_bytes=size)
+    proc = run_killed(python, ["jobs.ingest", "--conf", str(conf)], f"after_commit:{bronze.REJECTS.name}:1")
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    lh = EmbeddedLakehouse(spark, str(wh))
+    assert {r["source_file"] for r in lh.read(bronze.DOCUMENTS).collect()} == {str(raw / "part-0.jsonl")}
+    args = argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
+    assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "files read: 2 (skipped 1 already ingested)" in out
+    docs = sorted((r["doc_id"], r["source_file"], r["text"]) for r in lh.read(bronze.DOCUMENTS).collect())
+    rejects = sorted(
+        (r["source_file"], r["record_number"], r["reason"]) for r in lh.read(bronze.REJECTS).collect()
+    )
+    assert (docs, rejects) == one[:2]
+
+
+def test_file_batches_cut_in_listing_order():
+    files = [
+        ingest_read.InputFile("s", f"f{i}", "jsonl", size, 0, ("text", None, None))
+        for i, size in enumerate([5, 5, 20, 1, 9])
+    ]
+    cut = [[f.uri for f in b] for b in ingest.file_batches(files, 10)]
+    assert cut == [["f0", "f1"], ["f2"], ["f3", "f4"]]
+    assert ingest.file_batches(files, None) == [files] and ingest.file_batches([], 10) == []

@@ -59,6 +59,12 @@ class IngestConf(Strict):
     max_line_bytes: int | None = Field(
         None, ge=1, description="longest raw record read into memory; default 4 x max_doc_bytes + 64 KiB"
     )
+    commit_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="input bytes (file sizes as listed) read, checked and committed together; each batch is "
+        "cached once and committed on its own, so a killed run keeps its finished batches; null: all at once",
+    )
     max_json_array_bytes: int = Field(
         268_435_456,
         ge=1,

@@ -40,6 +40,8 @@ def test_bundled_profiles_validate():
     assert cluster.storage.engine == "delta-spark"
     assert cluster.storage.warehouse.startswith("s3a://")
     assert cluster.gpu.enabled is True
+    # A crawl segment is ingested in batches of 100 GiB; locally a run's files go at once.
+    assert (cluster.ingest.commit_bytes, local.ingest.commit_bytes) == (100 << 30, None)
 
 
 def test_held_out_splits(tmp_path):

@@ -363,9 +363,10 @@ def test_invalid_field_path_is_a_conf_error_naming_the_key(tmp_path, capsys):
 
 
 def test_commit_bytes_ingests_in_batches_with_the_rows_of_one_run(spark, tmp_path, capsys, python):
-    """ingest.commit_bytes: three files, each its own batch (cached, checked and committed on its own), land
-    the same documents and rejects as one batch; a duplicate of an earlier batch's document is rejected. A run
-    SIGKILLed after its first batch's commits keeps that batch, and the rerun reads only the other files."""
+    """ingest.commit_bytes: three files, each its own batch (cached, checked and committed on its own). A run
+    SIGKILLed after its first batch's commits keeps that batch; the rerun reads only the other two files, in
+    two batches, and the tables hold the rows one batch of all three gives (a duplicate of an earlier batch's
+    document is rejected)."""
     from tests.conftest import run_killed
 
     raw = tmp_path / "raw"
@@ -377,26 +378,23 @@ def test_commit_bytes_ingests_in_batches_with_the_rows_of_one_run(spark, tmp_pat
         (raw / f"part-{k}.jsonl").write_text("\n".join(lines) + "\n")
     inputs = [{"name": "src", "path": str(raw / "*.jsonl")}]
     size = max(f.stat().st_size for f in raw.iterdir())
-    tables = {}
-    for name, extra in (("one", {}), ("batched", {"commit_bytes": size})):
-        wh = tmp_path / name
-        conf = write_conf(tmp_path / f"{name}.yaml", wh, inputs, **extra)
-        args = argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
-        assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
-        out = capsys.readouterr().out
-        assert "records read: 18 = accepted 13 + rejected 5 + skipped 0" in out
+
+    def tables(wh):
         lh = EmbeddedLakehouse(spark, str(wh))
         docs = sorted((r["doc_id"], r["source_file"], r["text"]) for r in lh.read(bronze.DOCUMENTS).collect())
         rejects = sorted(
             (r["source_file"], r["record_number"], r["reason"]) for r in lh.read(bronze.REJECTS).collect()
         )
-        tables[name] = (docs, rejects, lh.version(bronze.DOCUMENTS), lh.version(bronze.REJECTS))
-    one, batched = tables["one"], tables["batched"]
-    assert batched[:2] == one[:2]
+        return docs, rejects, lh.version(bronze.DOCUMENTS), lh.version(bronze.REJECTS)
+
+    conf = write_conf(tmp_path / "one.yaml", tmp_path / "one", inputs)
+    args = argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
+    assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
+    assert "records read: 18 = accepted 13 + rejected 5 + skipped 0" in capsys.readouterr().out
+    one = tables(tmp_path / "one")
     assert len(one[0]) == 13 and [r[2] for r in one[1]].count("duplicate_doc_id") == 2
     assert [d[1] for d in one[0] if d[2] == "the same id in every file"] == [str(raw / "part-0.jsonl")]
-    # Version 0 is the empty table; then one commit per table for the whole run, against one per batch.
-    assert (one[2], one[3]) == (1, 1) and (batched[2], batched[3]) == (3, 3)
+    assert one[2:] == (1, 1)  # version 0 is the empty table, then one commit per table
 
     wh = tmp_path / "killed"
     conf = write_conf(tmp_path / "killed.yaml", wh, inputs, commit_bytes=size)
@@ -408,11 +406,9 @@ def test_commit_bytes_ingests_in_batches_with_the_rows_of_one_run(spark, tmp_pat
     assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
     out = capsys.readouterr().out
     assert "files read: 2 (skipped 1 already ingested)" in out
-    docs = sorted((r["doc_id"], r["source_file"], r["text"]) for r in lh.read(bronze.DOCUMENTS).collect())
-    rejects = sorted(
-        (r["source_file"], r["record_number"], r["reason"]) for r in lh.read(bronze.REJECTS).collect()
-    )
-    assert (docs, rejects) == one[:2]
+    assert "records read: 12 = accepted 8 + rejected 4 + skipped 0" in out
+    # The same rows as one batch, in one commit per batch and table: the killed run's, then the rerun's two.
+    assert tables(wh) == (*one[:2], 3, 3)
 
 
 def test_file_batches_cut_in_listing_order():

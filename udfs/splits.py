@@ -177,13 +177,13 @@ def _id_value(value, name: str) -> str | None:
     record the same doc_id / domain."""
     if value is None:
         return None
-    if type(value) is str:
-        return value if value.strip() else None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, str):
+        return str(value) if value.strip() else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _BadField(f"{name!r} is {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise _BadField(f"{name!r} is {value}")
-    return None if isinstance(value, str) and not value.strip() else str(value)
+    return str(value)
 
 
 class SplitRows:
@@ -245,7 +245,7 @@ class SplitRows:
         ``mapped``: the split's field map applies (JSONL, Parquet); WARC readers build ``obj`` themselves.
         This runs once per input record (about 270,000 times in a x100 ingest of the sample), so it avoids
         work a typical record does not need: no copy of the text to test it for whitespace, no encode of
-        an ASCII text to count its bytes, one prebuilt JSON encoder, and the document row built at once.
+        an ASCII text to count its bytes, and one prebuilt JSON encoder.
         """
         s, opts = self.split, self.opts
         text = self._field(obj, s.text_field, mapped)
@@ -284,7 +284,7 @@ class SplitRows:
         if n_bytes > opts.max_doc_bytes:
             detail = f"text is {n_bytes} bytes, over max_doc_bytes={opts.max_doc_bytes}"
             return self.reject("too_large", detail, raw, record_number, byte_offset)
-        if text.isspace():  # the empty text was refused above; this is `not text.strip()` without a copy
+        if not text or text.isspace():  # `not text.strip()` without a copy of the text
             return self.reject("empty_text", _EMPTY, raw, record_number, byte_offset)
         try:
             source_id = _id_value(source_id, s.id_field)
@@ -292,27 +292,20 @@ class SplitRows:
         except _BadField as exc:
             return self.reject("bad_field_type", str(exc), raw, record_number, byte_offset)
         meta = _without(obj, [p for p in (s.text_field, s.id_field, s.url_field, chat_field) if p])
-        self.n += 1
-        if record_number is not None:
-            self.last_record = record_number
-        return {
-            **_NULL_ROW,
-            "kind": "doc",
-            "source": s.source,
-            "source_file": s.uri,
-            "split_start": s.start,
-            "record_number": record_number,
-            "byte_offset": byte_offset,
-            "doc_id": doc_id(s.source, source_id, text, url),
-            "source_id": source_id,
-            "url": url,
-            "domain": registered_domain(url),
-            "text": text,
-            "format": "text" if messages is None else "chat",
-            "messages": messages,
-            "n_bytes": n_bytes,
-            "meta": _META_JSON.encode(meta),
-        }
+        row = self._base(record_number, byte_offset)
+        row.update(
+            kind="doc",
+            doc_id=doc_id(s.source, source_id, text, url),
+            source_id=source_id,
+            url=url,
+            domain=registered_domain(url),
+            text=text,
+            format="text" if messages is None else "chat",
+            messages=messages,
+            n_bytes=n_bytes,
+            meta=_META_JSON.encode(meta),
+        )
+        return row
 
     def _field(self, obj, path: str | None, mapped: bool):
         """The value at a mapped field path (None if unset or absent; an absent one counts as a miss)."""
@@ -331,8 +324,6 @@ class SplitRows:
             return "missing_text", f"no {self.split.text_field!r} field (or it is null)"
         if not isinstance(text, str):
             return "non_string_text", f"{self.split.text_field!r} is {type(text).__name__}, not a string"
-        if not text:
-            return "empty_text", _EMPTY
         return None
 
     def file_row(self) -> dict:

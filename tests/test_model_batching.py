@@ -60,6 +60,8 @@ def test_scored_positions_only_equal_full_logits_and_a_plain_loop(lm):
     assert max(len(w[1]) for w in windows) == CONTEXT and any(k < len(w) - 1 for _, w, k in windows)
     fast = windowed_nll(model, windows, len(TEXTS), tok.pad_token_id, 4 * CONTEXT)
     full = windowed_nll(_NoKeep(model), windows, len(TEXTS), tok.pad_token_id, 4 * CONTEXT)
+    # The GPU path's builder thread (next batch built while this one runs), here on the CPU.
+    ahead = windowed_nll(model, windows, len(TEXTS), tok.pad_token_id, CONTEXT, prefetch=True)
     # Independent reference: one window per forward, log-softmax over all positions, no padding.
     want = torch.zeros(len(TEXTS), dtype=torch.float64)
     with torch.no_grad():
@@ -69,6 +71,7 @@ def test_scored_positions_only_equal_full_logits_and_a_plain_loop(lm):
             want[owner] -= lp[len(ids) - 1 - k :].gather(-1, tgt[len(ids) - 1 - k :, None]).sum()
     torch.testing.assert_close(fast, want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(full, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ahead, want, rtol=1e-5, atol=1e-6)
 
 
 def test_fused_gelu_swaps_every_layer_and_keeps_the_scores(lm):

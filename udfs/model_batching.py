@@ -133,13 +133,12 @@ def pad(seqs: list[list[int]], pad_id: int):
     """Right-padded ``input_ids`` and ``attention_mask`` tensors."""
     import torch
 
-    n = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), n), dtype=torch.long)
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    ids = np.full((len(seqs), int(lengths.max())), pad_id, dtype=np.int64)
     for r, s in enumerate(seqs):
-        ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[r, : len(s)] = 1
-    return ids, mask
+        ids[r, : len(s)] = s
+    mask = np.arange(ids.shape[1]) < lengths[:, None]
+    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
 def strided_windows(n_ids: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
@@ -161,7 +160,39 @@ def strided_windows(n_ids: int, max_length: int, stride: int) -> list[tuple[int,
         begin += stride
 
 
-def windowed_nll(model, windows, n_owners: int, pad_id: int, tokens_per_batch: int, device=None):
+def _window_batch(windows, batch, pad_id: int, pin: bool):
+    """Host tensors of one batch of windows: ids, mask, the scored positions, their labels and owners.
+
+    Built on the CPU (and pinned when the model is on a GPU) so that the device copies are asynchronous
+    and nothing in the batch loop waits on the GPU to learn a size (a boolean index on the device would).
+    """
+    import torch
+
+    seqs = [windows[j][1] for j in batch]
+    inp, mask = pad(seqs, pad_id)
+    # Position t predicts token t+1; only each window's last n_targets tokens are scored, so the head and
+    # the log-softmax run over the predicting positions alone (not context or padding).
+    keep = np.zeros(tuple(inp.shape), dtype=bool)
+    owner = np.empty(len(batch), dtype=np.int64)
+    for r, j in enumerate(batch):
+        n, k = len(seqs[r]), windows[j][2]
+        keep[r, n - 1 - k : n - 1] = True
+        owner[r] = windows[j][0]
+    rr, cc = np.nonzero(keep)  # row-major, the order in which ``logits[keep]`` lists the positions
+    labels = inp.numpy()[rr, cc + 1]
+    out = (inp, mask, torch.from_numpy(keep), torch.from_numpy(labels), torch.from_numpy(owner[rr]))
+    return tuple(t.pin_memory() for t in out) if pin else out
+
+
+def windowed_nll(
+    model,
+    windows,
+    n_owners: int,
+    pad_id: int,
+    tokens_per_batch: int,
+    device=None,
+    prefetch: bool | None = None,
+):
     """Summed next-token NLL (nats) per owner over windows ``(owner, ids, n_targets)``.
 
     A window scores its last ``n_targets`` tokens, the rest of it being context (see ``strided_windows``);
@@ -169,11 +200,15 @@ def windowed_nll(model, windows, n_owners: int, pad_id: int, tokens_per_batch: i
     (``logits_to_keep``, for models that take it): a window's context and padding need hidden states but
     no vocabulary projection, which on a strided long text is half the positions. The sums stay on
     ``device`` (``index_add``, so a batch costs no host sync) in float64, because a long text sums many
-    thousands of token NLLs.
+    thousands of token NLLs. On a GPU the next batch's host tensors are built by a second thread while
+    this one runs, and copied from pinned memory without blocking, so the GPU does not wait on Python
+    between batches (``prefetch``: default on a GPU only).
 
     Returns:
         A float64 tensor of ``n_owners`` sums on ``device``.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
 
     keep_arg = _takes_logits_to_keep(model)
@@ -181,29 +216,43 @@ def windowed_nll(model, windows, n_owners: int, pad_id: int, tokens_per_batch: i
     # per layer per batch (12% of an H200's time on a 16x2048 GPT-2, in a profile) for nothing.
     no_cache = {"use_cache": False} if takes_arg(model, "use_cache") else {}
     nll = torch.zeros(n_owners, dtype=torch.float64, device=device)
-    with torch.inference_mode():
-        for batch in token_batches([len(w[1]) for w in windows], tokens_per_batch):
-            seqs = [windows[j][1] for j in batch]
-            inp, mask = pad(seqs, pad_id)
-            # Position t predicts token t+1; only each window's last n_targets tokens are scored, so the
-            # head and the log-softmax run over the predicting positions alone (not context or padding).
-            keep = torch.zeros(inp.shape, dtype=torch.bool)
-            owner = torch.empty(inp.shape[0], dtype=torch.long)
-            for r, j in enumerate(batch):
-                n, k = len(seqs[r]), windows[j][2]
-                keep[r, n - 1 - k : n - 1] = True
-                owner[r] = windows[j][0]
-            inp, mask, keep = inp.to(device), mask.to(device), keep.to(device)
-            labels = inp[:, 1:][keep[:, :-1]]
+    batches = token_batches([len(w[1]) for w in windows], tokens_per_batch)
+    gpu = device is not None and torch.device(device).type == "cuda"
+    # One builder thread on a GPU, where the host would otherwise sit between batches; on a CPU torch's
+    # own threads already fill the cores, and the build is a small share of a forward.
+    prefetch = gpu if prefetch is None else prefetch
+    with ThreadPoolExecutor(1) if prefetch else _Inline() as pool, torch.inference_mode():
+        ahead = pool.submit(_window_batch, windows, batches[0], pad_id, gpu) if batches else None
+        for i in range(len(batches)):
+            host = ahead.result()
+            if i + 1 < len(batches):
+                ahead = pool.submit(_window_batch, windows, batches[i + 1], pad_id, gpu)
+            inp, mask, keep, labels, rows = (t.to(device, non_blocking=gpu) for t in host)
             kw = {"logits_to_keep": keep, **no_cache} if keep_arg else no_cache
             logits = model(input_ids=inp, attention_mask=mask, **kw).logits
             if logits.dim() == 3:  # the model ignored or lacks logits_to_keep: all positions came back
                 logits = logits[keep]
             # One log-softmax over [scored tokens, vocab] in fp32 (a bf16 one loses ~1e-2 nats per token).
             tok_nll = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none")
-            rows = owner.to(device).unsqueeze(1).expand_as(keep)[keep]
             nll.index_add_(0, rows, tok_nll.double())
     return nll
+
+
+class _Inline:
+    """``ThreadPoolExecutor``'s ``submit`` run in the calling thread (a done future), for the CPU path."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        f = Future()
+        f.set_result(fn(*args))
+        return f
 
 
 def takes_arg(model, name: str) -> bool:

@@ -1,8 +1,9 @@
 """load_refs: benchmark example files → ref.benchmarks; per-model benchmark accuracies → ref.model_scores.
 
-Benchmark files are JSON lines, plain or compressed (``.gz``, ``.zst``); each example's target text joins
-dotted field paths named in the profile, by a preset, or by the preset whose layout the file has
-(``udfs.benchmarks``), and its split comes from the profile, the record, or the file name.
+Benchmark files are JSON lines, plain or compressed (``.gz``, ``.zst``, ``.bz2``, ``.xz``, or told by
+content); each example's target text joins dotted field paths named in the profile, by a preset, or by the
+preset whose layout the file has (``udfs.benchmarks``), and its split comes from the profile, the record, or
+the file name.
 
 Both inputs are small (thousands of examples, a few hundred scores), so they are read on the driver and
 each configured table is replaced as a whole on every run; bad lines are listed, never skipped. The scores
@@ -65,11 +66,8 @@ def _matches(conf_file: str | None, key: str, path: str) -> list:
     return matches
 
 
-_MAGIC = {b"\x1f\x8b": ".gz", b"\x28\xb5\x2f\xfd": ".zst"}
-
-
 def _lines(uri: str) -> Iterator[tuple[int, str | None, str | None]]:
-    """(line number, text, problem) for each line of a plain, gzip or zstd file.
+    """(line number, text, problem) for each line of a plain or compressed file (``open_decompressed``).
 
     Each line is decoded as UTF-8 on its own, so a bad byte is reported with its line; a damaged compressed
     stream ends the file with one problem at the line it could not read.
@@ -85,10 +83,6 @@ def _lines(uri: str) -> Iterator[tuple[int, str | None, str | None]]:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     bad = raw[exc.start : exc.start + 1]
-                    ext = next((e for m, e in _MAGIC.items() if line_no == 1 and raw.startswith(m)), None)
-                    if ext:  # every later "line" would be a problem too: one is enough
-                        yield line_no, None, f"not UTF-8: {ext} compressed data in a file not named *{ext}"
-                        return
                     yield line_no, None, f"not UTF-8 (byte {exc.start + 1} of the line is {bad!r})"
                     continue
                 yield line_no, text.removeprefix("\ufeff") if line_no == 1 else text, None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import bz2
 import gzip
 import json
+import lzma
 import os
 from collections import Counter
 from pathlib import Path
@@ -314,11 +316,15 @@ def test_crawl_formats_through_the_job(spark, tmp_path, capsys):
         {"text": "two"},
     ]
     (raw / "export.json").write_text(json.dumps(export, indent=2))
+    # bz2 (as two streams, as pbzip2 writes it) and xz: told from the names, read to the end.
+    dump = [json.dumps({"id": f"w{i}", "text": f"wiki page {i}"}).encode() + b"\n" for i in range(3)]
+    (raw / "wiki.jsonl.bz2").write_bytes(bz2.compress(dump[0]) + bz2.compress(b"".join(dump[1:])))
+    (raw / "more.ndjson.xz").write_bytes(lzma.compress(b'{"text": "from an xz file"}\n'))
     write_conf(conf, wh, inputs)
     assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
     out = capsys.readouterr().out
-    assert "files read: 5 (skipped 1 already ingested)" in out
-    assert "records read: 19 = accepted 11 + rejected 1 + skipped 7" in out
+    assert "files read: 7 (skipped 1 already ingested)" in out
+    assert "records read: 23 = accepted 15 + rejected 1 + skipped 7" in out
     (rej,) = lh.read(bronze.REJECTS).collect()
     assert (rej["source_file"], rej["record_number"], rej["reason"]) == (
         str(raw / "export.json"),
@@ -331,7 +337,12 @@ def test_crawl_formats_through_the_job(spark, tmp_path, capsys):
         in out
     )
     docs = lh.read(bronze.DOCUMENTS)
-    assert docs.count() == 11
+    assert docs.count() == 15
+    compressed = docs.filter("source_file rlike '[.](bz2|xz)$'").orderBy("text").collect()
+    assert [(d["source_id"], d["text"]) for d in compressed] == [
+        (None, "from an xz file"),
+        *[(f"w{i}", f"wiki page {i}") for i in range(3)],
+    ]
     exported = docs.filter("source_file like '%export.json'").orderBy("text").collect()
     assert [(d["text"], d["domain"]) for d in exported] == [("exported one", "example.com"), ("two", None)]
     arc = docs.filter("source_file like '%old.arc.gz'").first()
@@ -340,7 +351,7 @@ def test_crawl_formats_through_the_job(spark, tmp_path, capsys):
     assert docs.filter("source = 'dolma' and url is null").count() == 3
     run = lh.read(audit_schemas.RUNS).filter("stage = 'ingest' and status = 'succeeded'").orderBy("ended_at")
     last = run.collect()[-1]
-    assert (last["rows_in"], last["rows_out"]) == (19, 12)
+    assert (last["rows_in"], last["rows_out"]) == (23, 16)
 
 
 def test_summary_lists_eight_reasons_then_how_many_more():

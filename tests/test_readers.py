@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import gzip
 import io
 import json
+import lzma
+import random
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,15 +66,27 @@ EXPECTED = [
 ]
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".jsonl.zst"])
-def test_jsonl_every_reason_in_each_compression(tmp_path, suffix):
-    data = b"".join(LINES)
-    path = tmp_path / f"f{suffix}"
+def _compress(data: bytes, suffix: str) -> bytes:
+    """``data`` as a file named ``*suffix`` holds it; bz2 as two streams, as pbzip2 and lbzip2 write it."""
     if suffix.endswith(".gz"):
-        data = gzip.compress(data, mtime=0)
-    elif suffix.endswith(".zst"):
-        data = zstandard.ZstdCompressor().compress(data)
-    path.write_bytes(data)
+        return gzip.compress(data, mtime=0)
+    if suffix.endswith(".zst"):
+        return zstandard.ZstdCompressor().compress(data)
+    if suffix.endswith(".bz2"):
+        cut = len(data) // 2
+        return bz2.compress(data[:cut]) + bz2.compress(data[cut:])
+    if suffix.endswith(".xz"):
+        return lzma.compress(data)
+    return data
+
+
+CODECS = ["", ".gz", ".zst", ".bz2", ".xz"]
+
+
+@pytest.mark.parametrize("suffix", [f".jsonl{c}" for c in CODECS] + [".ndjson.gz"])
+def test_jsonl_every_reason_in_each_compression(tmp_path, suffix):
+    assert detect_format(f"f{suffix}") == "jsonl"
+    path = _put(tmp_path / f"f{suffix}", _compress(b"".join(LINES), suffix))
     rows = _read(path)
     assert _summary(rows) == EXPECTED
     doc = rows[0]
@@ -82,6 +97,21 @@ def test_jsonl_every_reason_in_each_compression(tmp_path, suffix):
     assert rows[10]["source_id"] == "7" and rows[10]["url"] is None
     assert rows[1]["byte_offset"] == len(LINES[0])
     assert rows[1]["snippet"] == '{"id": "b", "text": '  # truncated to snippet_chars
+
+
+@pytest.mark.parametrize("codec", CODECS[1:])
+def test_compressed_data_under_a_plain_name_is_read_by_its_magic_number(tmp_path, codec):
+    """gzip / zstd / bz2 / xz data saved as ``.jsonl`` (a download that lost its ending): read as its records,
+    and when the driver cut it into byte ranges by its size, by the first range alone."""
+    plain = _read(_put(tmp_path / "plain.jsonl", b"".join(LINES)))
+    path = _put(tmp_path / "hidden.jsonl", _compress(b"".join(LINES), codec))
+    assert _summary(_read(path)) == _summary(plain) == EXPECTED
+    cut = path.stat().st_size // 2
+    first, second = _read(path, start=0, end=cut), _read(path, start=cut, end=None)
+    assert [(r["kind"], r["reason"], r["text"]) for r in first] == [
+        (r["kind"], r["reason"], r["text"]) for r in plain
+    ]
+    assert second == []
 
 
 def test_text_bytes_unicode_whitespace_and_empty_ids(tmp_path):
@@ -136,14 +166,10 @@ def _put(path, data: bytes):
 ARRAY = [{"id": "a", "text": "one", "lang": "en"}, 7, {"id": "b", "text": ""}, {"id": "c", "text": "three"}]
 
 
-@pytest.mark.parametrize("suffix", [".json", ".json.gz", ".json.zst"])
+@pytest.mark.parametrize("suffix", [f".json{c}" for c in CODECS])
 def test_json_file_holding_one_array_is_read_item_by_item(tmp_path, suffix):
     data = codecs.BOM_UTF8 + b"\n  " + json.dumps(ARRAY, indent=2).encode()
-    if suffix.endswith(".gz"):
-        data = gzip.compress(data, mtime=0)
-    elif suffix.endswith(".zst"):
-        data = zstandard.ZstdCompressor().compress(data)
-    rows = _read(_put(tmp_path / f"export{suffix}", data))
+    rows = _read(_put(tmp_path / f"export{suffix}", _compress(data, suffix)))
     assert _summary(rows) == [
         ("doc", None, 1),
         ("reject", "not_an_object", 2),
@@ -189,11 +215,18 @@ def test_plain_jsonl_splits_cover_every_line_once(tmp_path):
         assert [(r["reason"], r["byte_offset"]) for r in parts] == whole
 
 
-def test_corrupt_gzip_keeps_records_before_the_damage(tmp_path):
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_corrupt_gzip_keeps_records_before_the_damage(tmp_path, suffix):
     good = b"".join(LINES[:1]) * 50
-    data = gzip.compress(good + b'{"id": "z", "text": "tail"}\n' * 2000, mtime=0)
-    path = tmp_path / "broken.jsonl.gz"
-    path.write_bytes(data[: len(data) // 2])  # truncated stream
+    # Text that does not compress to nothing, so a cut in the compressed bytes is a cut in the records.
+    # bz2 decodes whole blocks (of a stream): what it keeps is the first of the two streams.
+    rng = random.Random(0)
+    tail = b"".join(
+        b'{"id": "z%d", "text": "%s"}\n' % (i, rng.randbytes(24).hex().encode()) for i in range(2000)
+    )
+    data = _compress(good + tail, suffix)
+    path = tmp_path / f"broken.jsonl{suffix}"
+    path.write_bytes(data[: len(data) * 3 // 5])  # truncated stream
     rows = _read(path)
     assert rows[-1]["reason"] == "unreadable_file"
     assert all(r["kind"] == "doc" for r in rows[:-1])
@@ -291,12 +324,11 @@ def test_text_helpers():
     assert doc_id("s", "1", "x", None) != doc_id("t", "1", "x", None)
     assert len(doc_id("s", "1", "x", None)) == 32
     assert html_to_text("<div>a<br>b</div><style>p{}</style>") == "a\nb"
-    assert [detect_format(p) for p in ("a.jsonl.zst", "b.warc.wet.gz", "c.parquet", "d.txt")] == [
-        "jsonl",
-        "warc",
-        "parquet",
-        None,
-    ]
+    names = ("a.jsonl.zst", "b.warc.wet.gz", "c.parquet", "d.txt", "e.JSON.XZ", "f.ndjson.zstd")
+    assert [detect_format(p) for p in names] == ["jsonl", "warc", "parquet", None, "jsonl", "jsonl"]
+    # warcio reads plain and gzipped archives only; a Parquet file compresses inside: the name is unknown
+    # (ingest then asks for ``format``), not read as garbage.
+    assert [detect_format(p) for p in ("g.warc.bz2", "h.wet.zst", "i.parquet.gz")] == [None] * 3
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from udfs.splits import (
     Split,
     SplitRows,
     compression,
+    content_codec,
     json_document_name,
     open_decompressed,
     open_input,
@@ -88,8 +89,14 @@ def _read_jsonl(split: Split, out: SplitRows) -> Iterator[dict]:
         yield from _read_json_array(split, out)
         return
     limit = out.opts.line_limit
-    plain = compression(split.uri) is None
-    if plain and (split.start or split.end is not None):
+    ranged = compression(split.uri) is None and (split.start or split.end is not None)
+    if ranged and content_codec(split.uri) is not None:
+        # Compressed data under a plain name, cut into byte ranges by its size: the file's first split
+        # reads all of it (decompressed), the others nothing.
+        if split.start:
+            return
+        ranged = False
+    if ranged:
         fh = io.BufferedReader(open_input(split.uri, seekable=True), 1 << 20)
         pos = 0
         if split.start:
@@ -103,7 +110,7 @@ def _read_jsonl(split: Split, out: SplitRows) -> Iterator[dict]:
         fh, pos = open_decompressed(split.uri), 0
     # Line numbers count from the split's start; the driver adds the lines of the splits before it.
     line_no = 0
-    end = split.end
+    end = split.end if ranged else None
     with fh:
         while end is None or pos < end:
             out.lines = line_no

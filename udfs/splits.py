@@ -20,52 +20,51 @@ from udfs.chat import MESSAGES_FIELD, SHAREGPT_FIELD, MalformedMessages, parse_m
 from udfs.text import HtmlExtractor, doc_id, registered_domain
 
 FORMATS = ("jsonl", "parquet", "warc")
-# "warc" is everything warcio reads: WARC, WET and WAT (WARC files too) and the older ARC format.
+# Codecs by file ending: what crawl dumps and dataset releases use (C4 and Dolma .json.gz, RedPajama and
+# SlimPajama .jsonl.zst, Wikipedia-derived .bz2, .xz archives). All but gzip and zstd come with Python.
+_CODECS = ((".gz", "gzip"), (".zst", "zstd"), (".zstd", "zstd"), (".bz2", "bz2"), (".xz", "xz"))
+# A name's format after its codec ending is taken off. "warc" is everything warcio reads: WARC, WET and WAT
+# (WARC files too) and the older ARC format; warcio reads plain and gzipped archives only.
 _EXTENSIONS = (
-    (".warc.gz", "warc"),
-    (".wet.gz", "warc"),
-    (".wat.gz", "warc"),
-    (".arc.gz", "warc"),
     (".warc", "warc"),
     (".wet", "warc"),
     (".wat", "warc"),
     (".arc", "warc"),
     (".parquet", "parquet"),
-    (".jsonl.gz", "jsonl"),
-    (".jsonl.zst", "jsonl"),
     (".jsonl", "jsonl"),
-    (".json.gz", "jsonl"),
-    (".json.zst", "jsonl"),
     (".json", "jsonl"),
     (".ndjson", "jsonl"),
 )
 
 
+def _without_codec(path: str) -> tuple[str, str | None]:
+    """The lower-cased name without its codec ending, and the codec (None for a plain file)."""
+    name = path.lower()
+    for ext, codec in _CODECS:
+        if name.endswith(ext):
+            return name.removesuffix(ext), codec
+    return name, None
+
+
 def detect_format(path: str) -> str | None:
     """The format of a file from its name, or None if the name says nothing we read."""
-    name = path.lower()
+    name, codec = _without_codec(path)
     for ext, fmt in _EXTENSIONS:
         if name.endswith(ext):
-            return fmt
+            # A Parquet file compresses inside; warcio reads gzip only.
+            ok = codec is None or (fmt == "jsonl") or (fmt == "warc" and codec == "gzip")
+            return fmt if ok else None
     return None
 
 
 def json_document_name(path: str) -> bool:
     """A ``.json`` name (plain or compressed): it may hold one JSON array of records instead of JSON lines."""
-    name = path.lower()
-    for ext in (".gz", ".zst", ".zstd"):
-        name = name.removesuffix(ext)
-    return name.endswith(".json")
+    return _without_codec(path)[0].endswith(".json")
 
 
 def compression(path: str) -> str | None:
-    """``gzip`` or ``zstd`` from the file name's ending; None for a plain file."""
-    name = path.lower()
-    if name.endswith(".gz"):
-        return "gzip"
-    if name.endswith(".zst") or name.endswith(".zstd"):
-        return "zstd"
-    return None
+    """The codec from the file name's ending (``gzip``, ``zstd``, ``bz2``, ``xz``); None for a plain file."""
+    return _without_codec(path)[1]
 
 
 @dataclass(frozen=True)
@@ -354,10 +353,38 @@ def open_input(uri: str, seekable: bool = False):
     return raw
 
 
+# Magic numbers of the codecs, for a file whose name does not say (gzip data saved as ``.jsonl``).
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\xfd7zXZ\x00", "xz"))
+
+
+def sniff_codec(head: bytes) -> str | None:
+    """The codec whose magic number ``head`` (a file's first 10 bytes) starts with, or None."""
+    for magic, codec in _MAGIC:
+        if head.startswith(magic):
+            return codec
+    # bz2: "BZh", the block size digit, then the magic of a block or of the end of the stream.
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
+        return "bz2"
+    return None
+
+
+def content_codec(uri: str) -> str | None:
+    """The codec a file's first bytes show (``sniff_codec``); one small read."""
+    with open_input(uri) as fh:
+        return sniff_codec(fh.read(10))
+
+
 def open_decompressed(uri: str):
-    """A binary stream of the file's content, decompressed by its extension (.gz, .zst); local or remote."""
+    """A binary stream of the file's content, decompressed by its name's codec; local or remote.
+
+    A file whose name has no codec is decompressed by the magic number it starts with, so gzip data saved
+    under a plain name is read as its records, not as bytes that are not UTF-8.
+    """
     raw = open_input(uri)
     kind = compression(uri)
+    if kind is None:
+        raw = io.BufferedReader(raw, 1 << 20)
+        kind = sniff_codec(raw.peek(10)[:10])
     # Small buffers on purpose: a truncated stream fails on the read that hits the damage, and every record
     # in the buffers before it is still delivered.
     if kind == "gzip":
@@ -368,4 +395,12 @@ def open_decompressed(uri: str):
         return io.BufferedReader(
             zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), 1 << 16
         )
-    return io.BufferedReader(raw, 1 << 20)
+    if kind == "bz2":  # multi-stream files (pbzip2, lbzip2) are read to the end
+        import bz2
+
+        return bz2.BZ2File(raw)
+    if kind == "xz":
+        import lzma
+
+        return lzma.LZMAFile(raw)
+    return raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, 1 << 20)

@@ -263,6 +263,31 @@ def test_parquet_rows_and_types(tmp_path):
     assert _summary(_read(junk, "parquet")) == [("reject", "unreadable_file", None)]
 
 
+def test_parquet_strings_stored_as_binary_are_read_as_utf8(tmp_path):
+    """BINARY columns without the UTF8 annotation (older writers; Spark's binaryAsString): the mapped text,
+    url and id are decoded as UTF-8, a row whose bytes are not UTF-8 is one reject, other binary columns stay
+    bytes in meta."""
+    large = pa.array([b"https://a.example.com/x", None, None], type=pa.large_binary())
+    table = pa.table(
+        {
+            "id": pa.array([b"b1", b"b2", b"b3"], type=pa.binary()),
+            "text": pa.array([b"binary text", "caf\u00e9".encode(), b"bad \xe9 byte"], type=pa.binary()),
+            "url": large,
+            "blob": pa.array([b"\xff\x00", None, None], type=pa.binary()),
+        }
+    )
+    path = tmp_path / "bin.parquet"
+    pq.write_table(table, path)
+    rows = _read(path, "parquet")
+    assert _summary(rows) == [("doc", None, 1), ("doc", None, 2), ("reject", "invalid_utf8", 3)]
+    assert [(r["source_id"], r["text"], r["url"]) for r in rows[:2]] == [
+        ("b1", "binary text", "https://a.example.com/x"),
+        ("b2", "caf\u00e9", None),
+    ]
+    assert rows[0]["doc_id"] == doc_id("src", "b1", "binary text", "https://a.example.com/x")
+    assert json.loads(rows[0]["meta"]) == {"blob": repr(b"\xff\x00")}
+
+
 def _warc(path, records):
     with open(path, "wb") as fh:
         w = WARCWriter(fh, gzip=True)

@@ -177,12 +177,12 @@ def _read_parquet(split: Split, out: SplitRows) -> Iterator[dict]:
             yield out.unreadable(f"row group after row {row_no} unreadable: {exc}", row_no + 1)
             return
         try:
-            rows = batch.to_pylist()
+            rows = _utf8_fields(batch, split).to_pylist()
         except Exception:  # invalid UTF-8 in a string column: find the rows it is in
             rows = []
             for i in range(batch.num_rows):
                 try:
-                    rows.append(batch.slice(i, 1).to_pylist()[0])
+                    rows.append(_utf8_fields(batch.slice(i, 1), split).to_pylist()[0])
                 except Exception as exc:
                     rows.append(exc)
         for obj in rows:
@@ -191,6 +191,24 @@ def _read_parquet(split: Split, out: SplitRows) -> Iterator[dict]:
                 yield out.reject("invalid_utf8", f"row is not valid UTF-8: {obj}", None, row_no)
             else:
                 yield out.record(obj, obj, row_no)
+
+
+def _utf8_fields(batch, split: Split):
+    """``batch`` with the binary columns that hold a mapped field (text, url, id) read as UTF-8 strings.
+
+    Parquet writers that predate or skip the UTF8 annotation store strings as plain BINARY (Spark reads
+    those with ``spark.sql.parquet.binaryAsString``); as bytes, every row would be a ``non_string_text``
+    reject. Other binary columns stay bytes. Raises ``ArrowInvalid`` on bytes that are not UTF-8.
+    """
+    import pyarrow as pa
+
+    paths = [p for p in (split.text_field, split.url_field, split.id_field) if p]
+    names = set(paths) | {p.split(".")[0] for p in paths}
+    for i, f in enumerate(batch.schema):
+        if f.name in names and (pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)):
+            to = pa.large_string() if pa.types.is_large_binary(f.type) else pa.string()
+            batch = batch.set_column(i, f.name, batch.column(i).cast(to))
+    return batch
 
 
 _READERS = {"jsonl": _read_jsonl, "parquet": _read_parquet, "warc": read_warc}

@@ -69,11 +69,13 @@ def list_input(where: str, i: int, inp) -> list[InputFile]:
 
 
 def plan_splits(files: list[InputFile], split_bytes: int) -> list[Split]:
-    """One split per file, except plain JSONL over ``split_bytes``, which is cut into byte ranges."""
+    """One split per file, except plain JSONL and Parquet over ``split_bytes``, which are cut into byte ranges
+    (a Parquet range reads the row groups that start in it)."""
     splits = []
     for f in files:
         text, url, id_ = f.fields
-        if f.fmt == "jsonl" and compression(f.uri) is None and f.size > split_bytes:
+        cuttable = f.fmt == "parquet" or (f.fmt == "jsonl" and compression(f.uri) is None)
+        if cuttable and f.size > split_bytes:
             for start in range(0, f.size, split_bytes):
                 end = min(start + split_bytes, f.size)
                 splits.append(

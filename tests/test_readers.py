@@ -261,6 +261,9 @@ def test_parquet_rows_and_types(tmp_path):
     junk = tmp_path / "junk.parquet"
     junk.write_bytes(b"not parquet at all")
     assert _summary(_read(junk, "parquet")) == [("reject", "unreadable_file", None)]
+    # Cut in byte ranges, the file is still one reject: its first range's.
+    assert _summary(_read(junk, "parquet", start=0, end=8)) == [("reject", "unreadable_file", None)]
+    assert _read(junk, "parquet", start=8, end=None) == []
 
 
 def test_parquet_strings_stored_as_binary_are_read_as_utf8(tmp_path):

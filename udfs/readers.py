@@ -159,14 +159,18 @@ def _read_jsonl(split: Split, out: SplitRows) -> Iterator[dict]:
 
 
 def _read_parquet(split: Split, out: SplitRows) -> Iterator[dict]:
+    """A Parquet file, or in a byte range of it the row groups that start there (as Spark and Hadoop split
+    Parquet): a large file is read by several tasks, each row group by exactly one. Record numbers are the
+    rows' positions in the whole file, from the row counts in the footer."""
     import pyarrow.parquet as pq
 
-    row_no = 0
     try:
         pf = pq.ParquetFile(open_input(split.uri, seekable=True))
-        batches = pf.iter_batches(batch_size=1024)
+        groups, row_no = _row_groups(pf.metadata, split)
+        batches = pf.iter_batches(batch_size=1024, row_groups=groups) if groups != [] else iter(())
     except Exception as exc:  # not a Parquet file, truncated footer, …
-        yield out.unreadable(f"not a readable Parquet file: {exc}")
+        if not split.start:  # one reject per file, from its first split
+            yield out.unreadable(f"not a readable Parquet file: {exc}")
         return
     while True:
         try:
@@ -191,6 +195,31 @@ def _read_parquet(split: Split, out: SplitRows) -> Iterator[dict]:
                 yield out.reject("invalid_utf8", f"row is not valid UTF-8: {obj}", None, row_no)
             else:
                 yield out.record(obj, obj, row_no)
+
+
+def _row_groups(meta, split: Split) -> tuple[list[int] | None, int]:
+    """The row groups a split reads (None: all of them) and the rows of the file before the first one.
+
+    A row group belongs to the split whose byte range holds its first byte (the first page of its first
+    column chunk), so the splits of a file share its row groups out with none read twice or left over.
+    """
+    if not split.start and split.end is None:
+        return None, 0
+    groups, before = [], 0
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        chunks = [rg.column(c) for c in range(rg.num_columns)]
+        first = min(
+            c.dictionary_page_offset
+            if c.has_dictionary_page and c.dictionary_page_offset
+            else c.data_page_offset
+            for c in chunks
+        )
+        if first < split.start:
+            before += rg.num_rows
+        elif split.end is None or first < split.end:
+            groups.append(i)
+    return groups, before
 
 
 def _utf8_fields(batch, split: Split):

@@ -231,7 +231,7 @@ class SplitRows:
             where = "no record read"
         else:
             where = f"last good record: {self.last_record}"
-            if self.split.start:
+            if self.split.start and self.split.fmt == "jsonl":  # Parquet rows are numbered in the whole file
                 where += f" (numbered from byte {self.split.start})"
         return self.reject("unreadable_file", f"{detail[:900]}; {where}", None, record_number, byte_offset)
 

@@ -71,7 +71,7 @@ class IngestConf(Strict):
         description="largest .json file holding one JSON array (read whole, unlike JSON lines)",
     )
     split_bytes: int = Field(
-        128 * 1024 * 1024, ge=1024, description="plain JSONL files are split at this size"
+        128 * 1024 * 1024, ge=1024, description="plain JSONL and Parquet files are split at this size"
     )
     snippet_chars: int = Field(200, ge=0)
     batch_rows: int = Field(2048, ge=1)

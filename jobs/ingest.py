@@ -36,7 +36,7 @@ from jobs.ingest_read import (
     to_rejects,
     unresolved_paths,
 )
-from jobs.runtime import JobContext, job_parser, run_job
+from jobs.runtime import JobContext, ignored_note, job_parser, run_job
 from jobs.session import session_settings
 from jobs.tables import CommitResult, TableMoved
 from schemas import bronze
@@ -429,17 +429,20 @@ def _ingest_batch(
 def ingest(ctx: JobContext) -> str:
     """The stage body: list → skip already-ingested → read → split docs/rejects → gate → publish."""
     conf, lakehouse, run, spark = ctx.conf.ingest, ctx.lakehouse, ctx.run, ctx.spark
-    files = list_inputs(conf, ctx.conf.source_file)
+    ignored: list[str] = []
+    files = list_inputs(conf, ctx.conf.source_file, ignored)
     todo = plan_inputs(lakehouse, run, files).todo
     run.inputs = [f.fingerprint for f in todo]
+    published = Published(notes=[n for n in [ignored_note(ignored)] if n])
     if not todo:
         run.rows_in = run.rows_out = 0
         summary = _fmt_summary(run, 0, len(files), 0, 0, Counter(), {}, lakehouse)
-        return summary.replace(
+        summary = summary.replace(
             f"ingest run {run.run_id}",
             f"ingest run {run.run_id}: nothing new: every input file was ingested before; nothing written",
             1,
         )
+        return "\n".join([summary, *(f"  note: {n}" for n in published.notes)])
 
     opts = ReaderOptions(
         conf.max_doc_bytes,
@@ -453,7 +456,6 @@ def ingest(ctx: JobContext) -> str:
     )
     docs_params = {"run_id": run.run_id, "max_doc_bytes": conf.max_doc_bytes}
     summaries: list = []
-    published = Published()
     for batch in file_batches(todo, conf.commit_bytes):
         got, batch_summaries = _ingest_batch(spark, lakehouse, run, batch, opts, conf, docs_params)
         summaries += batch_summaries

@@ -38,8 +38,10 @@ class InputFile:
         return f"{self.uri}|{self.size}|{self.mtime_ns}"
 
 
-def list_inputs(conf: IngestConf, conf_file: str | None = None) -> list[InputFile]:
-    """Every input file the profile names, with its format.
+def list_inputs(
+    conf: IngestConf, conf_file: str | None = None, ignored: list[str] | None = None
+) -> list[InputFile]:
+    """Every input file the profile names, with its format (hidden files go to ``ignored``: ``list_files``).
 
     Raises:
         InputError: a path matches no file (the message names the profile file and the key).
@@ -47,12 +49,12 @@ def list_inputs(conf: IngestConf, conf_file: str | None = None) -> list[InputFil
             the key.
     """
     where = conf_file or "profile"
-    return [f for i, inp in enumerate(conf.inputs) for f in list_input(where, i, inp)]
+    return [f for i, inp in enumerate(conf.inputs) for f in list_input(where, i, inp, ignored)]
 
 
-def list_input(where: str, i: int, inp) -> list[InputFile]:
+def list_input(where: str, i: int, inp, ignored: list[str] | None = None) -> list[InputFile]:
     """The files of ``ingest.inputs[i]`` (see ``list_inputs``)."""
-    matches = list_files(inp.path)
+    matches = list_files(inp.path, ignored)
     if not matches:
         raise InputError(f"{where}: ingest.inputs[{i}].path: no files match {inp.path!r}")
     files = []

@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from jobs import freshness
 from jobs.gates import Output, publish
 from jobs.methods.heldout import eval_overlap
-from jobs.runtime import JobContext, UsageError, job_parser, list_files, run_job
+from jobs.runtime import JobContext, UsageError, ignored_note, job_parser, list_files, run_job
 from schemas import ref
 from udfs.benchmark_items import eval_item
 from udfs.benchmarks import (
@@ -58,9 +58,9 @@ WATCH = freshness.Watch(
 )
 
 
-def _matches(conf_file: str | None, key: str, path: str) -> list:
+def _matches(conf_file: str | None, key: str, path: str, ignored: list[str] | None = None) -> list:
     """The files a configured path names; a path that names none is a usage error, not an empty table."""
-    matches = list_files(path)
+    matches = list_files(path, ignored)
     if not matches:
         raise UsageError(f"{conf_file or 'profile'}: {key}.path: no files match {path!r}")
     return matches
@@ -116,9 +116,9 @@ def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str],
     Raises:
         UsageError: a configured path matches no file.
     """
-    rows, problems, notes = [], [], []
+    rows, problems, notes, ignored = [], [], [], []
     for i, inp in enumerate(conf.refs.benchmarks):
-        matches = _matches(conf_file, f"refs.benchmarks[{i}]", inp.path)
+        matches = _matches(conf_file, f"refs.benchmarks[{i}]", inp.path, ignored)
         for uri, _, _ in matches:
             file_name, file_split = name_and_split(uri)
             stem = os.path.basename(uri).split(".")[0]
@@ -168,7 +168,7 @@ def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str],
                 )
             per = ", ".join(f"{k} {v}" for k, v in sorted(splits.items())) or "no examples"
             notes.append(f"{os.path.basename(uri)}: {per}" + (f"; {layout[2]}" if layout else ""))
-    return rows, problems, notes
+    return rows, problems, notes + [n for n in [ignored_note(ignored)] if n]
 
 
 def _records(uri: str, fmt: str) -> Iterator[tuple[int, dict | None, str | None]]:

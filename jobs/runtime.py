@@ -11,6 +11,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -33,22 +34,65 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
 log = logging.getLogger("corpuslake")
 
 
-def list_files(pattern: str) -> list[tuple[str, int, int]]:
-    """Files matching a local glob or an object-store pattern, sorted: (uri, size, mtime_ns)."""
-    if "://" not in pattern:
-        paths = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-        return [(os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for p in paths]
-    import fnmatch
+_WILDCARD = re.compile(r"[*?\[]")
 
-    fs, path = pafs.FileSystem.from_uri(pattern.replace("s3a://", "s3://", 1))
-    scheme = pattern.split("://", 1)[0]
-    base = path.split("*", 1)[0].rsplit("/", 1)[0]
-    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    return sorted(
-        (f"{scheme}://{i.path}", i.size, int(i.mtime_ns or 0))
-        for i in infos
-        if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path)
+
+def list_files(pattern: str, ignored: list[str] | None = None) -> list[tuple[str, int, int]]:
+    """Files matching a local glob or an object-store pattern, sorted: (uri, size, mtime_ns).
+
+    A folder stands for every file below it (as ``spark.read`` takes one). Below a pattern's wildcards or a
+    folder, a file with a name, or in a folder, that starts with ``_`` or ``.`` is left out, as Spark and
+    Hadoop leave them out: a Spark output folder's ``_SUCCESS``, ``.part-….crc`` and ``_temporary/`` are not
+    records. Those go to ``ignored`` (when given) so the caller can say so. A path naming one file is read
+    whatever its name.
+    """
+    exact = not _WILDCARD.search(pattern)
+    base = pattern if exact else _WILDCARD.split(pattern, 1)[0].rsplit("/", 1)[0]
+    if "://" not in pattern:
+        if exact and os.path.isdir(pattern):
+            found = glob.glob(os.path.join(glob.escape(pattern), "**"), recursive=True, include_hidden=True)
+        else:
+            found = glob.glob(pattern, recursive=True, include_hidden=not exact)
+        files = [(p, os.stat(p)) for p in found if os.path.isfile(p)]
+        listed = [(os.path.abspath(p), st.st_size, st.st_mtime_ns, _hidden(p, base)) for p, st in files]
+    else:
+        import fnmatch
+
+        fs, path = pafs.FileSystem.from_uri(pattern.replace("s3a://", "s3://", 1))
+        scheme = pattern.split("://", 1)[0]
+        kind = fs.get_file_info(path).type if exact else None
+        if kind == pafs.FileType.File:
+            infos, root = [fs.get_file_info(path)], path
+        elif kind in (None, pafs.FileType.Directory):
+            root = path if exact else _WILDCARD.split(path, 1)[0].rsplit("/", 1)[0]
+            infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        else:
+            infos, root = [], path
+        listed = [
+            (f"{scheme}://{i.path}", i.size, int(i.mtime_ns or 0), _hidden(i.path, root))
+            for i in infos
+            if i.type == pafs.FileType.File and (exact or fnmatch.fnmatch(i.path, path))
+        ]
+    if ignored is not None:
+        ignored.extend(sorted(uri for uri, _, _, hidden in listed if hidden))
+    return sorted((uri, size, mtime) for uri, size, mtime, hidden in listed if not hidden)
+
+
+def ignored_note(uris: list[str]) -> str | None:
+    """The summary line for the files ``list_files`` left out, naming the first few; None when none."""
+    if not uris:
+        return None
+    names = ", ".join(uris[:3]) + (f" and {len(uris) - 3} more" if len(uris) > 3 else "")
+    return (
+        f"ignored {len(uris)} file(s) whose name or folder starts with '_' or '.' (as Spark does: _SUCCESS, "
+        f".crc, _temporary): {names}; name a file exactly to read it"
     )
+
+
+def _hidden(path: str, base: str) -> bool:
+    """A name starting with ``_`` or ``.`` below ``base`` (the folder or the pattern's fixed part)."""
+    rel = path[len(base) :] if path.startswith(base) else ""
+    return any(part.startswith(("_", ".")) for part in rel.replace(os.sep, "/").split("/") if part)
 
 
 class InputError(RuntimeError):

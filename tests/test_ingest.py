@@ -366,6 +366,47 @@ def test_crawl_formats_through_the_job(spark, tmp_path, capsys):
     assert (last["rows_in"], last["rows_out"]) == (23, 16)
 
 
+def test_a_spark_output_folder_is_read_without_its_markers(spark, tmp_path, capsys):
+    """``path`` naming a folder reads every file below it; Spark's ``_SUCCESS``, ``.crc`` files and
+    ``_temporary/`` are left out, as Spark leaves them, and the summary says so. Object-store URIs (here
+    ``file://``) list the same way."""
+    from jobs.runtime import list_files
+
+    out = tmp_path / "spark-out"
+    for i in range(2):
+        part = out / f"part-0000{i}-x.json.gz"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(gzip.compress(json.dumps({"text": f"spark part {i}"}).encode() + b"\n"))
+        (out / f".part-0000{i}-x.json.gz.crc").write_bytes(b"crc")
+    (out / "_SUCCESS").write_bytes(b"")
+    (out / "_temporary" / "0").mkdir(parents=True)
+    (out / "_temporary" / "0" / "part-00009-x.json").write_text('{"text": "a task that never committed"}\n')
+    markers = [str(out / n) for n in (".part-00000-x.json.gz.crc", ".part-00001-x.json.gz.crc", "_SUCCESS")]
+    unfinished = str(out / "_temporary" / "0" / "part-00009-x.json")
+    parts = [str(out / f"part-0000{i}-x.json.gz") for i in range(2)]
+    # A local "*" stays in its folder; a folder, and an object-store "*", reach every file below.
+    for pattern, prefix, left_out in (
+        (str(out), "", [*markers, unfinished]),
+        (f"{out}/*", "", markers),
+        (f"file://{out}/*", "file://", [*markers, unfinished]),
+    ):
+        ignored: list[str] = []
+        assert [u for u, _, _ in list_files(pattern, ignored)] == [prefix + p for p in parts]
+        assert ignored == sorted(prefix + p for p in left_out)
+    # Named exactly, a file is read whatever its name.
+    assert [u for u, _, _ in list_files(str(out / "_SUCCESS"))] == [str(out / "_SUCCESS")]
+
+    wh = tmp_path / "wh"
+    conf = write_conf(tmp_path / "c.yaml", wh, [{"name": "spark", "path": str(out)}])
+    args = argparse.Namespace(conf=str(conf), overrides=[], run_id=None, verbose=False)
+    assert run_job(ingest.STAGE, args, ingest.ingest) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "records read: 2 = accepted 2 + rejected 0 + skipped 0" in printed
+    assert "note: ignored 4 file(s) whose name or folder starts with '_' or '.'" in printed
+    texts = sorted(r["text"] for r in EmbeddedLakehouse(spark, str(wh)).read(bronze.DOCUMENTS).collect())
+    assert texts == ["spark part 0", "spark part 1"]
+
+
 def test_summary_lists_eight_reasons_then_how_many_more():
     counts = Counter({f"reason_{i}": 10 - i for i in range(10)})
     assert ingest._top(counts) == ", ".join(f"reason_{i} {10 - i}" for i in range(8)) + ", … 2 more"

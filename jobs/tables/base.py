@@ -328,7 +328,10 @@ class Lakehouse:
         """
         if staged.done:
             raise RuntimeError(f"{staged.spec.name}: staged write already committed or aborted")
+        # Whether a check below has just read the table's latest version (the commit can build on it).
+        fresh = False
         if app_id is not None and txn_version is not None:
+            fresh = True
             current = self.transaction_version(staged.spec, app_id)
             if current is not None and current == txn_version:
                 self.abort(staged)
@@ -341,7 +344,7 @@ class Lakehouse:
                     "per run, so only a writer reusing another's app id gets here); nothing was committed"
                 )
         if read_version is not None:
-            current = self.version(staged.spec)
+            current, fresh = self.version(staged.spec), True
             if current != read_version:
                 self.abort(staged)
                 raise TableMoved(staged.spec.name, read_version, current)
@@ -353,14 +356,23 @@ class Lakehouse:
             {"run_id": staged.run_id, **metadata},
             list(merge_on or []),
             read_version,
+            fresh,
         )
         staged.done = True
         faults.fault_point("after_commit", staged.spec.name)
         return result
 
     def _commit(
-        self, staged, app_id, txn_version, metadata, merge_on: list[str], read_version: int | None
+        self,
+        staged,
+        app_id,
+        txn_version,
+        metadata,
+        merge_on: list[str],
+        read_version: int | None,
+        fresh: bool = False,
     ) -> CommitResult:
+        """The engine's commit; ``fresh``: ``commit`` has just read the table's latest version."""
         raise NotImplementedError
 
     def commit_info(self, spec: TableSpec, key: str) -> list[tuple[int, str | None, str]]:

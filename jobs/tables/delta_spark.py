@@ -112,9 +112,10 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
             return Lakehouse.rows(self, spec, columns)
         return super().rows(spec, columns)
 
-    def rs_writable(self, spec: TableSpec) -> bool:
-        """Whether delta-rs may commit Spark-written files to this table (see the class docstring)."""
-        dt = self._dt(spec)
+    def rs_writable(self, spec: TableSpec, dt=None) -> bool:
+        """Whether delta-rs may commit Spark-written files to this table (see the class docstring); ``dt``:
+        the table as just opened (default: the latest version)."""
+        dt = dt or self._dt(spec)
         p = dt.protocol()
         conf = dt.metadata().configuration
         return (
@@ -125,13 +126,15 @@ class DeltaSparkLakehouse(EmbeddedLakehouse):
         )
 
     def _commit(
-        self, staged: StagedWrite, app_id, txn_version, metadata, merge_on, read_version=None
+        self, staged: StagedWrite, app_id, txn_version, metadata, merge_on, read_version=None, fresh=False
     ) -> CommitResult:
         spec = staged.spec
         if merge_on:
             return self._merge(staged, merge_on)
-        if self.rs_writable(spec):
-            return super()._commit(staged, app_id, txn_version, metadata, merge_on, read_version)
+        # The snapshot the commit is built on answers the protocol question too (a log listing less).
+        dt = self._commit_base(spec, read_version, fresh)
+        if self.rs_writable(spec, dt):
+            return super()._commit(staged, app_id, txn_version, metadata, merge_on, read_version, fresh, dt)
         writer = staged.dataframe().write.format("delta").option("userMetadata", staged.run_id)
         if app_id and txn_version is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", txn_version)

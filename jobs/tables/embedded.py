@@ -216,9 +216,29 @@ class EmbeddedLakehouse(Lakehouse):
             return True  # cannot tell: keeping orphan files is safe, deleting table data is not
         return any(f["path"] in live for f in staged.files)
 
+    def _commit_base(self, spec: TableSpec, read_version: int | None, fresh: bool = False):
+        """The snapshot a commit is built on: the latest, or the version its rows were checked against (a
+        commit in between then makes this one fail). ``fresh``: the open table was refreshed just now (by
+        ``commit``'s own checks), so it is used as it is rather than listing the log again, and when it is at
+        ``read_version`` rather than loading that version from the log."""
+        open_dt = self._open_tables.get(spec.name) if fresh else None
+        if open_dt is not None and (read_version is None or open_dt.version() == read_version):
+            return open_dt
+        return self._dt(spec) if read_version is None else self._dt(spec, read_version)
+
     def _commit(
-        self, staged: StagedWrite, app_id, txn_version, metadata, merge_on, read_version=None
+        self,
+        staged: StagedWrite,
+        app_id,
+        txn_version,
+        metadata,
+        merge_on,
+        read_version=None,
+        fresh: bool = False,
+        dt=None,
     ) -> CommitResult:
+        """See ``Lakehouse.commit``; ``dt``: the snapshot to build on, when the caller already opened it
+        (``_commit_base``)."""
         from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
 
         spec = staged.spec
@@ -255,8 +275,7 @@ class EmbeddedLakehouse(Lakehouse):
             # must an append whose rows were checked against one version (read_version).
             max_commit_retries=None if staged.mode == "append" and read_version is None else 0,
         )
-        # Built on the version the rows were checked against: a commit in between makes this one fail.
-        dt = self._dt(spec) if read_version is None else self._dt(spec, read_version)
+        dt = dt or self._commit_base(spec, read_version, fresh)
         try:
             dt.create_write_transaction(
                 actions,

@@ -410,17 +410,19 @@ def _ingest_batch(
     splits = plan_splits(files, conf.split_bytes)
     # Persisted before numbering: every job below reads these rows, and the reader runs once.
     raw = read_raw(spark, splits, opts, conf.split_bytes, sizes).persist()
+    # The summaries' collect is the job that fills the cache, and the gates' Great Expectations batch is a
+    # second cache of the staged documents, texts included. Spark's in-memory columns are compressed by
+    # default, which costs CPU for every text (scanning it for runs and dictionary values) and saves little
+    # on web text: at x100 of the sample, the read and cache took 15.4-16.0 s compressed against 11.6-13.4 s
+    # uncompressed (9.3-9.5 s for the read alone); the gates' cache uncompressed too, a warm ingest took
+    # 11.7 s against 13.0 s (medians of 3, alternating, one JVM; 2026-11-28).
     try:
-        # The summaries' collect is the job that fills the cache. Spark's in-memory columns are compressed
-        # by default, which costs CPU for every text (scanning it for runs and dictionary values) and saves
-        # little on web text: at x100 of the sample, the read and cache took 15.4-16.0 s compressed against
-        # 11.6-13.4 s uncompressed (9.3-9.5 s for the read alone).
         with session_settings(spark, {CACHE_COMPRESSED: "false"}):
             summaries = split_summaries(raw)
-        parsed = number_records(raw, summaries)
-        published = publish_checked(
-            lakehouse, run, parsed, rows_per_file(summaries), files, conf.snippet_chars, docs_params
-        )
+            parsed = number_records(raw, summaries)
+            published = publish_checked(
+                lakehouse, run, parsed, rows_per_file(summaries), files, conf.snippet_chars, docs_params
+            )
     finally:
         raw.unpersist()
     return published, summaries

@@ -36,7 +36,7 @@ from jobs.ingest_read import (
     to_rejects,
     unresolved_paths,
 )
-from jobs.runtime import JobContext, ignored_note, job_parser, run_job
+from jobs.runtime import JobContext, ignored_notes, job_parser, run_job
 from jobs.session import session_settings
 from jobs.tables import CommitResult, TableMoved
 from schemas import bronze
@@ -435,7 +435,7 @@ def ingest(ctx: JobContext) -> str:
     files = list_inputs(conf, ctx.conf.source_file, ignored)
     todo = plan_inputs(lakehouse, run, files).todo
     run.inputs = [f.fingerprint for f in todo]
-    published = Published(notes=[n for n in [ignored_note(ignored)] if n])
+    published = Published(notes=ignored_notes(ignored))
     if not todo:
         run.rows_in = run.rows_out = 0
         summary = _fmt_summary(run, 0, len(files), 0, 0, Counter(), {}, lakehouse)
@@ -444,7 +444,7 @@ def ingest(ctx: JobContext) -> str:
             f"ingest run {run.run_id}: nothing new: every input file was ingested before; nothing written",
             1,
         )
-        return "\n".join([summary, *(f"  note: {n}" for n in published.notes)])
+        return _with_notes(summary, published.notes)
 
     opts = ReaderOptions(
         conf.max_doc_bytes,
@@ -488,7 +488,12 @@ def ingest(ctx: JobContext) -> str:
         by_type,
         warnings,
     )
-    return "\n".join([summary, *(f"  note: {n}" for n in published.notes)])
+    return _with_notes(summary, published.notes)
+
+
+def _with_notes(summary: str, notes: list[str]) -> str:
+    """The stage's closing text: the summary, then one ``note:`` line each."""
+    return "\n".join([summary, *(f"  note: {n}" for n in notes)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from jobs import freshness
 from jobs.gates import Output, publish
 from jobs.methods.heldout import eval_overlap
-from jobs.runtime import JobContext, UsageError, ignored_note, job_parser, list_files, run_job
+from jobs.runtime import JobContext, UsageError, ignored_notes, job_parser, list_files, run_job
 from schemas import ref
 from udfs.benchmark_items import eval_item
 from udfs.benchmarks import (
@@ -168,7 +168,7 @@ def read_benchmarks(conf, conf_file: str | None) -> tuple[list[dict], list[str],
                 )
             per = ", ".join(f"{k} {v}" for k, v in sorted(splits.items())) or "no examples"
             notes.append(f"{os.path.basename(uri)}: {per}" + (f"; {layout[2]}" if layout else ""))
-    return rows, problems, notes + [n for n in [ignored_note(ignored)] if n]
+    return rows, problems, notes + ignored_notes(ignored)
 
 
 def _records(uri: str, fmt: str) -> Iterator[tuple[int, dict | None, str | None]]:

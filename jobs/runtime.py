@@ -47,7 +47,7 @@ def list_files(pattern: str, ignored: list[str] | None = None) -> list[tuple[str
     whatever its name.
     """
     exact = not _WILDCARD.search(pattern)
-    base = pattern if exact else _WILDCARD.split(pattern, 1)[0].rsplit("/", 1)[0]
+    base = _fixed_folder(pattern)
     if "://" not in pattern:
         if exact and os.path.isdir(pattern):
             found = glob.glob(os.path.join(glob.escape(pattern), "**"), recursive=True, include_hidden=True)
@@ -60,14 +60,14 @@ def list_files(pattern: str, ignored: list[str] | None = None) -> list[tuple[str
 
         fs, path = pafs.FileSystem.from_uri(pattern.replace("s3a://", "s3://", 1))
         scheme = pattern.split("://", 1)[0]
-        kind = fs.get_file_info(path).type if exact else None
-        if kind == pafs.FileType.File:
-            infos, root = [fs.get_file_info(path)], path
-        elif kind in (None, pafs.FileType.Directory):
-            root = path if exact else _WILDCARD.split(path, 1)[0].rsplit("/", 1)[0]
+        root = _fixed_folder(path)
+        info = fs.get_file_info(path) if exact else None
+        if info is not None and info.type == pafs.FileType.File:
+            infos = [info]
+        elif info is None or info.type == pafs.FileType.Directory:
             infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
         else:
-            infos, root = [], path
+            infos = []
         listed = [
             (f"{scheme}://{i.path}", i.size, int(i.mtime_ns or 0), _hidden(i.path, root))
             for i in infos
@@ -78,15 +78,21 @@ def list_files(pattern: str, ignored: list[str] | None = None) -> list[tuple[str
     return sorted((uri, size, mtime) for uri, size, mtime, hidden in listed if not hidden)
 
 
-def ignored_note(uris: list[str]) -> str | None:
-    """The summary line for the files ``list_files`` left out, naming the first few; None when none."""
+def ignored_notes(uris: list[str]) -> list[str]:
+    """The summary line for the files ``list_files`` left out, naming the first few; none when none."""
     if not uris:
-        return None
+        return []
     names = ", ".join(uris[:3]) + (f" and {len(uris) - 3} more" if len(uris) > 3 else "")
-    return (
+    return [
         f"ignored {len(uris)} file(s) whose name or folder starts with '_' or '.' (as Spark does: _SUCCESS, "
         f".crc, _temporary): {names}; name a file exactly to read it"
-    )
+    ]
+
+
+def _fixed_folder(pattern: str) -> str:
+    """The part of a path that no wildcard touches: the path itself, or the folder before the first one."""
+    m = _WILDCARD.search(pattern)
+    return pattern if m is None else pattern[: m.start()].rsplit("/", 1)[0]
 
 
 def _hidden(path: str, base: str) -> bool:

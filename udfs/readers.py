@@ -167,7 +167,7 @@ def _read_parquet(split: Split, out: SplitRows) -> Iterator[dict]:
     try:
         pf = pq.ParquetFile(open_input(split.uri, seekable=True))
         groups, row_no = _row_groups(pf.metadata, split)
-        batches = pf.iter_batches(batch_size=1024, row_groups=groups) if groups != [] else iter(())
+        batches = pf.iter_batches(batch_size=1024, row_groups=groups)
     except Exception as exc:  # not a Parquet file, truncated footer, …
         if not split.start:  # one reject per file, from its first split
             yield out.unreadable(f"not a readable Parquet file: {exc}")
